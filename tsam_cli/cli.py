@@ -1,0 +1,127 @@
+"""The ``tsam`` command line: a thin Typer layer over :mod:`tsam_cli.pipeline`.
+
+Heavy modules (torch, cv2, av) are imported inside the commands, so ``tsam --help`` and
+``tsam --version`` answer instantly. Errors: every :class:`~tsam_cli.errors.TsamError` is
+turned into one ``error: ...`` line and its exit code here, in :func:`main`, and nowhere
+else; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import Interrupted, TsamError
+
+app = typer.Typer(
+    help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_DEBUG = {"on": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tsam {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _DEBUG["on"] = debug
+
+
+@app.command()
+def inpaint(
+    video: Path = typer.Argument(..., help="Input video file (mp4, mov, mkv, webm, avi, ...) or folder of frames."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames."),
+    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask video, folder of mask images, or one image for all frames. White/non-zero = remove."),
+    box: Optional[str] = typer.Option(None, "--box", help="Static rectangle to remove, x,y,w,h in video pixels (alone or with --mask)."),
+    invert_mask: bool = typer.Option(False, "--invert-mask", help="Black/zero = remove instead."),
+    dilate: int = typer.Option(4, "--dilate", help="Grow the mask by this many pixels (covers object edges and shadows' fringes)."),
+    mask_threshold: Optional[int] = typer.Option(None, "--mask-threshold", help="A mask pixel is 'remove' when its value is above this (default: 0 for PNG, 127 for JPEG/video masks)."),
+    max_size: int = typer.Option(960, "--max-size", help="Process at most this many pixels on the long side; filled pixels are pasted back at full size."),
+    crf: int = typer.Option(18, "--crf", help="H.264 quality (0-51, lower is better)."),
+    lossless: bool = typer.Option(False, "--lossless", help="Bit-exact output (H.264 RGB qp 0 in .mp4/.mov, FFV1 in .mkv). Folders are always lossless PNG."),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
+    flow: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis-fast, dis-ultrafast."),
+    no_propagation: bool = typer.Option(False, "--no-propagation", help="Skip flow-guided propagation; fill every frame on its own."),
+    window: int = typer.Option(40, "--window", help="Frames completed per temporal window (memory grows with it)."),
+    lookahead: int = typer.Option(10, "--lookahead", help="Extra future frames each window may copy content from."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary (warnings still shown)."),
+) -> None:
+    """Fill the masked region of VIDEO and write the result to -o."""
+    from .pipeline import InpaintOptions, inpaint as run
+    from .ui import RichReporter
+
+    opts = InpaintOptions(
+        mask=str(mask) if mask else None, box=box, invert_mask=invert_mask, dilate=dilate,
+        mask_threshold=mask_threshold, max_size=max_size, lossless=lossless, crf=crf, fps=fps,
+        device=device, overwrite=overwrite, quiet=quiet, flow=flow, window=window,
+        lookahead=lookahead, propagation=not no_propagation,
+    )
+    rep = RichReporter(quiet=quiet)
+    try:
+        report = run(video, output, opts, reporter=rep)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: no output was written") from None
+    if not quiet:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items() if v >= 0.05)
+        rep.info(
+            f"[green]wrote[/green] {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
+            f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
+            f" [dim]({stages})[/dim]"
+        )
+
+
+def _mount_optional() -> None:
+    """Mount sub-commands whose modules exist (weights, eval, masks)."""
+    try:
+        from .weights_cli import app as weights_app
+    except ImportError:
+        weights_app = None
+    if weights_app is not None:
+        app.add_typer(weights_app, name="weights", help="List and download model weights.")
+    try:
+        from .eval_cli import eval_command, masks_app
+    except ImportError:
+        eval_command = masks_app = None
+    if eval_command is not None:
+        app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp).")(eval_command)
+        app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
+
+
+_mount_optional()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: run the app, map errors to one line + exit code (returned).
+
+    Typer/click handle usage errors themselves (message + exit code 2).
+    """
+    try:
+        app(args=argv, prog_name="tsam")  # standalone mode: always ends in SystemExit
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except TsamError as exc:
+        if _DEBUG["on"]:
+            raise
+        typer.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""The inpainting pipeline: decode -> masks -> flow -> propagation -> fill -> paste back -> encode.
+
+One function, :func:`inpaint`, owns the whole run; the CLI only parses options into an
+:class:`InpaintOptions`. Everything streams through temporal windows, so memory is set by
+the resolution and the window length, never by the video length:
+
+* frames are decoded one at a time and queued until a window of ``window + lookahead``
+  frames is ready;
+* each frame is also reduced to the processing size (at most ``max_size`` pixels on the
+  long side); flow, propagation and filling run there;
+* pair flows are computed once per pair of neighbouring frames (only where one of the two
+  has a hole) and cached while the pair is inside the current window;
+* the first ``window`` frames are completed, pasted back into the full-resolution frames
+  (only pixels inside the dilated mask change) and encoded; the ``lookahead`` frames are
+  processed again as the start of the next window, which also receives the last
+  completed frame, so propagation continues across window borders.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow
+from .masks import MaskSpec, MaskStream, parse_box
+from .propagate import TeleaFiller, propagate
+from .ui import NullReporter
+from .video import VideoWriter, check_output_path, iter_frames, probe
+
+DEFAULT_MAX_SIZE = 960
+
+
+@dataclass
+class InpaintOptions:
+    """Options of one ``tsam inpaint`` run (CLI flags of the same names)."""
+
+    mask: str | None = None
+    box: tuple[int, int, int, int] | str | None = None
+    invert_mask: bool = False
+    dilate: int = 4
+    mask_threshold: int | None = None
+    max_size: int = DEFAULT_MAX_SIZE
+    lossless: bool = False
+    crf: int = 18
+    fps: float | None = None
+    device: str = "auto"
+    overwrite: bool = False
+    quiet: bool = False
+    flow: str = "dis"
+    delta: float = DEFAULT_DELTA
+    window: int = 40
+    lookahead: int = 10
+    propagation: bool = True
+
+
+@dataclass
+class InpaintReport:
+    """What a run did: sizes, counts, per-stage seconds, warnings and notes."""
+
+    output: Path
+    n_frames: int
+    size: tuple[int, int]
+    proc_size: tuple[int, int]
+    fps: float
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def processing_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """Largest size with the same aspect whose long side is at most ``max_size`` (never upscales)."""
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; validates explicit choices."""
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise UsageError(f"--device {device!r} is not known: use auto, cpu or cuda")
+    if device == "cpu":
+        return "cpu"
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device} asked for, but PyTorch sees no CUDA GPU: use --device cpu")
+    return device
+
+
+@dataclass
+class _Item:
+    """One frame in the window queue."""
+
+    index: int
+    full: np.ndarray  # (H, W, 3) uint8 RGB, full resolution
+    pts: int | None
+    mask: np.ndarray  # (H, W) bool, full resolution, dilated; True = hole
+    small: np.ndarray  # (h, w, 3) uint8, processing resolution
+    hole: np.ndarray  # (h, w) bool, processing resolution; any covered pixel is a hole
+
+
+def _reduce(item_full: np.ndarray, mask: np.ndarray, proc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Full-res frame + mask -> processing-res frame + hole (a pixel touching the mask is a hole)."""
+    import cv2
+
+    if (item_full.shape[1], item_full.shape[0]) == proc:
+        return item_full, mask
+    small = cv2.resize(item_full, proc, interpolation=cv2.INTER_AREA)
+    hole = cv2.resize(mask.astype(np.float32), proc, interpolation=cv2.INTER_AREA) > 0
+    return small, hole
+
+
+def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) -> np.ndarray:
+    """Put the completed pixels back into the full-resolution frame, inside ``mask`` only.
+
+    Args:
+        full: ``(H, W, 3) uint8`` original frame.
+        mask: ``(H, W) bool``, True = hole (dilated).
+        completed_small: ``(h, w, 3) uint8`` completed frame at processing resolution.
+    Returns:
+        ``(H, W, 3) uint8``, equal to ``full`` outside ``mask``.
+    """
+    import cv2
+
+    h, w = full.shape[:2]
+    up = completed_small if completed_small.shape[:2] == (h, w) else cv2.resize(
+        completed_small, (w, h), interpolation=cv2.INTER_CUBIC
+    )
+    out = full.copy()
+    out[mask] = up[mask]
+    return out
+
+
+def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: InpaintOptions,
+            reporter=None) -> InpaintReport:
+    """Remove the masked region from a video; write the result atomically to ``output_path``.
+
+    ``input_path`` is a video file or a folder of frames; ``output_path`` a ``.mp4/.mov/.mkv``
+    file or a folder (PNG frames). Raises :class:`tsam_cli.errors.TsamError` subclasses for
+    every user mistake; nothing is left at ``output_path`` when it raises.
+    """
+    rep = reporter or NullReporter()
+    t_start = time.perf_counter()
+    inp, out = Path(input_path), Path(output_path)
+    _validate(opts)
+    box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
+    with rep.timed("probe"):
+        info = probe(inp, fps=opts.fps)
+    check_output_path(inp, out, opts.overwrite)
+    resolve_device(opts.device)  # validated now; the classical path runs on the CPU
+    with rep.timed("mask check"):
+        masks = MaskStream(
+            MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
+            info.width, info.height, info.n_frames, rep,
+        )
+    proc = processing_size(info.width, info.height, opts.max_size)
+    if proc != (info.width, info.height):
+        rep.info(f"processing at {proc[0]}x{proc[1]} (--max-size {opts.max_size}); "
+                 f"filled pixels are pasted back into the {info.width}x{info.height} frames")
+    estimator = make_estimator(opts.flow)
+    filler = TeleaFiller()
+
+    def timed_filler(image, hole):
+        with rep.timed("fill"):
+            return filler(image, hole)
+
+    writer = VideoWriter(out, info.width, info.height, info.fps, info.time_base,
+                         audio_from=None if info.is_folder else info.path,
+                         lossless=opts.lossless, crf=opts.crf, overwrite=opts.overwrite)
+    rep.start("inpaint", info.n_frames)
+    n_done = 0
+    try:
+        with writer:
+            frames = iter(iter_frames(info))
+            mask_iter = iter(masks)
+            queue: deque[_Item] = deque()
+            cache: dict[int, PairFlow | None] = {}
+            prev = None  # (_Item, completed small, hops) of the last frame written
+            eof = False
+            index = 0
+            while True:
+                while not eof and len(queue) < opts.window + opts.lookahead:
+                    with rep.timed("decode"):
+                        fr = next(frames, None)
+                    if fr is None:
+                        eof = True
+                        break
+                    mask = next(mask_iter, None)
+                    if mask is None:  # decoder gave more frames than the container announced
+                        mask = np.zeros((info.height, info.width), bool)
+                    with rep.timed("resize"):
+                        small, hole = _reduce(fr.rgb, mask, proc)
+                    queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
+                    index += 1
+                if not queue:
+                    break
+                items = list(queue)
+                n_out = len(items) if eof else min(opts.window, len(items))
+                chain = ([prev[0]] if prev is not None else []) + items
+                with rep.timed("flow"):
+                    for a, b in zip(chain[:-1], chain[1:]):
+                        if a.index not in cache:
+                            cache[a.index] = (
+                                pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
+                                if opts.propagation and (a.hole.any() or b.hole.any()) else None
+                            )
+                with rep.timed("propagate"):
+                    completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation)
+                for k in range(n_out):
+                    it = items[k]
+                    with rep.timed("paste"):
+                        result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
+                    with rep.timed("encode"):
+                        writer.write(result, it.pts)
+                    n_done += 1
+                    rep.advance("inpaint")
+                last = items[n_out - 1]
+                prev = (last, completed[n_out - 1], hops[n_out - 1])
+                for _ in range(n_out):
+                    queue.popleft()
+                for key in [k for k in cache if k < last.index]:
+                    del cache[key]
+    finally:
+        rep.stop()
+    if n_done != info.n_frames:
+        rep.warn(f"the container announced {info.n_frames} frames but {n_done} were decoded; all {n_done} were written")
+    for note in writer.notes:
+        rep.warn(note)
+    return InpaintReport(out, n_done, (info.width, info.height), proc, float(info.fps),
+                         time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
+
+
+def _complete(items, cache, prev, filler, use_propagation: bool):
+    """Run propagation + filling over one window; returns (completed (T,h,w,3), hops (T,h,w))."""
+    frames = np.stack([it.small for it in items])
+    holes = np.stack([it.hole for it in items])
+    if not holes.any():
+        return frames, np.zeros(holes.shape, np.float32)
+    if not use_propagation:
+        out = frames.copy()
+        for t in range(len(items)):
+            if holes[t].any():
+                out[t][holes[t]] = filler(frames[t], holes[t])[holes[t]]
+        return out, np.where(holes, 1000.0, 0.0).astype(np.float32)
+    flows = [cache[it.index] or _still(it.small.shape[:2]) for it in items[:-1]]
+    prev_arg = None
+    if prev is not None and cache.get(prev[0].index) is not None:
+        prev_arg = (prev[1], prev[2], cache[prev[0].index])
+    completed, hops, _ = propagate(frames, holes, flows, filler, prev=prev_arg)
+    return completed, hops
+
+
+def _still(shape: tuple[int, int]) -> PairFlow:
+    """Zero flow, all invalid: stands for pairs of hole-free frames (never sampled)."""
+    z = np.zeros((*shape, 2), np.float32)
+    v = np.zeros(shape, bool)
+    return PairFlow(z, z, v, v)
+
+
+def _validate(opts: InpaintOptions) -> None:
+    if opts.max_size < 16:
+        raise UsageError(f"--max-size {opts.max_size} is too small: give at least 16 pixels")
+    if not 0 <= opts.crf <= 51:
+        raise UsageError(f"--crf {opts.crf} is out of range: give 0 (best) to 51 (smallest)")
+    if opts.window < 2 or opts.lookahead < 0:
+        raise UsageError("--window must be at least 2 and --lookahead at least 0")
+    if opts.fps is not None and opts.fps <= 0:
+        raise UsageError(f"--fps {opts.fps} must be positive")
+    if opts.mask_threshold is not None and not 0 <= opts.mask_threshold <= 254:
+        raise UsageError(f"--mask-threshold {opts.mask_threshold} must be between 0 and 254")

@@ -1,0 +1,156 @@
+"""Flow-guided pixel propagation through time, and the pluggable hole filler for the rest.
+
+Given a window of frames with holes and the pair flows between neighbours, hole pixels
+take colours from other frames along chains of *valid* flow correspondences
+(:func:`tsam_cli.flow.validity`), in two sweeps:
+
+1. backward sweep (content from the future), t = T-2 .. 0: a hole pixel p of frame t
+   looks at ``p + fwd_t(p)`` in frame t+1 and takes its colour if that location is known
+   or was itself filled by this sweep; ``dist`` counts the hops to a real pixel.
+2. forward sweep (content from the past), t = 0 .. T-1: a hole pixel looks at
+   ``p + bwd_{t-1}(p)`` in the *completed* frame t-1. Where both sweeps found a colour they
+   are blended with weights ``1 / hops`` (nearer frames count more); pixels neither sweep
+   reaches go to the hole filler, and because the forward sweep reads completed frames,
+   a filled region is carried on to the next frames instead of being re-invented each
+   frame (less flicker).
+
+Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, W) bool``
+(True = hole), flows as in :mod:`tsam_cli.flow`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .flow import PairFlow, in_bounds, sample
+
+#: hop count given to pixels made up by the hole filler: they count ~nothing in blends
+FILLER_HOPS = 1000.0
+
+
+class HoleFiller(Protocol):
+    """Fills what propagation could not: ``(H, W, 3) uint8`` + ``(H, W) bool`` -> image."""
+
+    name: str
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray: ...
+
+
+class TeleaFiller:
+    """Per-frame OpenCV inpainting (Telea 2004), the classical fallback."""
+
+    name = "telea"
+
+    def __init__(self, radius: int = 5) -> None:
+        self.radius = radius
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        import cv2
+
+        return cv2.inpaint(image, hole.astype(np.uint8), self.radius, cv2.INPAINT_TELEA)
+
+
+def _take_from(src: np.ndarray, src_ok: np.ndarray, src_dist: np.ndarray, flow: np.ndarray,
+               valid: np.ndarray, want: np.ndarray):
+    """Sample ``src`` at ``p + flow(p)`` for pixels in ``want`` with a valid correspondence.
+
+    The source location must be fully available (all 4 bilinear neighbours in ``src_ok``).
+    Returns ``(values (H,W,3) float32, ok (H,W) bool, dist (H,W) float32)``.
+    """
+    avail = sample(src_ok.astype(np.float32), flow)
+    ok = want & valid & in_bounds(flow) & (avail > 0.999)
+    if not ok.any():
+        return None, ok, None
+    values = sample(src, flow)
+    dist = sample(src_dist, flow, interpolation=0) + 1.0  # nearest: hop counts don't average
+    return values, ok, dist
+
+
+def propagate(
+    frames: np.ndarray,
+    holes: np.ndarray,
+    flows: Sequence[PairFlow],
+    filler: HoleFiller | None = None,
+    prev: tuple[np.ndarray, np.ndarray, PairFlow] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fill the holes of a window of frames.
+
+    Args:
+        frames: ``(T, H, W, 3) uint8`` RGB; values inside holes are ignored.
+        holes: ``(T, H, W) bool``, True = hole.
+        flows: ``T - 1`` :class:`PairFlow` for pairs (t, t+1).
+        filler: fills pixels no flow chain reaches; ``None`` leaves them (and reports them).
+        prev: optional ``(completed_frame (H,W,3) uint8, hops (H,W) float32, PairFlow)`` of
+            the frame just before this window (already output), so a long video processed
+            in windows stays continuous across window borders.
+    Returns:
+        ``(out (T,H,W,3) uint8, hops (T,H,W) float32, unfilled (T,H,W) bool)``: ``hops`` is
+        0 for known pixels, the number of frames a colour travelled, or ``FILLER_HOPS``;
+        ``unfilled`` is non-empty only when ``filler`` is None.
+    """
+    T = frames.shape[0]
+    if len(flows) != T - 1:
+        raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
+    f32 = frames.astype(np.float32)
+
+    # 1. backward sweep: content from the future, chained through filled pixels
+    b_val = f32.copy()
+    b_ok = ~holes
+    b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
+    for t in range(T - 2, -1, -1):
+        want = holes[t]
+        if not want.any():
+            continue
+        vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], flows[t].fwd, flows[t].valid_f, want)
+        if vals is not None:
+            b_val[t][ok] = vals[ok]
+            b_dist[t][ok] = dist[ok]
+            b_ok[t] = b_ok[t] | ok
+
+    # 2. forward sweep over completed frames, blending with the backward result
+    out = frames.copy()
+    hops = np.zeros(holes.shape, np.float32)
+    unfilled = np.zeros_like(holes)
+    prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
+    prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
+    for t in range(T):
+        hole = holes[t]
+        if not hole.any():
+            prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
+            prev_flow = flows[t] if t < T - 1 else None
+            continue
+        cur = f32[t].copy()
+        cur_hops = np.zeros(hole.shape, np.float32)
+        from_b = hole & b_ok[t]
+        cur[from_b] = b_val[t][from_b]
+        cur_hops[from_b] = b_dist[t][from_b]
+        done = ~hole | from_b
+        if prev_img is not None:
+            vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, prev_flow.bwd,
+                                        prev_flow.valid_b, hole)
+            if vals is not None:
+                both = ok & from_b
+                only_f = ok & ~from_b
+                wf = 1.0 / dist[both]
+                wb = 1.0 / b_dist[t][both]
+                cur[both] = (vals[both] * wf[:, None] + b_val[t][both] * wb[:, None]) / (wf + wb)[:, None]
+                cur_hops[both] = np.minimum(dist[both], b_dist[t][both])
+                cur[only_f] = vals[only_f]
+                cur_hops[only_f] = dist[only_f]
+                done |= ok
+        img = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
+        rest = hole & ~done
+        if rest.any():
+            if filler is not None:
+                filled = filler(img, rest)
+                img[rest] = filled[rest]
+                cur_hops[rest] = FILLER_HOPS
+            else:
+                unfilled[t] = rest
+        img[~hole] = frames[t][~hole]  # known pixels stay bit-exact
+        out[t], hops[t] = img, cur_hops
+        prev_img, prev_hops, prev_ok = img, cur_hops, ~unfilled[t]
+        prev_flow = flows[t] if t < T - 1 else None
+    return out, hops, unfilled

@@ -1,0 +1,624 @@
+"""Weight files: a registry of what exists, a cache, and a careful downloader.
+
+The registry is plain data (:data:`REGISTRY`, name -> :class:`WeightSpec`), in the spirit of
+whisper's model table: each entry says where the file comes from, what it is called on disk
+and, where known, its SHA-256. Everything else here works from that table:
+
+* :func:`cache_dir` -- ``$TSAM_HOME/weights`` when ``TSAM_HOME`` is set, else
+  ``platformdirs.user_cache_dir("tsam")/weights``.
+* :func:`download` -- fetch an entry into the cache. A cached file whose checksum is fine is
+  returned without touching the network. Otherwise the file is written to ``<name>.part`` in
+  the cache folder, resumed with an HTTP ``Range`` request when a partial file exists and the
+  server answers 206, retried with back-off on dropped connections and 5xx answers, checked
+  against the SHA-256 and only then renamed into place (atomically).
+* :func:`resolve` -- turn a path or a registry name into a path to a usable file, without
+  downloading unless asked to.
+* :func:`status` -- what the cache holds for an entry (for ``tsam weights list``).
+
+Every failure a user can fix is raised as :class:`tsam_cli.errors.WeightsError` with a one-line
+message; when the network is the problem the message names the exact path where the file can
+be put by hand, and where to get it.
+
+This module must stay importable without torch (``tsam weights`` runs without it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import inspect
+import os
+import re
+import socket
+import ssl
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Optional, Union
+
+from tsam_cli import __version__
+from tsam_cli.errors import WeightsError
+
+__all__ = [
+    "REGISTRY",
+    "ChecksumState",
+    "ProgressCallback",
+    "Source",
+    "WeightSpec",
+    "cache_dir",
+    "check",
+    "download",
+    "get_spec",
+    "local_dir",
+    "manual_hint",
+    "register",
+    "resolve",
+    "sha256sum",
+    "status",
+    "target_path",
+]
+
+SourceKind = Literal["gdrive", "url", "local"]
+ChecksumState = Literal["ok", "mismatch", "unknown", "missing"]
+#: ``progress(bytes_done, bytes_total_or_None)``, called as bytes arrive.
+ProgressCallback = Callable[[int, Optional[int]], None]
+
+#: Environment variable that moves the cache: weights go to ``$TSAM_HOME/weights``.
+ENV_HOME = "TSAM_HOME"
+
+#: Folder of files shipped with the repository (``source.kind == "local"``).
+LOCAL_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+_CHUNK = 1 << 20  # 1 MiB, for hashing and for reading from the network
+_TIMEOUT_S = 30.0  # per socket operation, not for the whole download
+_BACKOFF_BASE_S = 1.0  # retry i waits _BACKOFF_BASE_S * 2**i seconds, capped below
+_BACKOFF_MAX_S = 20.0
+_HEX = re.compile(r"^[0-9a-f]{8,64}$")
+
+
+# --------------------------------------------------------------------------------------
+# The registry
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a weight file comes from.
+
+    ``kind`` is one of:
+
+    * ``"gdrive"`` -- ``ref`` is a Google Drive file id, fetched with ``gdown``;
+    * ``"url"`` -- ``ref`` is an http(s) URL, fetched with ``urllib``;
+    * ``"local"`` -- ``ref`` is a file name inside the repository's ``weights/`` folder
+      (shipped with tsam, never downloaded).
+
+    ``page`` is an optional web page a person can open to get the file by hand (a README,
+    a release page); when absent the download link itself is shown.
+    """
+
+    kind: SourceKind
+    ref: str
+    page: Optional[str] = None
+
+    @property
+    def link(self) -> str:
+        """A link a person can open in a browser to get the file."""
+        if self.kind == "gdrive":
+            return f"https://drive.google.com/file/d/{self.ref}/view"
+        if self.kind == "url":
+            return self.ref
+        return self.page or f"the tsam repository's weights/{self.ref}"
+
+    @property
+    def host(self) -> str:
+        """Short label for tables: ``gdrive``, ``local`` or the URL's host name."""
+        if self.kind == "url":
+            return urllib.parse.urlparse(self.ref).hostname or "url"
+        return self.kind
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One entry of the registry.
+
+    ``sha256`` is the hex digest of the file, or a prefix of it (at least 8 hex digits) where
+    only a prefix is published, as in torchvision's ``name-<sha256[:8]>.pth`` file names;
+    ``None`` where nothing is known (the file is then accepted as is, state ``"unknown"``).
+    ``size`` is the expected size in bytes: shown in tables and used as the progress total
+    when a server sends no length; it is informational and never used to reject a file.
+    ``reference`` says where the source and checksum were taken from.
+    """
+
+    name: str
+    source: Source
+    filename: str
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+    description: str = ""
+    reference: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source.kind not in ("gdrive", "url", "local"):
+            raise ValueError(f"{self.name}: unknown source kind {self.source.kind!r}")
+        if self.sha256 is not None and not _HEX.match(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 8 to 64 lowercase hex digits")
+        if not self.filename or Path(self.filename).name != self.filename:
+            raise ValueError(f"{self.name}: filename must be a bare file name")
+
+
+#: The known weight files, by name. Plain data: add entries with :func:`register`.
+REGISTRY: dict[str, WeightSpec] = {
+    "tsam-official": WeightSpec(
+        name="tsam-official",
+        source=Source(
+            kind="gdrive",
+            ref="17PN5aB34M-TkGP5jwCrcQRo76TNbfMu-",
+            page="https://github.com/MaureenZOU/TSAM#update",
+        ),
+        filename="tsam_official.pth",
+        # The authors publish no checksum; the file is accepted as is (state "unknown").
+        sha256=None,
+        size=None,
+        description="Official TSAM checkpoint (Zou et al., CVPR 2021)",
+        reference="'Checkpoint' link in the README of github.com/MaureenZOU/TSAM",
+    ),
+    "i3d-rgb-imagenet": WeightSpec(
+        name="i3d-rgb-imagenet",
+        source=Source(
+            kind="url",
+            ref="https://github.com/sczhou/ProPainter/releases/download/v0.1.0/i3d_rgb_imagenet.pt",
+            page="https://github.com/sczhou/ProPainter/releases/tag/v0.1.0",
+        ),
+        filename="i3d_rgb_imagenet.pt",
+        # No checksum is published by ProPainter / E2FGVI. A third-party copy
+        # (huggingface.co/yeates/DMT-VideoInpainting, release_model/i3d_rgb_imagenet.pt) lists
+        # sha256 2609088c2e8c868187c9921c50bc225329a9057ed75e76120e0b4a397a2c7538 and 50883138
+        # bytes; that is not confirmed against the release asset, so it is not enforced here.
+        sha256=None,
+        size=50883138,
+        description="I3D RGB (ImageNet+Kinetics), for the VFID metric",
+        reference=(
+            "ProPainter README (weights from Releases v0.1.0, i3d_rgb_imagenet.pt 'for evaluating"
+            " VFID metric'); the same file is listed in E2FGVI's release_model/README.md"
+        ),
+    ),
+    "vgg16-imagenet": WeightSpec(
+        name="vgg16-imagenet",
+        source=Source(
+            kind="url",
+            ref="https://download.pytorch.org/models/vgg16-397923af.pth",
+            page="https://pytorch.org/vision/stable/models/generated/torchvision.models.vgg16.html",
+        ),
+        filename="vgg16-397923af.pth",
+        # torchvision names its files <name>-<first 8 hex digits of the sha256>.pth
+        # (397923af); the full digest below starts with that prefix.
+        sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+        size=553433881,
+        description="VGG-16 ImageNet (torchvision), for perceptual losses",
+        reference="torchvision VGG16_Weights.IMAGENET1K_V1",
+    ),
+    "raft-things": WeightSpec(
+        name="raft-things",
+        source=Source(
+            kind="url",
+            # torchvision's Raft_Large_Weights.C_T_V2 (Chairs + Things). Note the name ends in
+            # ...1bb1363a (not ...1bb1363b): that is the URL in torchvision's raft.py.
+            ref="https://download.pytorch.org/models/raft_large_C_T_V2-1bb1363a.pth",
+            page="https://pytorch.org/vision/stable/models/generated/torchvision.models.optical_flow.raft_large.html",
+        ),
+        filename="raft_large_C_T_V2-1bb1363a.pth",
+        sha256="1bb1363a43b40f8dea96c530217a7e8b1804ffc77506058db2ec0afa428ad4f6",
+        size=21106607,
+        description="RAFT-large optical flow, Chairs+Things (torchvision)",
+        reference="torchvision Raft_Large_Weights.C_T_V2 (torchvision/models/optical_flow/raft.py)",
+    ),
+}
+
+
+def register(spec: WeightSpec, *, replace: bool = False) -> WeightSpec:
+    """Add ``spec`` to :data:`REGISTRY` (e.g. a shipped ``tsam-compact`` ``local`` entry).
+
+    Raises ``ValueError`` if the name is taken, unless ``replace`` is true.
+    """
+    if spec.name in REGISTRY and not replace:
+        raise ValueError(f"weights {spec.name!r} are already registered")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name_or_spec: Union[str, WeightSpec]) -> WeightSpec:
+    """The registry entry for a name (a :class:`WeightSpec` is passed through)."""
+    if isinstance(name_or_spec, WeightSpec):
+        return name_or_spec
+    spec = REGISTRY.get(name_or_spec)
+    if spec is None:
+        known = ", ".join(sorted(REGISTRY)) or "none"
+        raise WeightsError(f"unknown weights {name_or_spec!r}: known weights are {known}")
+    return spec
+
+
+# --------------------------------------------------------------------------------------
+# Where files live, and checksums
+# --------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """The folder downloaded weights go to (not created here)."""
+    home = os.environ.get(ENV_HOME, "").strip()
+    if home:
+        return Path(home).expanduser() / "weights"
+    import platformdirs  # light, but only needed here
+
+    return Path(platformdirs.user_cache_dir("tsam", appauthor=False)) / "weights"
+
+
+def local_dir() -> Path:
+    """The folder of weights shipped with tsam (``source.kind == "local"``)."""
+    return LOCAL_WEIGHTS_DIR
+
+
+def target_path(name_or_spec: Union[str, WeightSpec]) -> Path:
+    """Where the file of an entry is (or will be once downloaded)."""
+    spec = get_spec(name_or_spec)
+    if spec.source.kind == "local":
+        return local_dir() / spec.source.ref
+    return cache_dir() / spec.filename
+
+
+def _part_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def sha256sum(path: Union[str, Path], chunk_size: int = _CHUNK) -> str:
+    """SHA-256 hex digest of a file, read in chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk_size)
+            if not block:
+                break
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _digest_matches(digest: str, expected: str) -> bool:
+    return digest.lower().startswith(expected.lower())
+
+
+def check(path: Union[str, Path], name_or_spec: Union[str, WeightSpec]) -> ChecksumState:
+    """Checksum state of ``path`` for an entry: ok / mismatch / unknown (no sha256) / missing."""
+    spec = get_spec(name_or_spec)
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    if spec.sha256 is None:
+        return "unknown"
+    return "ok" if _digest_matches(sha256sum(path), spec.sha256) else "mismatch"
+
+
+def manual_hint(name_or_spec: Union[str, WeightSpec]) -> str:
+    """One sentence telling a person where to get the file and where to put it."""
+    spec = get_spec(name_or_spec)
+    dest = target_path(spec)
+    if spec.source.kind == "local":
+        return f"it ships with tsam as {dest}: reinstall tsam or restore that file"
+    return f"download it by hand from {spec.source.link} and save it as {dest}"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+# --------------------------------------------------------------------------------------
+# Download
+# --------------------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """A failure worth retrying (dropped connection, 5xx, short body)."""
+
+
+class _Permanent(Exception):
+    """A failure retrying will not fix (4xx, connection refused, no DNS, TLS)."""
+
+
+def _backoff(attempt: int) -> float:
+    return min(_BACKOFF_BASE_S * (2**attempt), _BACKOFF_MAX_S)
+
+
+def _classify_oserror(err: BaseException) -> Exception:
+    """Map a low-level network error to _Transient or _Permanent."""
+    reason = err.reason if isinstance(err, urllib.error.URLError) else err
+    if isinstance(reason, (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)):
+        return _Permanent(_one_line(reason))
+    if isinstance(reason, ssl.SSLError):  # e.g. TLS stream cut short
+        return _Transient(_one_line(reason))
+    if isinstance(reason, (TimeoutError, socket.timeout, ConnectionError, http.client.HTTPException)):
+        return _Transient(_one_line(reason) or type(reason).__name__)
+    # anything else (ENETUNREACH, EHOSTUNREACH, proxy trouble...): retrying will not help
+    return _Permanent(_one_line(reason) or type(reason).__name__)
+
+
+def _fetch_url_once(url: str, part: Path, progress: Optional[ProgressCallback], size_hint: Optional[int]) -> None:
+    """One HTTP attempt: append to ``part`` from its current size (Range) or start over."""
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": f"tsam/{__version__}"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
+    except urllib.error.HTTPError as err:
+        code = err.code
+        err.close()
+        if code == 416 and offset:
+            # our partial file does not fit the server's copy: start over next time
+            part.unlink(missing_ok=True)
+            raise _Transient("server refused to resume the partial download") from None
+        if code >= 500 or code in (408, 429):
+            raise _Transient(f"server answered HTTP {code}") from None
+        raise _Permanent(f"server answered HTTP {code}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+        raise _classify_oserror(err) from None
+
+    with response:
+        start = 0
+        if offset and response.status == 206:
+            match = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
+            if match and int(match.group(1)) == offset:
+                start = offset
+        length_header = response.headers.get("Content-Length", "")
+        length = int(length_header) if length_header.isdigit() else None
+        total = start + length if length is not None else size_hint
+        done = start
+        try:
+            out = open(part, "ab" if start else "wb")  # "wb": the server sent the whole file
+        except OSError as err:
+            raise WeightsError(_write_error(part, err)) from None
+        with out:
+            if progress is not None:
+                progress(done, total)
+            while True:
+                try:
+                    block = response.read(_CHUNK)
+                except (OSError, http.client.HTTPException) as err:
+                    raise _classify_oserror(err) from None
+                if not block:
+                    break
+                try:
+                    out.write(block)
+                except OSError as err:
+                    raise WeightsError(_write_error(part, err)) from None
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+    if length is not None and done - start < length:
+        raise _Transient(f"connection closed after {done} of {start + length} bytes")
+
+
+def _write_error(part: Path, err: OSError) -> str:
+    return (
+        f"cannot write {part} ({_one_line(err.strerror or err)}): free some disk space, "
+        f"or set {ENV_HOME} to another folder"
+    )
+
+
+def _fetch_url(spec: WeightSpec, part: Path, progress: Optional[ProgressCallback], retries: int) -> None:
+    attempt = 0
+    while True:
+        try:
+            _fetch_url_once(spec.source.ref, part, progress, spec.size)
+            return
+        except _Permanent as err:
+            raise WeightsError(_offline_message(spec, str(err))) from None
+        except _Transient as err:
+            if attempt >= retries:
+                reason = f"{err} (gave up after {attempt + 1} attempts)"
+                raise WeightsError(_offline_message(spec, reason)) from None
+            time.sleep(_backoff(attempt))
+            attempt += 1
+
+
+def _fetch_gdrive(spec: WeightSpec, part: Path, progress: Optional[ProgressCallback], quiet: bool) -> None:
+    try:
+        import gdown  # lazy: pulls in requests, bs4
+    except ImportError:
+        raise WeightsError(_offline_message(spec, "the gdown package is not installed")) from None
+    part.unlink(missing_ok=True)  # gdown cannot resume our partial files
+    kwargs: dict[str, object] = {"id": spec.source.ref, "output": str(part), "quiet": quiet or progress is not None}
+    if progress is not None and _accepts_keyword(gdown.download, "progress"):
+        kwargs["progress"] = progress
+    try:
+        result = gdown.download(**kwargs)
+    except Exception as err:  # gdown raises many kinds (its own, requests', OSError)
+        part.unlink(missing_ok=True)
+        reason = _one_line(err) or type(err).__name__
+        raise WeightsError(_offline_message(spec, f"Google Drive download failed: {reason}")) from None
+    if result is None or not part.is_file() or part.stat().st_size == 0:
+        part.unlink(missing_ok=True)
+        raise WeightsError(_offline_message(spec, "Google Drive download failed"))
+
+
+def _accepts_keyword(func: Callable[..., object], name: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+def _offline_message(spec: WeightSpec, reason: str) -> str:
+    reason = _one_line(reason)
+    if len(reason) > 160:  # gdown/requests errors can be paragraphs long
+        reason = reason[:157] + "..."
+    return f"could not download weights {spec.name!r} ({reason}): {manual_hint(spec)}"
+
+
+def _looks_like_html(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(512).lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _verify_part(spec: WeightSpec, part: Path) -> None:
+    """Check a finished download; on failure delete it and raise WeightsError."""
+    if _looks_like_html(part):
+        part.unlink(missing_ok=True)
+        raise WeightsError(
+            f"the download of weights {spec.name!r} is a web page, not a weight file "
+            f"(quota exceeded or sign-in needed?): {manual_hint(spec)}"
+        )
+    if spec.sha256 is not None:
+        digest = sha256sum(part)
+        if not _digest_matches(digest, spec.sha256):
+            part.unlink(missing_ok=True)
+            raise WeightsError(
+                f"checksum mismatch for weights {spec.name!r} (sha256 {digest[:16]}..., expected "
+                f"{spec.sha256[:16]}...), the download was deleted: retry with "
+                f"`tsam weights download {spec.name} --force`, or {manual_hint(spec)}"
+            )
+
+
+def _local_file(spec: WeightSpec) -> Path:
+    path = target_path(spec)
+    state = check(path, spec)
+    if state == "missing":
+        raise WeightsError(f"weights {spec.name!r} are missing: {manual_hint(spec)}")
+    if state == "mismatch":
+        raise WeightsError(f"weights file {path} is corrupt (sha256 mismatch): {manual_hint(spec)}")
+    return path
+
+
+def download(
+    name_or_spec: Union[str, WeightSpec],
+    *,
+    force: bool = False,
+    progress: Optional[ProgressCallback] = None,
+    retries: int = 3,
+    quiet: bool = True,
+) -> Path:
+    """Make sure the weights of an entry are in the cache and return their path.
+
+    A cached file whose checksum is fine (or unknown) is returned at once, without network.
+    A cached file with a wrong checksum is deleted and downloaded again. ``force`` downloads
+    again whatever the cache holds (the old file stays until the new one is verified).
+    ``progress(done, total)`` is called as bytes arrive (``total`` may be ``None``).
+    ``retries`` is how many times a transient failure (dropped connection, 5xx, body cut
+    short) is retried, resuming from the partial file where the server allows it.
+    ``quiet=False`` lets gdown print its own progress when no callback is given.
+
+    ``local`` entries are never downloaded: their shipped file is checked and returned.
+    Raises :class:`~tsam_cli.errors.WeightsError` on any failure.
+    """
+    spec = get_spec(name_or_spec)
+    if spec.source.kind == "local":
+        return _local_file(spec)
+
+    dest = target_path(spec)
+    if dest.exists() and not dest.is_file():
+        raise WeightsError(f"{dest} exists and is not a file: move it away and try again")
+    if dest.is_file() and not force:
+        if check(dest, spec) in ("ok", "unknown"):
+            return dest
+        dest.unlink()  # corrupt: fetch a fresh copy
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsError(
+            f"cannot create the weights folder {dest.parent} ({_one_line(err.strerror or err)}): "
+            f"set {ENV_HOME} to a writable folder"
+        ) from None
+
+    part = _part_path(dest)
+    if force:
+        part.unlink(missing_ok=True)
+    elif spec.sha256 is not None and check(part, spec) == "ok":
+        os.replace(part, dest)  # an earlier run finished the download but not the rename
+        return dest
+    if spec.source.kind == "gdrive":
+        _fetch_gdrive(spec, part, progress, quiet)
+    else:
+        _fetch_url(spec, part, progress, max(0, retries))
+    _verify_part(spec, part)
+    os.replace(part, dest)
+    return dest
+
+
+_download = download  # resolve() has a parameter called `download`
+
+
+# --------------------------------------------------------------------------------------
+# Resolve and status
+# --------------------------------------------------------------------------------------
+
+
+def resolve(
+    name_or_path: Union[str, Path],
+    *,
+    download: bool = False,
+    progress: Optional[ProgressCallback] = None,
+) -> Path:
+    """A path to a usable weight file, from a file path or a registry name.
+
+    * an existing file path is returned as is (no checks: the user chose it);
+    * a registry name gives its cached (or shipped) file once its checksum is verified;
+      a corrupt file is reported, never returned. A file not yet in the cache is an error,
+      unless ``download`` is true, in which case it is fetched (and a corrupt one replaced).
+    """
+    candidate = Path(name_or_path).expanduser()
+    if candidate.is_file():
+        return candidate
+    name = str(name_or_path)
+    if name not in REGISTRY:
+        if candidate.exists():
+            raise WeightsError(f"weights path {candidate} is not a file: give a weight file")
+        if isinstance(name_or_path, Path) or os.sep in name or "/" in name or candidate.suffix:
+            raise WeightsError(f"weights file {candidate} does not exist: check the path")
+        get_spec(name)  # raises the "unknown weights" error listing the known names
+    spec = REGISTRY[name]
+    if download:
+        return _download(spec, progress=progress)
+    if spec.source.kind == "local":
+        return _local_file(spec)
+    path = target_path(spec)
+    state = check(path, spec)
+    if state == "missing":
+        raise WeightsError(
+            f"weights {spec.name!r} are not downloaded yet: run `tsam weights download {spec.name}`, "
+            f"or {manual_hint(spec)}"
+        )
+    if state == "mismatch":
+        raise WeightsError(
+            f"weights file {path} is corrupt (sha256 mismatch): run "
+            f"`tsam weights download {spec.name} --force`, or {manual_hint(spec)}"
+        )
+    return path
+
+
+def status(name: Union[str, WeightSpec]) -> dict[str, object]:
+    """What the cache holds for an entry.
+
+    Keys: ``name``, ``path`` (str), ``cached`` (bool), ``size_on_disk`` (bytes or None),
+    ``checksum`` (``"ok"`` / ``"mismatch"`` / ``"unknown"`` (no sha256 known) / ``"missing"``),
+    ``partial`` (bytes of an unfinished download, or None), ``source`` (kind), ``link``,
+    ``expected_size`` and ``description``.
+    """
+    spec = get_spec(name)
+    path = target_path(spec)
+    cached = path.is_file()
+    part = _part_path(path)
+    return {
+        "name": spec.name,
+        "path": str(path),
+        "cached": cached,
+        "size_on_disk": path.stat().st_size if cached else None,
+        "checksum": check(path, spec),
+        "partial": part.stat().st_size if spec.source.kind != "local" and part.is_file() else None,
+        "source": spec.source.kind,
+        "link": spec.source.link,
+        "expected_size": spec.size,
+        "description": spec.description,
+    }

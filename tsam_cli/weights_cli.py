@@ -1,0 +1,112 @@
+"""``tsam weights ...``: list the known weight files and download them into the cache.
+
+Mounted by the main CLI with ``app.add_typer(weights_cli.app, name="weights")``. Failures are
+raised as :class:`tsam_cli.errors.WeightsError`; the main CLI turns them into one-line errors
+and exit codes. No torch here.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from tsam_cli import weights
+
+app = typer.Typer(
+    help="Manage model weights: see what is cached, download what is missing.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+_CHECKSUM_STYLE = {"ok": "green", "mismatch": "bold red", "unknown": "yellow", "missing": "dim"}
+
+
+def _human_size(n: Optional[int]) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"  # not reached
+
+
+@app.command("list")
+def list_weights() -> None:
+    """Show every known weight file: size, source, whether it is cached, checksum state."""
+    table = Table(title="tsam weights", caption=f"cache: {weights.cache_dir()}")
+    table.add_column("Name", style="bold")
+    table.add_column("Size", justify="right")
+    table.add_column("Source")
+    table.add_column("Cached")
+    table.add_column("Checksum")
+    table.add_column("Description", overflow="fold")
+    for name in weights.REGISTRY:
+        info = weights.status(name)
+        size = info["size_on_disk"] if info["cached"] else info["expected_size"]
+        if info["cached"]:
+            cached = "yes"
+        elif info["partial"]:
+            cached = f"partial ({_human_size(info['partial'])})"  # type: ignore[arg-type]
+        else:
+            cached = "no"
+        state = str(info["checksum"])
+        spec = weights.REGISTRY[name]
+        table.add_row(
+            name,
+            _human_size(size),  # type: ignore[arg-type]
+            spec.source.host,
+            cached,
+            f"[{_CHECKSUM_STYLE.get(state, '')}]{state}[/]",
+            spec.description,
+        )
+    Console(soft_wrap=False).print(table)
+
+
+@app.command("download")
+def download_weights(
+    names: List[str] = typer.Argument(..., metavar="NAME...", help="Weights to fetch (see `tsam weights list`)."),
+    force: bool = typer.Option(False, "--force", "-f", help="Download again even if the cached file is fine."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the final paths."),
+) -> None:
+    """Download weights into the cache (resumes partial downloads, verifies checksums).
+
+    Prints the path of each file on stdout once it is in place.
+    """
+    specs = [weights.get_spec(name) for name in names]  # fail on a typo before any download
+    err = Console(stderr=True)
+    for spec in specs:
+        if quiet:
+            path = weights.download(spec, force=force)
+        else:
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(spec.name, total=spec.size)
+
+                def update(done: int, total: Optional[int], _task=task, _bar=bar) -> None:
+                    _bar.update(_task, completed=done, total=total)
+
+                path = weights.download(spec, force=force, progress=update)
+            # download() only returns a file whose checksum matched, where one is known
+            note = "checksum ok" if spec.sha256 else "no checksum published, not verified"
+            err.print(f"{spec.name}: {note}")
+        typer.echo(str(path))
