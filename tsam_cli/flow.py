@@ -23,6 +23,11 @@ import numpy as np
 #: flow-guided inpainting (a correspondence off by more than a pixel smears detail).
 DEFAULT_DELTA = 1.0
 
+#: Flow is also discarded in a band of this many pixels around each hole before completion:
+#: DIS matches 8x8 patches (medium preset), so vectors next to a moving object are a mix of
+#: the object's and the background's motion.
+FLOW_MARGIN = 6
+
 
 class DISFlow:
     """OpenCV DIS optical flow on grey images. ``preset``: ``ultrafast | fast | medium``."""
@@ -104,6 +109,15 @@ def smooth_fill(values: np.ndarray, hole: np.ndarray, smooth_iters: int = 4) -> 
     return out
 
 
+def grow(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """Dilate a ``(H, W) bool`` mask by ``pixels`` (square kernel); returns a new mask."""
+    import cv2
+
+    if pixels <= 0 or not hole.any():
+        return hole
+    return cv2.dilate(hole.astype(np.uint8), np.ones((2 * pixels + 1,) * 2, np.uint8)) > 0
+
+
 def sample(img: np.ndarray, flow: np.ndarray, interpolation: int | None = None) -> np.ndarray:
     """Backward-warp: ``out[y, x] = img[y + dy, x + dx]`` (bilinear; zeros outside).
 
@@ -160,9 +174,9 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
     """Flow both ways between two frames, completed inside the holes, with validity masks.
 
     Flow inside a hole describes the object being removed, not the background behind it,
-    so it is discarded and re-filled smoothly from the hole boundary (:func:`smooth_fill`)
-    before the consistency check.
+    so it is discarded (with a ``FLOW_MARGIN`` band around the hole) and re-filled smoothly
+    from the boundary (:func:`smooth_fill`) before the consistency check.
     """
-    fwd = smooth_fill(estimator(img_a, img_b), hole_a)
-    bwd = smooth_fill(estimator(img_b, img_a), hole_b)
+    fwd = smooth_fill(estimator(img_a, img_b), grow(hole_a, FLOW_MARGIN))
+    bwd = smooth_fill(estimator(img_b, img_a), grow(hole_b, FLOW_MARGIN))
     return PairFlow(fwd, bwd, validity(fwd, bwd, delta), validity(bwd, fwd, delta))

@@ -223,6 +223,8 @@ def check_output_path(inp: Path, out: Path, overwrite: bool) -> None:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise OutputError(f"output folder {parent} does not exist: create it first")
+    if not parent.is_dir():
+        raise OutputError(f"{parent} is not a folder: choose an -o path inside a folder")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder {parent} is not writable: choose another -o path")
 

@@ -1,0 +1,116 @@
+"""Every mask form, polarity, threshold, resize, dilation and the mask checks."""
+
+import numpy as np
+import pytest
+
+from conftest import SHARED, needs_shared, write_pngs, write_video
+from tsam_cli.errors import MaskError, UsageError
+from tsam_cli.masks import MaskSpec, MaskStream, parse_box
+from tsam_cli.ui import NullReporter
+
+H, W, T = 40, 64, 6
+
+
+def box_masks(T=T, h=H, w=W):
+    m = np.zeros((T, h, w), np.uint8)
+    for t in range(T):
+        m[t, 10:20, 10 + t : 30 + t] = 255
+    return m
+
+
+def stream(spec, n=T, h=H, w=W):
+    rep = NullReporter()
+    return list(MaskStream(spec, w, h, n, rep)), rep
+
+
+def test_folder(tmp_path):
+    m = box_masks()
+    got, _ = stream(MaskSpec(write_pngs(tmp_path / "m", m), dilate=0))
+    assert len(got) == T and got[0].dtype == bool
+    assert np.array_equal(np.stack(got), m > 0)
+
+
+def test_single_image_for_all_frames_and_invert(tmp_path):
+    import cv2
+
+    m = box_masks()[0]
+    cv2.imwrite(str(tmp_path / "m.png"), m)
+    got, _ = stream(MaskSpec(tmp_path / "m.png", dilate=0))
+    assert len(got) == T and all(np.array_equal(g, m > 0) for g in got)
+    inv, _ = stream(MaskSpec(tmp_path / "m.png", dilate=0, invert=True))
+    assert np.array_equal(inv[0], m == 0)
+
+
+def test_mask_video_threshold_ignores_compression_noise(tmp_path):
+    m = box_masks()
+    rgb = np.repeat(m[..., None], 3, axis=3)
+    path = write_video(tmp_path / "m.mp4", rgb, fps=25)
+    got, _ = stream(MaskSpec(path, dilate=0))
+    agree = (np.stack(got) == (m > 0)).mean()
+    assert agree > 0.99  # lossy video: edges may differ by a pixel, noise is not a hole
+
+
+def test_box_and_union(tmp_path):
+    got, _ = stream(MaskSpec(box=(5, 6, 7, 8), dilate=0))
+    assert got[0].sum() == 56 and got[0][6:14, 5:12].all()
+    img = np.zeros((H, W), np.uint8)
+    img[30:35, 50:60] = 255
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "m.png"), img)
+    both, _ = stream(MaskSpec(tmp_path / "m.png", box=(5, 6, 7, 8), dilate=0))
+    assert both[0].sum() == 56 + 50
+
+
+def test_dilation_grows_by_n_pixels():
+    got, _ = stream(MaskSpec(box=(30, 20, 1, 1), dilate=3))
+    ys, xs = np.nonzero(got[0])
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (27, 33, 17, 23)
+
+
+def test_resize_warns(tmp_path):
+    import cv2
+
+    small = np.zeros((20, 32), np.uint8)
+    small[5:10, 5:10] = 255
+    cv2.imwrite(str(tmp_path / "m.png"), small)
+    got, rep = stream(MaskSpec(tmp_path / "m.png", dilate=0))
+    assert got[0].shape == (H, W) and got[0][10:20, 10:20].all()
+    assert any("resized" in w for w in rep.warnings)
+
+
+def test_large_mask_warns(tmp_path):
+    got, rep = stream(MaskSpec(box=(0, 0, 60, 40), dilate=0))
+    assert any("--invert-mask" in w for w in rep.warnings)
+
+
+@needs_shared
+def test_palette_pngs_nonzero_is_hole():
+    import cv2
+
+    folder = SHARED / "schoolgirls" / "masks"
+    raw = cv2.imread(str(folder / "00000.png"))
+    got, _ = stream(MaskSpec(folder, dilate=0), n=3, h=240, w=432)
+    assert np.array_equal(got[0], raw.max(axis=2) > 0) and got[0].any()
+
+
+def test_errors(tmp_path):
+    with pytest.raises(MaskError, match="not found"):
+        stream(MaskSpec(tmp_path / "nope.png"))
+    write_pngs(tmp_path / "short", box_masks(T=3))
+    with pytest.raises(MaskError, match="has 3 frames but the video has 6"):
+        stream(MaskSpec(tmp_path / "short"))
+    write_pngs(tmp_path / "black", np.zeros((T, H, W), np.uint8))
+    with pytest.raises(MaskError, match="empty"):
+        stream(MaskSpec(tmp_path / "black"))
+    write_pngs(tmp_path / "white", np.full((T, H, W), 255, np.uint8))
+    with pytest.raises(MaskError, match="every pixel"):
+        stream(MaskSpec(tmp_path / "white"))
+    with pytest.raises(UsageError, match="outside"):
+        stream(MaskSpec(box=(100, 0, 5, 5)))
+    with pytest.raises(UsageError, match="no mask"):
+        stream(MaskSpec())
+    for bad in ["1,2,3", "a,b,c,d", "1,2,0,4", "-1,2,3,4"]:
+        with pytest.raises(UsageError, match="x,y,w,h"):
+            parse_box(bad)
+    assert parse_box(" 1, 2,3,4") == (1, 2, 3, 4)
