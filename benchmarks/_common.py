@@ -1,0 +1,84 @@
+"""Helpers shared by the benchmark scripts: locate clips, build looped inputs, run in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))
+
+
+def bmx_frames(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """bmx-trees frames ``(T, 240, 432, 3) uint8`` and object masks ``(T, 240, 432) bool``.
+
+    From ``../shared/data/bmx-trees`` (80 frames) when present, else ``examples/`` (40 frames).
+    """
+    import cv2
+
+    from tsam_cli.video import iter_frames, list_images, probe
+
+    if (SHARED / "bmx-trees").is_dir():
+        frames = np.stack([f.rgb for f in iter_frames(probe(SHARED / "bmx-trees" / "frames", fps=24))])
+        mfiles = list_images(SHARED / "bmx-trees" / "masks")
+    else:
+        frames = np.stack([f.rgb for f in iter_frames(probe(ROOT / "examples" / "bmx-trees.mp4"))])
+        mfiles = list_images(ROOT / "examples" / "bmx-trees-mask")
+    masks = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in mfiles])
+    n = min(len(frames), len(masks), limit or 10**9)
+    return frames[:n], masks[:n]
+
+
+def loop_index(n_src: int, n: int) -> list[int]:
+    """Ping-pong indices 0..n_src-1..0.. of length n (no jump cut when looping a clip)."""
+    period = list(range(n_src)) + list(range(n_src - 2, 0, -1))
+    return [period[i % len(period)] for i in range(n)]
+
+
+def write_inputs(folder: Path, frames: np.ndarray, masks: np.ndarray, n: int, fps: int = 24) -> tuple[Path, Path]:
+    """Write ``n`` looped frames as an H.264 mp4 and the masks as a lossless FFV1 mkv."""
+    from fractions import Fraction
+
+    from tsam_cli.video import VideoWriter
+
+    idx = loop_index(len(frames), n)
+    h, w = frames.shape[1:3]
+    video, mask = folder / f"in_{n}.mp4", folder / f"mask_{n}.mkv"
+    with VideoWriter(video, w, h, Fraction(fps), crf=16) as wr:
+        for i in idx:
+            wr.write(frames[i])
+    with VideoWriter(mask, w, h, Fraction(fps), lossless=True) as wr:
+        for i in idx:
+            wr.write(np.repeat((masks[i] * 255).astype(np.uint8)[..., None], 3, axis=2))
+    return video, mask
+
+
+RUNNER = r"""
+import json, resource, sys
+from tsam_cli.pipeline import InpaintOptions, inpaint
+opts = InpaintOptions(**json.loads(sys.argv[3]))
+rep = inpaint(sys.argv[1], sys.argv[2], opts)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "timings": rep.timings, "peak_rss_mib": peak}))
+"""
+
+
+def run_inpaint(video: Path, mask: Path, out: Path, **opts) -> dict:
+    """Run one ``inpaint`` in a fresh interpreter (so peak RSS is this run's alone)."""
+    opts = {"mask": str(mask), "overwrite": True, "quiet": True, **opts}
+    r = subprocess.run([sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts)],
+                       capture_output=True, text=True, cwd=ROOT)
+    if r.returncode != 0:
+        raise RuntimeError(r.stderr)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+    """PSNR in dB over the pixels selected by ``where`` (float64, from uint8)."""
+    err = (a.astype(np.float64) - b.astype(np.float64))[where]
+    return float(10 * np.log10(255.0**2 / max(np.mean(err**2), 1e-12)))

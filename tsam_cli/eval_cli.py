@@ -1,0 +1,196 @@
+"""``tsam eval`` and ``tsam masks generate``.
+
+Mounted by the main app as ``app.command("eval")(eval_command)`` and
+``app.add_typer(masks_app, name="masks")``.  Nothing heavy (torch, cv2, av) is imported at
+module level, so ``tsam --help`` stays instant.  Errors are raised as
+``tsam_cli.errors.TsamError`` subclasses; the main entry point turns them into one line and
+an exit code.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from tsam_cli.errors import UsageError
+
+
+class Dataset(str, Enum):
+    davis = "davis"
+    youtube_vos = "youtube-vos"
+    folder = "folder"
+
+
+class MaskKind(str, Enum):
+    object = "object"
+    curve = "curve"
+    stationary = "stationary"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"432x240"`` -> (432, 240) (width x height)."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
+    except ValueError:
+        raise UsageError(f"size must be WIDTHxHEIGHT, e.g. 432x240, got {text!r}") from None
+    if w < 16 or h < 16:
+        raise UsageError(f"size {w}x{h} is too small: use at least 16x16")
+    return w, h
+
+
+def parse_area(text: str | None):
+    """``"mixed"`` / ``"any"`` / ``"30-40"`` (percent) / ``"0.3-0.4"`` (fraction)."""
+    if text is None or text == "mixed":
+        return "mixed" if text else None
+    if text in ("any", "none"):
+        return None
+    try:
+        lo, hi = (float(v) for v in text.replace("%", "").split("-"))
+    except ValueError:
+        raise UsageError(f"area must be 'mixed', 'any' or LO-HI such as 30-40 (percent), got {text!r}") from None
+    if hi > 1.0:
+        lo, hi = lo / 100, hi / 100
+    if not 0 <= lo < hi <= 1:
+        raise UsageError(f"area {text!r}: need 0 <= LO < HI <= 100 (percent)")
+    return lo, hi
+
+
+def eval_command(
+    root: Path = typer.Option(..., "--root", help="Dataset folder (see --dataset for the layout)."),
+    dataset: Dataset = typer.Option(
+        Dataset.davis, "--dataset",
+        help="davis: ROOT/JPEGImages/480p/<seq>/*.jpg; youtube-vos: ROOT/train/JPEGImages/<id>/ or "
+        "ROOT/JPEGImages/<id>/; folder: videos and/or frame folders directly in ROOT.",
+    ),
+    results: Optional[Path] = typer.Option(
+        None, "--results",
+        help="Score another method's output: a folder with <clip>/ frame folders or <clip>.mp4 videos. "
+        "Without it, tsam itself inpaints every clip first.",
+    ),
+    metrics: List[str] = typer.Option(
+        ["psnr", "ssim", "vfid"], "--metrics", "-m",
+        help="Metrics: psnr (also hole PSNR), ssim, vfid, ewarp. Repeat the option or separate with commas.",
+    ),
+    size: str = typer.Option("432x240", "--size", help="Evaluation size WIDTHxHEIGHT (the papers use 432x240)."),
+    masks: str = typer.Option(
+        "generate", "--masks",
+        help="'generate' (seeded per clip) or a folder with <clip>/*.png masks (non-zero = hole).",
+    ),
+    mask_kind: MaskKind = typer.Option(MaskKind.object, "--mask-kind", help="Kind of generated masks."),
+    area: str = typer.Option(
+        "mixed", "--area",
+        help="Hole area of generated masks: 'mixed' (one 10% bucket from 0-10..60-70 per clip), "
+        "'any', or a bucket in percent such as 30-40.",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Base seed of the generated masks (per clip: from the clip name)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (per video, means, versions) as JSON."),
+    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write per-video values and the means as CSV."),
+    i3d: Optional[Path] = typer.Option(None, "--i3d", help="i3d_rgb_imagenet.pt for VFID (default: tsam's weight cache)."),
+    max_videos: Optional[int] = typer.Option(None, "--max-videos", help="Evaluate only the first N clips."),
+    max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Use only the first N frames of every clip."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (I3D and tsam's pipeline)."),
+    keep_results: Optional[Path] = typer.Option(
+        None, "--keep-results", help="When tsam inpaints (no --results): keep its outputs in this folder."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
+) -> None:
+    """Score video inpainting against ground truth: PSNR, SSIM, VFID, E_warp (TSAM paper, Table 1)."""
+    import shlex
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from tsam_cli.evaluate import MaskSpec, evaluate, write_csv, write_json
+
+    err = Console(stderr=True)
+    spec = MaskSpec(source="generate" if masks == "generate" else str(Path(masks).expanduser()),
+                    kind=mask_kind.value, area=parse_area(area), seed=seed)
+    if max_frames is not None and max_frames < 1:
+        raise UsageError(f"--max-frames must be >= 1, got {max_frames}")
+    report = evaluate(
+        dataset.value, root, results=results, metrics=metrics, size=parse_size(size), masks=spec,
+        i3d=i3d, max_videos=max_videos, max_frames=max_frames, device=device, keep_results=keep_results,
+        command=" ".join(shlex.quote(a) for a in ["tsam"] + sys.argv[1:]),
+        progress=None if quiet else (lambda line: err.print(line, highlight=False)),
+    )
+    if json_out is not None:
+        write_json(report, json_out)
+    if csv_out is not None:
+        write_csv(report, csv_out)
+
+    cols = [c for c in ("psnr", "psnr_hole", "ssim", "ewarp") if c in report["mean"]]
+    table = Table(title=f"tsam eval: {report['dataset']} ({len(report['videos'])} videos, "
+                  f"{report['size'][0]}x{report['size'][1]})" if report["size"] else "tsam eval")
+    table.add_column("video")
+    table.add_column("frames", justify="right")
+    table.add_column("hole", justify="right")
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for v in report["videos"]:
+        table.add_row(v["name"], str(v["frames"]), f"{v['hole_ratio']:.1%}", *[_fmt(c, v.get(c)) for c in cols])
+    mean = report["mean"]
+    table.add_section()
+    table.add_row("[bold]mean[/bold]", str(sum(v["frames"] for v in report["videos"])), "",
+                  *[_fmt(c, mean.get(c)) for c in cols])
+    console = Console()
+    console.print(table)
+    if "vfid" in report["metrics"]:
+        if mean.get("vfid") is not None:
+            console.print(f"VFID: {mean['vfid']:.4f}")
+        else:
+            console.print(f"VFID: unavailable ({report['unavailable'].get('vfid', 'no value')})", highlight=False)
+    if not quiet and json_out is not None:
+        err.print(f"wrote {json_out}")
+    if not quiet and csv_out is not None:
+        err.print(f"wrote {csv_out}")
+
+
+def _fmt(col: str, v) -> str:
+    if v is None:
+        return "-"
+    if col.startswith("psnr"):
+        return f"{v:.2f}"
+    if col == "ssim":
+        return f"{v:.4f}"
+    return f"{v:.5f}"
+
+
+masks_app = typer.Typer(no_args_is_help=True, help="Generate the paper's object / curve / stationary masks.")
+
+
+@masks_app.command("generate")
+def masks_generate(
+    output: Path = typer.Option(..., "-o", "--output", help="Folder to write 00000.png, 00001.png, ... (255 = hole)."),
+    kind: MaskKind = typer.Option(MaskKind.object, "--kind", help="object, curve or stationary."),
+    frames: int = typer.Option(50, "--frames", "-T", help="Number of frames."),
+    size: str = typer.Option("432x240", "--size", help="Mask size WIDTHxHEIGHT."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same masks)."),
+    area: str = typer.Option("any", "--area", help="Hole area bucket in percent, e.g. 30-40, or 'any'."),
+    moving: Optional[bool] = typer.Option(
+        None, "--moving/--static",
+        help="Force motion on/off (default: object and curve move, stationary does not).",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace PNGs already in the folder."),
+) -> None:
+    """Write one seeded mask video as a folder of PNGs (white = region to fill)."""
+    from tsam_cli.errors import OutputError
+    from tsam_cli.evaluate import write_frames
+    from tsam_cli.mask_gen import generate_masks, hole_ratio
+
+    if frames < 1:
+        raise UsageError(f"--frames must be >= 1, got {frames}")
+    w, h = parse_size(size)
+    a = parse_area(area)
+    if a == "mixed":
+        raise UsageError("--area mixed applies to tsam eval only: give a bucket such as 30-40 or 'any'")
+    if output.exists() and not output.is_dir():
+        raise OutputError(f"{output} exists and is not a folder: choose another -o")
+    if output.is_dir() and any(output.glob("*.png")) and not overwrite:
+        raise OutputError(f"{output} already holds PNG files: use --overwrite or another -o")
+    m = generate_masks(kind.value, frames, h, w, seed=seed, area=a, moving=moving)
+    write_frames(output, m)
+    typer.echo(f"wrote {frames} masks {w}x{h} ({kind.value}, hole {hole_ratio(m):.1%}) to {output}")
