@@ -155,7 +155,8 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
     check_output_path(inp, out, opts.overwrite)
-    resolve_device(opts.device)  # validated now; the classical path runs on the CPU
+    if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
+        resolve_device(opts.device)
     with rep.timed("mask check"):
         masks = MaskStream(
             MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
