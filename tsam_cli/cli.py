@@ -43,9 +43,11 @@ def _root(
 
 @app.command()
 def inpaint(
-    video: Path = typer.Argument(..., help="Input video file (mp4, mov, mkv, webm, avi, ...) or folder of frames."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames."),
+    videos: list[str] = typer.Argument(..., help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed."),
+    output: Path = typer.Option(..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder."),
     mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask video, folder of mask images, or one image for all frames. White/non-zero = remove."),
+    mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Batch: folder with one mask per input, matched by name (<stem>/, <stem>.png, <stem>_mask.mp4 ...)."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="Batch: process only share i of n of the inputs, as i/n (torchrun's RANK/WORLD_SIZE are used automatically)."),
     box: Optional[str] = typer.Option(None, "--box", help="Static rectangle to remove, x,y,w,h in video pixels (alone or with --mask)."),
     invert_mask: bool = typer.Option(False, "--invert-mask", help="Black/zero = remove instead."),
     dilate: int = typer.Option(4, "--dilate", help="Grow the mask by this many pixels (covers object edges and shadows' fringes)."),
@@ -62,7 +64,8 @@ def inpaint(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary (warnings still shown)."),
 ) -> None:
-    """Fill the masked region of VIDEO and write the result to -o."""
+    """Fill the masked region of VIDEO(S) and write the result to -o."""
+    from .batch import is_batch
     from .pipeline import InpaintOptions, inpaint as run
     from .ui import RichReporter
 
@@ -73,8 +76,11 @@ def inpaint(
         lookahead=lookahead, propagation=not no_propagation,
     )
     rep = RichReporter(quiet=quiet)
+    if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:
+        _run_batch(videos, output, mask, mask_dir, shard, box is not None, opts, rep)
+        return
     try:
-        report = run(video, output, opts, reporter=rep)
+        report = run(Path(videos[0]), output, opts, reporter=rep)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: no output was written") from None
     if not quiet:
@@ -84,6 +90,32 @@ def inpaint(
             f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
             f" [dim]({stages})[/dim]"
         )
+
+
+def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> None:
+    import os
+
+    from .batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
+    from .errors import EXIT_PARTIAL
+
+    where = shard_from_env(shard)
+    if where[1] > 1 and "LOCAL_RANK" in os.environ and opts.device in ("auto", "cuda"):
+        from .pipeline import cuda_available
+
+        if cuda_available():
+            opts.device = f"cuda:{os.environ['LOCAL_RANK']}"
+    jobs = plan(expand_inputs(videos), output, mask, mask_dir, where)
+    if not jobs:
+        rep.info("nothing to do for this shard")
+        return
+    try:
+        run_batch(jobs, opts, rep, has_box=has_box)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: finished outputs are kept, the current one was not written") from None
+    if not opts.quiet or any(j.status == "failed" for j in jobs):
+        rep.console.print(summary_table(jobs, where), soft_wrap=True)
+    if any(j.status == "failed" for j in jobs):
+        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _mount_optional() -> None:

@@ -80,6 +80,15 @@ def processing_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def cuda_available() -> bool:
+    """True when PyTorch is importable and sees a CUDA GPU."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
 def resolve_device(device: str) -> str:
     """``auto`` -> ``cuda`` when available, else ``cpu``; validates explicit choices."""
     if device not in ("auto", "cpu") and not device.startswith("cuda"):

@@ -1,0 +1,160 @@
+"""Batches: many inputs, a mask rule, resumable outputs, sharding over processes/machines.
+
+``tsam inpaint a.mp4 b.mp4 clips/*.mov --mask-dir masks/ -o out/`` runs every input, one
+after the other; one failing input does not stop the others. Outputs are ``out/<stem>.mp4``
+(``.mov``/``.mkv`` inputs keep their container); an output that already exists is skipped,
+so a stopped batch resumes where it stopped. A summary table lists done / skipped / failed
+(with the one-line reason) and the exit code is :data:`tsam_cli.errors.EXIT_PARTIAL` when
+anything failed.
+
+Sharding: under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) or with ``--shard i/n``, process
+i takes the inputs ``i, i+n, i+2n, ...`` of the sorted input list, and under torchrun uses
+GPU ``LOCAL_RANK`` when ``--device`` is auto/cuda. Processes do not talk to each other:
+every input has exactly one owner, so no coordination is needed, on one machine or many.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from .errors import TsamError, UsageError
+from .video import natural_key
+
+KEEP_SUFFIXES = {".mp4", ".mov", ".mkv"}
+MASK_SUFFIXES = [".png", ".jpg", ".jpeg", ".bmp", ".mp4", ".mkv", ".mov", ".avi", ".webm"]
+
+
+@dataclass
+class Job:
+    """One input of a batch, with its mask and output path."""
+
+    input: Path
+    output: Path
+    mask: Path | None
+    status: str = "pending"  # done | skipped | failed
+    reason: str = ""
+    seconds: float = 0.0
+    frames: int = 0
+
+
+def expand_inputs(args: list[str]) -> list[Path]:
+    """Files, frame folders and glob patterns -> sorted unique paths (patterns must match)."""
+    paths: list[Path] = []
+    for a in args:
+        if any(c in a for c in "*?[") and not Path(a).exists():
+            hits = sorted(glob.glob(a), key=natural_key)
+            if not hits:
+                raise UsageError(f"no input matches {a!r}: check the pattern")
+            paths += [Path(h) for h in hits]
+        else:
+            paths.append(Path(a))
+    seen, unique = set(), []
+    for p in paths:
+        key = str(p.resolve()) if p.exists() else str(p)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return sorted(unique, key=lambda p: natural_key(str(p)))
+
+
+def is_batch(args: list[str], mask_dir: str | None) -> bool:
+    """Batch mode: several inputs, a glob pattern, or a ``--mask-dir``."""
+    return len(args) > 1 or mask_dir is not None or any(any(c in a for c in "*?[") and not Path(a).exists() for a in args)
+
+
+def find_mask(mask_dir: Path, video: Path) -> Path | None:
+    """The mask of ``video`` in ``mask_dir``, matched by name: a folder ``<stem>/``, or
+    ``<stem>.<ext>`` / ``<stem>_mask.<ext>`` / ``<stem>-mask.<ext>`` (image or video)."""
+    stem = video.stem if video.is_file() or video.suffix else video.name
+    for name in (stem, f"{stem}_mask", f"{stem}-mask", f"{stem}_masks"):
+        if (mask_dir / name).is_dir():
+            return mask_dir / name
+        for ext in MASK_SUFFIXES:
+            if (mask_dir / f"{name}{ext}").is_file():
+                return mask_dir / f"{name}{ext}"
+    return None
+
+
+def output_for(video: Path, out_dir: Path) -> Path:
+    """``out_dir/<stem>.mp4``; mov/mkv inputs keep their container."""
+    if video.is_dir():
+        return out_dir / f"{video.name}.mp4"
+    suffix = video.suffix.lower() if video.suffix.lower() in KEEP_SUFFIXES else ".mp4"
+    return out_dir / f"{video.stem}{suffix}"
+
+
+def shard_from_env(shard: str | None) -> tuple[int, int]:
+    """``--shard i/n`` or torchrun's RANK/WORLD_SIZE -> (index, count); (0, 1) otherwise."""
+    if shard:
+        try:
+            i, n = (int(x) for x in shard.split("/"))
+        except ValueError:
+            i, n = -1, 0
+        if n < 1 or not 0 <= i < n:
+            raise UsageError(f"--shard {shard!r} is not i/n with 0 <= i < n: e.g. --shard 0/4")
+        return i, n
+    if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
+        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    return 0, 1
+
+
+def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | None, shard: tuple[int, int]) -> list[Job]:
+    """This process's jobs (after sharding), with masks matched. Raises UsageError."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir} is a file: with several inputs -o must be a folder")
+    if mask is None and mask_dir is None:
+        raise UsageError("no mask given: pass --mask FILE (same for all), --mask-dir DIR (matched by name) or --box")
+    if mask_dir is not None and not mask_dir.is_dir():
+        raise UsageError(f"--mask-dir {mask_dir} is not a folder: give the folder holding one mask per input")
+    index, count = shard
+    mine = inputs[index::count]
+    jobs = []
+    for v in mine:
+        m = find_mask(mask_dir, v) if mask_dir is not None else mask
+        jobs.append(Job(v, output_for(v, out_dir), m))
+    return jobs
+
+
+def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Job]:
+    """Run every job; never raises for a job's own failure (recorded in the job instead)."""
+    from .pipeline import inpaint
+
+    for job in jobs:
+        if job.output.exists() and not opts.overwrite:
+            job.status, job.reason = "skipped", "output exists"
+            continue
+        if job.mask is None and not has_box:
+            job.status, job.reason = "failed", f"no mask for {job.input.name} in --mask-dir (expected {job.input.stem}/ or {job.input.stem}.png ...)"
+            reporter.warn(f"{job.input}: {job.reason}")
+            continue
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        reporter.info(f"[bold]{job.input}[/bold] -> {job.output}")
+        try:
+            rep = inpaint(job.input, job.output, replace(opts, mask=str(job.mask) if job.mask else None), reporter=reporter)
+        except TsamError as exc:
+            job.status, job.reason = "failed", str(exc)
+            reporter.warn(f"{job.input}: {exc}")
+            continue
+        job.status, job.seconds, job.frames = "done", rep.seconds, rep.n_frames
+    return jobs
+
+
+def summary_table(jobs: list[Job], shard: tuple[int, int]):
+    """A rich Table of the batch results."""
+    from rich.table import Table
+
+    title = "batch summary" + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else "")
+    t = Table(title=title)
+    for col in ("input", "status", "frames", "s/frame", "output / reason"):
+        t.add_column(col)
+    colour = {"done": "green", "skipped": "cyan", "failed": "red"}
+    for j in jobs:
+        spf = f"{j.seconds / j.frames:.3f}" if j.frames else ""
+        t.add_row(str(j.input), f"[{colour.get(j.status, 'white')}]{j.status}[/]", str(j.frames or ""), spf,
+                  str(j.output) if j.status != "failed" else j.reason)
+    n = {s: sum(j.status == s for j in jobs) for s in ("done", "skipped", "failed")}
+    t.caption = f"{n['done']} done, {n['skipped']} skipped, {n['failed']} failed"
+    return t
