@@ -233,7 +233,9 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                     n_done += 1
                     rep.advance("inpaint")
                 last = items[n_out - 1]
-                prev = (last, completed[n_out - 1], hops[n_out - 1])
+                # copies: a view would keep this whole window's arrays alive into the next one
+                prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
+                del completed, hops, items
                 for _ in range(n_out):
                     queue.popleft()
                 for key in [k for k in cache if k < last.index]:

@@ -93,10 +93,8 @@ def propagate(
     T = frames.shape[0]
     if len(flows) != T - 1:
         raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
-    f32 = frames.astype(np.float32)
-
     # 1. backward sweep: content from the future, chained through filled pixels
-    b_val = f32.copy()
+    b_val = frames.astype(np.float32)
     b_ok = ~holes
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
     for t in range(T - 2, -1, -1):
@@ -121,7 +119,7 @@ def propagate(
             prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
             prev_flow = flows[t] if t < T - 1 else None
             continue
-        cur = f32[t].copy()
+        cur = frames[t].astype(np.float32)
         cur_hops = np.zeros(hole.shape, np.float32)
         from_b = hole & b_ok[t]
         cur[from_b] = b_val[t][from_b]
