@@ -1,0 +1,433 @@
+"""Load official TSAM checkpoints safely, convert them, and load our own weight files.
+
+Official checkpoint layout (reference facts 39-42; official src/base/base_trainer.py:145-177):
+a ``torch.save`` pickle of a dict with ``arch``, ``epoch``, ``logger`` (a pickled
+``utils.logger.Logger``), ``state_dict`` (the whole ``VideoInpaintingModel``: 408
+``generator.`` keys, 34 ``temporal_discriminator.`` keys, 20 ``vgg.`` keys, 2 ``advloss.`` keys),
+``optimizer_g`` / ``optimizer_d_s`` / ``optimizer_d_t``, ``monitor_best`` and ``config``.
+
+The pickle is read with a restricted unpickler (:class:`RestrictedUnpickler`): only tensors,
+storages, plain containers and a few inert types are built; the logger class is replaced by an
+inert stub; any other global (``os.system``, ``builtins.eval``, an unknown class...) makes loading
+fail with :class:`~tsam_cli.errors.WeightsError` before anything is called.
+
+Our weight files are safetensors with the generator ``state_dict()`` and the
+:class:`~tsam_cli.model.config.ModelConfig` JSON in the metadata (key ``tsam_config``).
+
+Key mapping official -> ours (generator; fact 22-25): our keys are the official keys minus the
+spectral-norm duplicates. For each wrapped conv ``X`` (``...featureConv`` / ``...gatingConv``):
+``X.layer.weight`` and ``X.layer.bias`` are kept; ``X.weight_orig`` / ``X.weight`` (aliases of
+``X.layer.weight``), ``X.bias`` (alias of ``X.layer.bias``) and the power-iteration buffers
+``X.weight_u`` / ``X.weight_v`` are consumed and dropped (the effective weight is
+``X.layer.weight``, fact 23). Everything else maps one to one.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import os
+import pathlib
+import pickle
+import types
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import torch
+
+from .errors import WeightsError
+from .model.config import FULL, ModelConfig
+from .model.discriminator import TemporalPatchDiscriminator
+from .model.generator import TSAMGenerator
+
+PathLike = Union[str, os.PathLike]
+
+#: Prefix of the generator keys inside the official ``state_dict`` (fact 40).
+GENERATOR_PREFIX = "generator."
+#: Prefix of the temporal discriminator keys inside the official ``state_dict`` (fact 40).
+DISCRIMINATOR_PREFIX = "temporal_discriminator."
+#: Metadata key holding the ModelConfig JSON in our safetensors files.
+CONFIG_METADATA_KEY = "tsam_config"
+FORMAT_METADATA_KEY = "tsam_format"
+FORMAT_VERSION = "1"
+
+
+# ---------------------------------------------------------------------------------------------
+# restricted unpickling
+# ---------------------------------------------------------------------------------------------
+class InertObject:
+    """Stand-in for harmless classes pickled in official checkpoints (e.g. the training logger).
+
+    It only stores the pickled state (``__dict__`` or ``.state``) and has no behaviour.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, dict):
+            self.__dict__.update(state)
+        else:
+            self.state = state
+
+    def __repr__(self) -> str:
+        return f"<inert {type(self).__name__} {sorted(self.__dict__)}>"
+
+
+class InertLogger(InertObject):
+    """Stub for the official ``utils.logger.Logger`` (an ``.entries`` dict of training history)."""
+
+
+#: (module, name) of pickled classes replaced by inert stubs.
+_STUBS: dict[tuple[str, str], type] = {
+    ("utils.logger", "Logger"): InertLogger,
+    ("src.utils.logger", "Logger"): InertLogger,
+    ("logger", "Logger"): InertLogger,
+}
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    import torch._utils as tu
+
+    allowed: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "complex"): complex,
+        ("builtins", "slice"): slice,
+        ("torch", "Size"): torch.Size,
+        ("torch", "device"): torch.device,
+        ("_codecs", "encode"): __import__("_codecs").encode,  # bytes under pickle protocol 2
+        # plain values a training config / log may hold; their constructors touch nothing
+        ("pathlib", "PosixPath"): pathlib.PurePosixPath,
+        ("pathlib", "WindowsPath"): pathlib.PureWindowsPath,
+        ("pathlib", "PurePosixPath"): pathlib.PurePosixPath,
+        ("pathlib", "PureWindowsPath"): pathlib.PureWindowsPath,
+        ("datetime", "datetime"): datetime.datetime,
+        ("datetime", "date"): datetime.date,
+        ("datetime", "timedelta"): datetime.timedelta,
+    }
+    for fn in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
+               "_rebuild_parameter_with_state"):
+        if hasattr(tu, fn):
+            allowed[("torch._utils", fn)] = getattr(tu, fn)
+    for name in dir(torch):
+        if isinstance(getattr(torch, name, None), torch.dtype):
+            allowed[("torch", name)] = getattr(torch, name)
+    try:  # numpy scalars / arrays may appear in the logger's history (plain data only)
+        import numpy as np
+
+        mods = []
+        for modname in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            try:
+                mods.append((modname, __import__(modname, fromlist=["scalar"])))
+            except Exception:  # pragma: no cover - depends on the numpy version
+                pass
+        for modname, mod in mods:
+            for fn in ("scalar", "_reconstruct"):
+                if hasattr(mod, fn):
+                    allowed[(modname, fn)] = getattr(mod, fn)
+        allowed[("numpy", "dtype")] = np.dtype
+        allowed[("numpy", "ndarray")] = np.ndarray
+        dtypes = getattr(np, "dtypes", None)
+        if dtypes is not None:
+            for name in dir(dtypes):
+                if name.endswith("DType"):
+                    allowed[("numpy.dtypes", name)] = getattr(dtypes, name)
+    except ImportError:  # pragma: no cover
+        pass
+    return allowed
+
+
+class RefusedGlobal(pickle.UnpicklingError):
+    """A pickle referenced a global outside the allow-list (``.qualname`` says which)."""
+
+    def __init__(self, qualname: str) -> None:
+        super().__init__(f"refused to load '{qualname}'")
+        self.qualname = qualname
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """``pickle.Unpickler`` that resolves only allow-listed globals (tensors, containers, inert
+    stubs). Anything else raises ``pickle.UnpicklingError`` without importing or calling it."""
+
+    _allowed: Optional[dict[tuple[str, str], Any]] = None
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _STUBS:
+            return _STUBS[(module, name)]
+        if RestrictedUnpickler._allowed is None:
+            RestrictedUnpickler._allowed = _allowed_globals()
+        obj = RestrictedUnpickler._allowed.get((module, name))
+        if obj is None:
+            raise RefusedGlobal(f"{module}.{name}")
+        return obj
+
+
+def _restricted_load(file: Any, **kwargs: Any) -> Any:
+    return RestrictedUnpickler(file, **kwargs).load()
+
+
+#: A stand-in for the ``pickle`` module, for ``torch.load(pickle_module=...)``.
+restricted_pickle = types.SimpleNamespace(
+    Unpickler=RestrictedUnpickler, load=_restricted_load, UnpicklingError=pickle.UnpicklingError,
+    __name__="tsam_cli.official.restricted_pickle",
+)
+
+
+def read_official_checkpoint(path: PathLike) -> Any:
+    """Read an official ``.pth`` with restricted unpickling (never runs code from the file).
+
+    Returns the unpickled top-level object (normally the checkpoint dict). Raises
+    :class:`WeightsError` (one line) if the file is missing, corrupt or holds unknown globals.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weight file not found: {p}")
+    try:
+        return torch.load(p, map_location="cpu", pickle_module=restricted_pickle, weights_only=False)
+    except RefusedGlobal as exc:
+        raise WeightsError(
+            f"{p} is not a safe TSAM checkpoint: refused to load '{exc.qualname}' (only tensors "
+            "and plain data are allowed, nothing from the file is run); use the official weights file"
+        ) from None
+    except pickle.UnpicklingError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"cannot read {p}: corrupt or not a PyTorch checkpoint ({msg})") from None
+    except WeightsError:
+        raise
+    except Exception as exc:  # zip errors, truncated files, bad magic number...
+        msg = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+        raise WeightsError(f"cannot read {p}: corrupt or not a PyTorch checkpoint ({msg})") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# key mapping
+# ---------------------------------------------------------------------------------------------
+def _extract_state(obj: Any, prefix: str, what: str, path: PathLike) -> dict[str, torch.Tensor]:
+    """The sub-state-dict under ``prefix`` of a checkpoint / state dict (prefix stripped)."""
+    state = obj.get("state_dict", obj) if isinstance(obj, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise WeightsError(f"{path} has no state_dict: not a TSAM checkpoint")
+    tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if tensors and all(k.startswith("module.") for k in tensors):  # DataParallel-wrapped save
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not sub and prefix == GENERATOR_PREFIX and any(k.startswith("coarse_net.") for k in tensors):
+        sub = {k: v for k, v in tensors.items() if k.startswith("coarse_net.")}  # bare generator
+    if not sub:
+        raise WeightsError(f"{path} has no {what} weights (no '{prefix}' keys): not a TSAM checkpoint")
+    return sub
+
+
+def map_official_state(
+    official: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], what: str = "generator",
+) -> dict[str, torch.Tensor]:
+    """Map an official (prefix-stripped) state dict onto our ``expected`` state dict keys.
+
+    Every official key must be consumed and every expected key found, with the right shape;
+    aliases of the same tensor must agree. Raises :class:`WeightsError` otherwise.
+    """
+    consumed: set[str] = set()
+    out: dict[str, torch.Tensor] = {}
+    missing: list[str] = []
+    for key, ref in expected.items():
+        cands = [key]
+        if key.endswith(".layer.weight"):
+            base = key[: -len(".layer.weight")]
+            cands += [base + ".weight_orig", base + ".weight"]
+        elif key.endswith(".layer.bias"):
+            cands += [key[: -len(".layer.bias")] + ".bias"]
+        elif key.endswith(".layer.weight_orig"):  # our discriminator with real SN
+            base = key[: -len(".layer.weight_orig")]
+            cands = [base + ".layer.weight", base + ".weight_orig", base + ".weight"]
+        elif key.endswith((".layer.weight_u", ".layer.weight_v")):
+            base, suffix = key.rsplit(".layer.", 1)
+            cands = [base + "." + suffix]
+        present = [c for c in cands if c in official]
+        if not present:
+            missing.append(key)
+            continue
+        value = official[present[0]]
+        for other in present[1:]:
+            if official[other].shape != value.shape or not torch.equal(official[other], value):
+                raise WeightsError(
+                    f"corrupt official {what} weights: '{other}' should be the same tensor as "
+                    f"'{present[0]}' but differs"
+                )
+        if tuple(value.shape) != tuple(ref.shape):
+            raise WeightsError(
+                f"official {what} key '{present[0]}' has shape {tuple(value.shape)}, expected "
+                f"{tuple(ref.shape)}: not the official TSAM architecture"
+            )
+        consumed.update(present)
+        out[key] = value.to(ref.dtype)
+    # spectral-norm power-iteration state of the wrapped convs: not used by the forward (fact 23)
+    for key in expected:
+        if key.endswith(".layer.weight"):
+            base = key[: -len(".layer.weight")]
+            consumed.update(k for k in (base + ".weight_u", base + ".weight_v") if k in official)
+    if missing:
+        raise WeightsError(
+            f"official {what} weights are missing {len(missing)} keys (first: '{missing[0]}'): "
+            "not a complete TSAM checkpoint"
+        )
+    unused = [k for k in official if k not in consumed]
+    if unused:
+        raise WeightsError(
+            f"official {what} weights have {len(unused)} unexpected keys (first: '{unused[0]}'): "
+            "not the official TSAM architecture"
+        )
+    return out
+
+
+def _official_use_flow(ckpt: Any) -> bool:
+    """Whether the checkpoint was trained with flow (config arch.args.opts.flow_tsm; fact 1)."""
+    try:
+        cfg = ckpt["config"]
+        opts = cfg["arch"]["args"].get("opts", cfg["arch"]["args"])
+        if "flow_tsm" in opts:
+            return bool(opts["flow_tsm"])
+        if "use_flow" in cfg:
+            return bool(cfg["use_flow"])
+    except Exception:
+        pass
+    return True
+
+
+def load_official_generator(
+    path: PathLike, *, official_quirks: bool = True, checkpoint: Any = None,
+) -> TSAMGenerator:
+    """Build a ``FULL`` generator (in eval mode) from an official ``.pth`` checkpoint.
+
+    ``official_quirks=True`` (default) reproduces the official forward exactly, which is how the
+    official weights were trained; ``False`` uses the clean TSAM alignment.
+    """
+    ckpt = read_official_checkpoint(path) if checkpoint is None else checkpoint
+    official = _extract_state(ckpt, GENERATOR_PREFIX, "generator", path)
+    cfg = FULL.replace(official_quirks=bool(official_quirks), use_flow=_official_use_flow(ckpt))
+    model = TSAMGenerator(cfg)
+    state = map_official_state(official, model.state_dict(), "generator")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def load_official_discriminator(
+    path: PathLike, *, spectral_norm: bool = False, checkpoint: Any = None,
+) -> TemporalPatchDiscriminator:
+    """Build the temporal discriminator from an official checkpoint (34 keys, facts 36-37)."""
+    ckpt = read_official_checkpoint(path) if checkpoint is None else checkpoint
+    official = _extract_state(ckpt, DISCRIMINATOR_PREFIX, "discriminator", path)
+    model = TemporalPatchDiscriminator(spectral_norm=spectral_norm)
+    state = map_official_state(official, model.state_dict(), "discriminator")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------------------
+# our safetensors files
+# ---------------------------------------------------------------------------------------------
+def save_generator(model: TSAMGenerator, path: PathLike, extra_metadata: Optional[dict[str, str]] = None) -> Path:
+    """Write ``model``'s weights + config to a safetensors file (written atomically)."""
+    from safetensors.torch import save_file
+
+    p = Path(path)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    meta = {CONFIG_METADATA_KEY: model.config.to_json(), FORMAT_METADATA_KEY: FORMAT_VERSION,
+            "format": "pt"}
+    meta.update(extra_metadata or {})
+    tmp = p.with_name(p.name + ".part")
+    try:
+        save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise WeightsError(f"cannot write {p}: {exc.strerror or exc}") from None
+    return p
+
+
+def convert_official(
+    src_path: PathLike, dst_path: PathLike, *, official_quirks: bool = True,
+) -> Path:
+    """Convert an official ``.pth`` into our safetensors format (generator only).
+
+    The stored config is ``FULL`` with ``official_quirks`` (default True: the behaviour the
+    official weights were trained with) and ``use_flow`` from the checkpoint config.
+    """
+    model = load_official_generator(src_path, official_quirks=official_quirks)
+    return save_generator(model, dst_path, {"tsam_source": "official:" + Path(src_path).name})
+
+
+def _is_safetensors(p: Path) -> bool:
+    with open(p, "rb") as fh:
+        head = fh.read(9)
+    if len(head) < 9:
+        return False
+    n = int.from_bytes(head[:8], "little")
+    return 0 < n < 100_000_000 and head[8:9] == b"{"
+
+
+def load_generator(
+    path: PathLike, *, official_quirks: Optional[bool] = None, map_location: Union[str, torch.device] = "cpu",
+) -> TSAMGenerator:
+    """Load a generator (eval mode) from our safetensors file or an official ``.pth``.
+
+    The architecture comes from the file (safetensors metadata, or ``FULL`` for official files).
+    ``official_quirks`` overrides the stored setting when not None. Raises :class:`WeightsError`
+    with a one-line message for missing, corrupt or incompatible files.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"weight file not found: {p}")
+    try:
+        is_st = _is_safetensors(p)
+    except OSError as exc:
+        raise WeightsError(f"cannot read {p}: {exc.strerror or exc}") from None
+    if not is_st:
+        model = load_official_generator(
+            p, official_quirks=True if official_quirks is None else official_quirks
+        )
+        return model.to(map_location)
+
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:
+        msg = (str(exc).splitlines() or [""])[0][:200] or type(exc).__name__
+        raise WeightsError(f"cannot read {p}: corrupt safetensors file ({msg})") from None
+    if CONFIG_METADATA_KEY not in meta:
+        raise WeightsError(f"{p} has no TSAM model config in its metadata: not a tsam weight file")
+    try:
+        cfg = ModelConfig.from_json(meta[CONFIG_METADATA_KEY])
+    except (ValueError, TypeError) as exc:
+        raise WeightsError(f"{p} has an invalid model config: {exc}") from None
+    if official_quirks is not None:
+        cfg = cfg.replace(official_quirks=bool(official_quirks))
+    model = TSAMGenerator(cfg)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in tensors]
+    unused = [k for k in tensors if k not in expected]
+    if missing or unused:
+        first = (missing or unused)[0]
+        raise WeightsError(
+            f"{p} does not match its '{cfg.name}' config ({len(missing)} missing, "
+            f"{len(unused)} unexpected keys, first: '{first}')"
+        )
+    for k, ref in expected.items():
+        if tuple(tensors[k].shape) != tuple(ref.shape):
+            raise WeightsError(
+                f"{p}: '{k}' has shape {tuple(tensors[k].shape)}, expected {tuple(ref.shape)}"
+            )
+    model.load_state_dict(tensors, strict=True)
+    return model.eval().to(map_location)
+
+
+__all__ = [
+    "GENERATOR_PREFIX", "DISCRIMINATOR_PREFIX", "InertObject", "InertLogger",
+    "RestrictedUnpickler", "read_official_checkpoint", "map_official_state",
+    "load_official_generator", "load_official_discriminator", "save_generator",
+    "convert_official", "load_generator",
+]
