@@ -57,7 +57,12 @@ def inpaint(
     lossless: bool = typer.Option(False, "--lossless", help="Bit-exact output (H.264 RGB qp 0 in .mp4/.mov, FFV1 in .mkv). Folders are always lossless PNG."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
     flow: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis-fast, dis-ultrafast."),
-    no_propagation: bool = typer.Option(False, "--no-propagation", help="Skip flow-guided propagation; fill every frame on its own."),
+    model: str = typer.Option("classical", "--model", help="Filler for what propagation cannot reach: classical (OpenCV Telea), compact, full (official TSAM weights), or a weight file."),
+    no_propagation: bool = typer.Option(False, "--no-propagation", help="Skip flow-guided pixel propagation (with --model: the pure paper model)."),
+    no_flow: bool = typer.Option(False, "--no-flow", help="Model without flow guidance: the paper's TSM ablation."),
+    model_window: int = typer.Option(12, "--model-window", help="Frames per generator window."),
+    model_stride: int = typer.Option(8, "--model-stride", help="Generator window step (overlaps are blended)."),
+    precision: str = typer.Option("auto", "--precision", help="Model precision: auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, fp16, bf16."),
     window: int = typer.Option(40, "--window", help="Frames completed per temporal window (memory grows with it)."),
     lookahead: int = typer.Option(10, "--lookahead", help="Extra future frames each window may copy content from."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -73,7 +78,8 @@ def inpaint(
         mask=str(mask) if mask else None, box=box, invert_mask=invert_mask, dilate=dilate,
         mask_threshold=mask_threshold, max_size=max_size, lossless=lossless, crf=crf, fps=fps,
         device=device, overwrite=overwrite, quiet=quiet, flow=flow, window=window,
-        lookahead=lookahead, propagation=not no_propagation,
+        lookahead=lookahead, propagation=not no_propagation, model=model, use_flow=not no_flow,
+        model_window=model_window, model_stride=model_stride, precision=precision,
     )
     rep = RichReporter(quiet=quiet)
     if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:

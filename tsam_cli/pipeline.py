@@ -29,7 +29,7 @@ import numpy as np
 from .errors import UsageError
 from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow
 from .masks import MaskSpec, MaskStream, parse_box
-from .propagate import TeleaFiller, propagate
+from .propagate import FILLER_HOPS, TeleaFiller, propagate
 from .ui import NullReporter
 from .video import VideoWriter, check_output_path, iter_frames, probe
 
@@ -57,6 +57,11 @@ class InpaintOptions:
     window: int = 40
     lookahead: int = 10
     propagation: bool = True
+    model: str = "classical"
+    use_flow: bool = True
+    model_window: int = 12
+    model_stride: int = 8
+    precision: str = "auto"
 
 
 @dataclass
@@ -148,6 +153,165 @@ def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) 
     return out
 
 
+# ----------------------------------------------------------------------------------------
+# the learned model: padding, sliding temporal windows, device, precision, compositing
+
+#: ``--model`` names that are not files: the classical path, and the weight registry entries
+MODEL_NAMES = {"classical": None, "compact": "tsam-compact", "full": "tsam-official"}
+
+
+class Padder:
+    """Owns the generator's "H and W multiple of 8" rule (reference fact 10).
+
+    Pads the last two dims at the bottom/right (so pixel coordinates and flow vectors are
+    unchanged) and crops back. Images/flows are replicated at the border, masks and
+    validities padded with ``fill``.
+    """
+
+    def __init__(self, h: int, w: int, multiple: int = 8) -> None:
+        self.h, self.w = h, w
+        self.ph, self.pw = (-h) % multiple, (-w) % multiple
+
+    def pad(self, x, fill: float | None = None):
+        """``(N, C, H, W)`` tensor -> ``(N, C, H + ph, W + pw)``; replicate, or constant ``fill``."""
+        import torch.nn.functional as F
+
+        if not (self.ph or self.pw):
+            return x
+        if fill is None:
+            return F.pad(x, (0, self.pw, 0, self.ph), mode="replicate")
+        return F.pad(x, (0, self.pw, 0, self.ph), mode="constant", value=fill)
+
+    def unpad(self, x):
+        return x[..., : self.h, : self.w]
+
+
+def window_starts(T: int, length: int, stride: int) -> list[int]:
+    """Start indices of windows of ``length`` frames every ``stride`` frames covering ``[0, T)``.
+
+    The last window is moved back to end exactly at ``T`` (no padding frames, no repeats).
+    """
+    if T <= length:
+        return [0]
+    starts = list(range(0, T - length + 1, stride))
+    if starts[-1] + length < T:
+        starts.append(T - length)
+    return starts
+
+
+def window_weights(length: int):
+    """Triangular blending weights ``(length,)``: 1, 2, ..., peak, ..., 2, 1 (frames near a
+    window's middle see both neighbours and count more where windows overlap)."""
+    return np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
+
+
+class ModelRunner:
+    """Runs a :class:`~tsam_cli.model.TSAMGenerator` over a stack of frames in windows.
+
+    Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
+    ``T - 1`` pair flows (:class:`~tsam_cli.flow.PairFlow` or None for "no flow known");
+    returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. Windows of
+    ``length`` frames every ``stride`` frames; overlaps are blended with
+    :func:`window_weights`. Memory is set by ``length``, not by T.
+    """
+
+    def __init__(self, model, device: str, length: int, stride: int, precision: str = "auto", use_flow: bool = True):
+        import torch
+
+        if length < 1 or not 1 <= stride <= length:
+            raise UsageError(f"--model-window {length} / --model-stride {stride}: need 1 <= stride <= window")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.length, self.stride, self.use_flow = length, stride, use_flow
+        self.dtype = self._autocast_dtype(precision)
+
+    def _autocast_dtype(self, precision: str):
+        import torch
+
+        if precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise UsageError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
+        if self.device.type != "cuda" or precision == "fp32":
+            if precision in ("fp16", "bf16") and self.device.type != "cuda":
+                raise UsageError(f"--precision {precision} needs a CUDA device: use --precision fp32 on the CPU")
+            return None
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float16 if precision == "fp16" else torch.bfloat16
+
+    def __call__(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
+        import torch
+
+        T, h, w = holes.shape
+        acc = np.zeros((T, h, w, 3), np.float32)
+        wsum = np.zeros((T,), np.float32)
+        padder = Padder(h, w)
+        for s in window_starts(T, self.length, self.stride):
+            e = min(T, s + self.length)
+            pred = self._window(frames[s:e], holes[s:e], flows[s : e - 1], padder, torch)
+            wts = window_weights(e - s)
+            acc[s:e] += pred * wts[:, None, None, None]
+            wsum[s:e] += wts
+        out = np.clip(np.rint(acc / wsum[:, None, None, None] * 255.0), 0, 255).astype(np.uint8)
+        return np.where(holes[..., None], out, frames)
+
+    def _window(self, frames, holes, flows, padder, torch) -> np.ndarray:
+        """One window -> ``(L, h, w, 3) float32`` in [0, 1]."""
+        dev = self.device
+        x = padder.pad(torch.from_numpy(frames).to(dev).permute(0, 3, 1, 2).float() / 255.0)
+        m = padder.pad(torch.from_numpy(holes).to(dev)[:, None].float(), fill=1.0)
+        guide = None
+        if self.use_flow and len(flows):
+            flows = [f if f is not None else _still(frames.shape[1:3]) for f in flows]
+
+            def stack(get, fill):
+                arr = np.stack([get(f) for f in flows])
+                t = torch.from_numpy(arr.astype(np.float32)).to(dev)
+                t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t[:, None]
+                return padder.pad(t, fill=fill)[None]
+
+            guide = {
+                "forward": stack(lambda f: f.fwd, None),
+                "backward": stack(lambda f: f.bwd, None),
+                "forward_valid": stack(lambda f: f.valid_f, 0.0),
+                "backward_valid": stack(lambda f: f.valid_b, 0.0),
+            }
+        ctx = torch.autocast(device_type="cuda", dtype=self.dtype) if self.dtype is not None else _nullcontext()
+        with torch.inference_mode(), ctx:
+            y = self.model(x[None], m[None], guide)
+        return padder.unpad(y[0].float()).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def load_model_runner(opts: "InpaintOptions", reporter) -> ModelRunner | None:
+    """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
+    if opts.model == "classical":
+        return None
+    from .official import load_generator
+    from .weights import resolve
+
+    if opts.model in MODEL_NAMES:
+        path = resolve(MODEL_NAMES[opts.model])
+    else:
+        path = Path(opts.model)
+        if not path.is_file():
+            raise UsageError(f"--model {opts.model!r} is neither classical, compact, full nor a weight file: check the path")
+    device = resolve_device(opts.device)
+    with reporter.timed("model load"):
+        model = load_generator(path)
+    if opts.use_flow and not model.config.use_flow:
+        reporter.warn(f"{path.name} was built without flow guidance: flows are not used")
+    reporter.info(f"model {model.config.name} from {path} on {device}")
+    return ModelRunner(model, device, opts.model_window, opts.model_stride, opts.precision,
+                       use_flow=opts.use_flow and model.config.use_flow)
+
+
 def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: InpaintOptions,
             reporter=None) -> InpaintReport:
     """Remove the masked region from a video; write the result atomically to ``output_path``.
@@ -177,6 +341,8 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                  f"filled pixels are pasted back into the {info.width}x{info.height} frames")
     estimator = make_estimator(opts.flow)
     filler = TeleaFiller()
+    runner = load_model_runner(opts, rep)
+    need_flow = opts.propagation or (runner is not None and runner.use_flow)
 
     def timed_filler(image, hole):
         with rep.timed("fill"):
@@ -220,10 +386,9 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                         if a.index not in cache:
                             cache[a.index] = (
                                 pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
-                                if opts.propagation and (a.hole.any() or b.hole.any()) else None
+                                if need_flow and (a.hole.any() or b.hole.any()) else None
                             )
-                with rep.timed("propagate"):
-                    completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation)
+                completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep)
                 for k in range(n_out):
                     it = items[k]
                     with rep.timed("paste"):
@@ -250,24 +415,46 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                          time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
 
 
-def _complete(items, cache, prev, filler, use_propagation: bool):
-    """Run propagation + filling over one window; returns (completed (T,h,w,3), hops (T,h,w))."""
+def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep):
+    """Complete one window at processing resolution.
+
+    Returns ``(completed (T, h, w, 3) uint8, hops (T, h, w) float32)`` for ``items``.
+    Classical path: propagation, then the per-frame filler for the rest. With a model:
+    propagation (unless disabled) leaves what it cannot reach to the generator, which also
+    sees the last frame already written (as a known frame) for continuity between windows.
+    """
     frames = np.stack([it.small for it in items])
     holes = np.stack([it.hole for it in items])
+    T = len(items)
     if not holes.any():
         return frames, np.zeros(holes.shape, np.float32)
-    if not use_propagation:
-        out = frames.copy()
-        for t in range(len(items)):
-            if holes[t].any():
-                out[t][holes[t]] = filler(frames[t], holes[t])[holes[t]]
-        return out, np.where(holes, 1000.0, 0.0).astype(np.float32)
-    flows = [cache[it.index] or _still(it.small.shape[:2]) for it in items[:-1]]
-    prev_arg = None
-    if prev is not None and cache.get(prev[0].index) is not None:
-        prev_arg = (prev[1], prev[2], cache[prev[0].index])
-    completed, hops, _ = propagate(frames, holes, flows, filler, prev=prev_arg)
-    return completed, hops
+    flows = [cache.get(it.index) for it in items[:-1]]
+    prev_flow = cache.get(prev[0].index) if prev is not None else None
+    prev_arg = (prev[1], prev[2], prev_flow) if prev_flow is not None else None
+    hops = np.where(holes, FILLER_HOPS, 0.0).astype(np.float32)
+    if use_propagation:
+        with rep.timed("propagate"):
+            frames, hops, rest = propagate(frames, holes, [f or _still(holes.shape[1:]) for f in flows],
+                                           None if runner is not None else filler, prev=prev_arg)
+    else:
+        rest = holes
+    if runner is None:
+        if not use_propagation:
+            out = frames.copy()
+            for t in range(T):
+                if holes[t].any():
+                    out[t][holes[t]] = filler(frames[t], holes[t])[holes[t]]
+            frames = out
+        return frames, hops
+    if not rest.any():
+        return frames, hops
+    if prev_arg is not None:  # the written frame before the window, as a known frame
+        frames = np.concatenate([prev[1][None], frames])
+        rest = np.concatenate([np.zeros_like(rest[:1]), rest])
+        flows = [prev_flow] + flows
+    with rep.timed("model"):
+        out = runner(frames, rest, flows)
+    return out[-T:], hops
 
 
 def _still(shape: tuple[int, int]) -> PairFlow:

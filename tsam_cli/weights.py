@@ -215,6 +215,14 @@ REGISTRY: dict[str, WeightSpec] = {
         description="RAFT-large optical flow, Chairs+Things (torchvision)",
         reference="torchvision Raft_Large_Weights.C_T_V2 (torchvision/models/optical_flow/raft.py)",
     ),
+    "tsam-compact": WeightSpec(
+        name="tsam-compact",
+        source=Source(kind="local", ref="tsam-compact.safetensors"),
+        filename="tsam-compact.safetensors",
+        sha256=None,
+        description="tsam compact generator (shipped in weights/)",
+        reference="weights/README.md",
+    ),
 }
 
 
