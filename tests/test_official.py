@@ -536,3 +536,19 @@ def test_compact_save_load_roundtrip(tmp_path):
     mk[..., 4:10, 4:10] = 1
     with torch.inference_mode():
         assert torch.equal(back(x, mk), m(x, mk))
+
+
+def test_cli_convert(official_ckpt, tmp_path, capsys):
+    """`tsam weights convert` on a synthetic official checkpoint writes a loadable file; bad input is one line."""
+    from tsam_cli.cli import main
+    from tsam_cli.official import load_generator
+
+    src = official_ckpt
+    out = tmp_path / "full.safetensors"
+    assert main(["weights", "convert", str(src), "-o", str(out)]) == 0
+    assert load_generator(out).config.official_quirks
+    assert main(["weights", "convert", str(src), "-o", str(out)]) == 5  # exists
+    assert main(["weights", "convert", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "x.safetensors")]) == 6
+    err = capsys.readouterr().err
+    assert "already exists" in err and "not found" in err
+    assert not (tmp_path / "x.safetensors").exists()

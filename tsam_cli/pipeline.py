@@ -400,7 +400,7 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                 last = items[n_out - 1]
                 # copies: a view would keep this whole window's arrays alive into the next one
                 prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
-                del completed, hops, items
+                del completed, hops, items, chain
                 for _ in range(n_out):
                     queue.popleft()
                 for key in [k for k in cache if k < last.index]:

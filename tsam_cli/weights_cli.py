@@ -7,6 +7,7 @@ and exit codes. No torch here.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -110,3 +111,22 @@ def download_weights(
             note = "checksum ok" if spec.sha256 else "no checksum published, not verified"
             err.print(f"{spec.name}: {note}")
         typer.echo(str(path))
+
+
+@app.command("convert")
+def convert_weights(
+    src: Path = typer.Argument(..., help="The official TSAM checkpoint (.pth)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the safetensors file."),
+    clean: bool = typer.Option(False, "--clean", help="Store the clean TSAM behaviour instead of the official code's quirks."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+) -> None:
+    """Convert the official checkpoint to tsam's safetensors format (loaded safely: no code runs)."""
+    from .errors import OutputError
+    from .official import convert_official
+
+    if output.exists() and not overwrite:
+        raise OutputError(f"output {output} already exists: pass --overwrite or choose another -o path")
+    if not output.parent.is_dir():
+        raise OutputError(f"output folder {output.parent} does not exist: create it first")
+    path = convert_official(src, output, official_quirks=not clean)
+    typer.echo(str(path))
