@@ -59,11 +59,13 @@ def write_inputs(folder: Path, frames: np.ndarray, masks: np.ndarray, n: int, fp
 
 
 RUNNER = r"""
-import json, resource, sys
+import json, sys
 from tsam_cli.pipeline import InpaintOptions, inpaint
 opts = InpaintOptions(**json.loads(sys.argv[3]))
 rep = inpaint(sys.argv[1], sys.argv[2], opts)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
+# VmHWM: peak RSS of this process image. (ru_maxrss is not used: Linux carries the parent's
+# high-water mark over fork + exec into it, so a big benchmark parent would inflate it.)
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "timings": rep.timings, "peak_rss_mib": peak}))
 """
 

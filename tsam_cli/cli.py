@@ -57,6 +57,7 @@ def inpaint(
     lossless: bool = typer.Option(False, "--lossless", help="Bit-exact output (H.264 RGB qp 0 in .mp4/.mov, FFV1 in .mkv). Folders are always lossless PNG."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
     flow: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis-fast, dis-ultrafast."),
+    full_res: bool = typer.Option(False, "--full-res", help="Propagate full-resolution pixels (flows upscaled) when the video is larger than --max-size: sharper fills, slower (see docs/benchmarks.md)."),
     model: str = typer.Option("classical", "--model", help="Filler for what propagation cannot reach: classical (OpenCV Telea), compact, full (official TSAM weights), or a weight file."),
     no_propagation: bool = typer.Option(False, "--no-propagation", help="Skip flow-guided pixel propagation (with --model: the pure paper model)."),
     no_flow: bool = typer.Option(False, "--no-flow", help="Model without flow guidance: the paper's TSM ablation."),
@@ -78,7 +79,7 @@ def inpaint(
         mask=str(mask) if mask else None, box=box, invert_mask=invert_mask, dilate=dilate,
         mask_threshold=mask_threshold, max_size=max_size, lossless=lossless, crf=crf, fps=fps,
         device=device, overwrite=overwrite, quiet=quiet, flow=flow, window=window,
-        lookahead=lookahead, propagation=not no_propagation, model=model, use_flow=not no_flow,
+        lookahead=lookahead, propagation=not no_propagation, full_res=full_res, model=model, use_flow=not no_flow,
         model_window=model_window, model_stride=model_stride, precision=precision,
     )
     rep = RichReporter(quiet=quiet)

@@ -180,3 +180,24 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
     fwd = smooth_fill(estimator(img_a, img_b), grow(hole_a, FLOW_MARGIN))
     bwd = smooth_fill(estimator(img_b, img_a), grow(hole_b, FLOW_MARGIN))
     return PairFlow(fwd, bwd, validity(fwd, bwd, delta), validity(bwd, fwd, delta))
+
+
+def upscale_pair_flow(pf: PairFlow, size: tuple[int, int]) -> PairFlow:
+    """A pair flow computed at a small size, brought to ``size = (W, H)``.
+
+    Vectors are resized bilinearly and scaled by the size ratio (a vector of 1 px at half
+    size is 2 px at full size); validity masks are resized with nearest neighbour.
+    """
+    import cv2
+
+    h, w = pf.fwd.shape[:2]
+    W, H = size
+    scale = np.array([W / w, H / h], np.float32)
+
+    def vec(f):
+        return cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) * scale
+
+    def val(v):
+        return cv2.resize(v.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0
+
+    return PairFlow(vec(pf.fwd), vec(pf.bwd), val(pf.valid_f), val(pf.valid_b))

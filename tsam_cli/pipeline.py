@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UsageError
-from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow
+from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow, upscale_pair_flow
 from .masks import MaskSpec, MaskStream, parse_box
-from .propagate import FILLER_HOPS, TeleaFiller, propagate
+from .propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
 from .ui import NullReporter
 from .video import VideoWriter, check_output_path, iter_frames, probe
 
@@ -57,6 +57,7 @@ class InpaintOptions:
     window: int = 40
     lookahead: int = 10
     propagation: bool = True
+    full_res: bool = False
     model: str = "classical"
     use_flow: bool = True
     model_window: int = 12
@@ -343,6 +344,12 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     filler = TeleaFiller()
     runner = load_model_runner(opts, rep)
     need_flow = opts.propagation or (runner is not None and runner.use_flow)
+    window, lookahead = opts.window, opts.lookahead
+    full_res = opts.full_res and opts.propagation and proc != (info.width, info.height)
+    if full_res:  # same pixel budget per window as at the processing size
+        ratio = proc[0] * proc[1] / (info.width * info.height)
+        window, lookahead = max(4, round(window * ratio)), max(2, round(lookahead * ratio))
+        rep.info(f"propagating at full resolution {info.width}x{info.height}: windows of {window} + {lookahead} frames")
 
     def timed_filler(image, hole):
         with rep.timed("fill"):
@@ -363,7 +370,7 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
             eof = False
             index = 0
             while True:
-                while not eof and len(queue) < opts.window + opts.lookahead:
+                while not eof and len(queue) < window + lookahead:
                     with rep.timed("decode"):
                         fr = next(frames, None)
                     if fr is None:
@@ -379,7 +386,7 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                 if not queue:
                     break
                 items = list(queue)
-                n_out = len(items) if eof else min(opts.window, len(items))
+                n_out = len(items) if eof else min(window, len(items))
                 chain = ([prev[0]] if prev is not None else []) + items
                 with rep.timed("flow"):
                     for a, b in zip(chain[:-1], chain[1:]):
@@ -388,7 +395,8 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                                 pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
                                 if need_flow and (a.hole.any() or b.hole.any()) else None
                             )
-                completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep)
+                completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
+                                            proc if full_res else None)
                 for k in range(n_out):
                     it = items[k]
                     with rep.timed("paste"):
@@ -415,16 +423,20 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                          time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
 
 
-def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep):
-    """Complete one window at processing resolution.
+def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None):
+    """Complete one window.
 
-    Returns ``(completed (T, h, w, 3) uint8, hops (T, h, w) float32)`` for ``items``.
+    Returns ``(completed (T, h, w, 3) uint8, hops (T, h, w) float32)`` for ``items``, at the
+    processing size, or at full size when ``full_res_from`` (the processing size ``(w, h)``
+    the flows were computed at) is given: then flows are upscaled and propagation copies
+    full-resolution pixels, and only what it cannot reach is invented at the processing size.
     Classical path: propagation, then the per-frame filler for the rest. With a model:
     propagation (unless disabled) leaves what it cannot reach to the generator, which also
     sees the last frame already written (as a known frame) for continuity between windows.
     """
-    frames = np.stack([it.small for it in items])
-    holes = np.stack([it.hole for it in items])
+    full = full_res_from is not None
+    frames = np.stack([it.full if full else it.small for it in items])
+    holes = np.stack([it.mask if full else it.hole for it in items])
     T = len(items)
     if not holes.any():
         return frames, np.zeros(holes.shape, np.float32)
@@ -433,9 +445,13 @@ def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep):
     prev_arg = (prev[1], prev[2], prev_flow) if prev_flow is not None else None
     hops = np.where(holes, FILLER_HOPS, 0.0).astype(np.float32)
     if use_propagation:
+        size = (holes.shape[2], holes.shape[1])
+        up = (lambda f: upscale_pair_flow(f, size) if f is not None else None) if full else (lambda f: f)
+        p_flows = [up(f) or _still(holes.shape[1:]) for f in flows]
+        p_prev = (prev[1], prev[2], up(prev_flow)) if prev_arg is not None else None
+        p_filler = None if runner is not None else (ScaledFiller(filler, full_res_from) if full else filler)
         with rep.timed("propagate"):
-            frames, hops, rest = propagate(frames, holes, [f or _still(holes.shape[1:]) for f in flows],
-                                           None if runner is not None else filler, prev=prev_arg)
+            frames, hops, rest = propagate(frames, holes, p_flows, p_filler, prev=p_prev)
     else:
         rest = holes
     if runner is None:
@@ -448,13 +464,27 @@ def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep):
         return frames, hops
     if not rest.any():
         return frames, hops
+    g_frames, g_rest, g_flows = frames, rest, flows
+    if full:  # the generator runs at the processing size; its result is upscaled into the holes
+        g_frames = np.stack([_resize(f, full_res_from) for f in frames])
+        g_rest = np.stack([_resize(r.astype(np.float32), full_res_from) > 0 for r in rest])
     if prev_arg is not None:  # the written frame before the window, as a known frame
-        frames = np.concatenate([prev[1][None], frames])
-        rest = np.concatenate([np.zeros_like(rest[:1]), rest])
-        flows = [prev_flow] + flows
+        g_prev = _resize(prev[1], full_res_from) if full else prev[1]
+        g_frames = np.concatenate([g_prev[None], g_frames])
+        g_rest = np.concatenate([np.zeros_like(g_rest[:1]), g_rest])
+        g_flows = [prev_flow] + g_flows
     with rep.timed("model"):
-        out = runner(frames, rest, flows)
-    return out[-T:], hops
+        out = runner(g_frames, g_rest, g_flows)[-T:]
+    if full:
+        size = (holes.shape[2], holes.shape[1])
+        out = np.where(rest[..., None], np.stack([_resize(o, size, cubic=True) for o in out]), frames)
+    return out, hops
+
+
+def _resize(img: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_AREA)
 
 
 def _still(shape: tuple[int, int]) -> PairFlow:
