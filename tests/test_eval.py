@@ -357,3 +357,26 @@ def test_cli_masks_generate(tmp_path):
     assert r3.exit_code == 0
     m2 = np.stack([cv2.imread(str(f), cv2.IMREAD_GRAYSCALE) for f in sorted(out.glob("*.png"))])
     assert np.array_equal(m, m2)  # same seed, same masks
+
+
+def test_metrics_listed_after_one_option(tmp_path, capsys):
+    """`tsam eval --metrics psnr ssim` (space-separated, as in the docs) works through the real CLI."""
+    import json
+
+    import cv2
+
+    from conftest import translating_video
+    from tsam_cli.cli import main
+
+    seq = tmp_path / "JPEGImages" / "480p" / "clip"
+    seq.mkdir(parents=True)
+    for i, f in enumerate(translating_video(T=6, h=48, w=64)):
+        cv2.imwrite(str(seq / f"{i:05d}.jpg"), f[..., ::-1])
+    out = tmp_path / "r.json"
+    code = main(["eval", "--dataset", "davis", "--root", str(tmp_path), "--size", "64x48",
+                 "--metrics", "psnr", "ssim", "--json", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(out.read_text())
+    assert {"psnr", "ssim"} <= set(report["mean"]) and "vfid" not in report["mean"]
+    assert main(["eval", "--dataset", "davis", "--root", str(tmp_path), "--metrics", "psnr", "lpipsx"]) == 2
+    assert "lpipsx" in capsys.readouterr().err

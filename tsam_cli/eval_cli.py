@@ -72,7 +72,12 @@ def eval_command(
     ),
     metrics: List[str] = typer.Option(
         ["psnr", "ssim", "vfid"], "--metrics", "-m",
-        help="Metrics: psnr (also hole PSNR), ssim, vfid, ewarp. Repeat the option or separate with commas.",
+        help="Metrics: psnr (also hole PSNR), ssim, vfid, ewarp: --metrics psnr ssim vfid, "
+        "or repeat the option, or separate with commas.",
+    ),
+    more_metrics: Optional[List[str]] = typer.Argument(
+        None, metavar="[METRIC]...", help="More metric names following --metrics (as in --metrics psnr ssim vfid).",
+        show_default=False,
     ),
     size: str = typer.Option("432x240", "--size", help="Evaluation size WIDTHxHEIGHT (the papers use 432x240)."),
     masks: str = typer.Option(
@@ -106,6 +111,11 @@ def eval_command(
 
     from tsam_cli.evaluate import MaskSpec, evaluate, write_csv, write_json
 
+    if more_metrics:
+        unknown = [m for m in more_metrics if m.lower() not in ("psnr", "ssim", "vfid", "ewarp")]
+        if unknown:
+            raise UsageError(f"unexpected argument {unknown[0]!r}: metrics are psnr, ssim, vfid, ewarp")
+        metrics = list(metrics) + list(more_metrics)
     err = Console(stderr=True)
     spec = MaskSpec(source="generate" if masks == "generate" else str(Path(masks).expanduser()),
                     kind=mask_kind.value, area=parse_area(area), seed=seed)
