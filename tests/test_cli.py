@@ -142,17 +142,24 @@ def _corrupt_mp4(tmp_path, clip):
     return p
 
 
+def _mux_silence(out):
+    """Add a mono AAC stream with one packet of silence to an open PyAV output container."""
+    import av
+
+    s = out.add_stream("aac", rate=44100)
+    s.layout = "mono"
+    f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+    f.sample_rate, f.pts = 44100, 0
+    out.mux(s.encode(f))
+    out.mux(s.encode(None))
+
+
 def _audio_only(tmp_path, clip):
     import av
 
     p = tmp_path / "audio.m4a"
     with av.open(str(p), "w", format="mp4") as out:
-        s = out.add_stream("aac", rate=44100)
-        s.layout = "mono"
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        f.sample_rate, f.pts = 44100, 0
-        out.mux(s.encode(f))
-        out.mux(s.encode(None))
+        _mux_silence(out)
     return p
 
 
@@ -163,12 +170,7 @@ def _zero_frames(tmp_path, clip):
     with av.open(str(p), "w", format="matroska") as out:
         s = out.add_stream("ffv1", rate=25)
         s.width, s.height, s.pix_fmt = 64, 48, "bgr0"
-        a = out.add_stream("aac", rate=44100)
-        a.layout = "mono"
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
-        f.sample_rate, f.pts = 44100, 0
-        out.mux(a.encode(f))
-        out.mux(a.encode(None))
+        _mux_silence(out)
     assert p.exists()
     return p
 
