@@ -137,6 +137,12 @@ def _mount_optional() -> None:
         from .eval_cli import eval_command, masks_app
     except ImportError:
         eval_command = masks_app = None
+    try:
+        from .train_cli import train_command
+    except ImportError:
+        train_command = None
+    if train_command is not None:
+        app.command("train", help="Train a TSAM generator (datasets, losses, two-stage schedule, torchrun DDP).")(train_command)
     if eval_command is not None:
         app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp).")(eval_command)
         app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
