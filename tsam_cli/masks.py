@@ -215,8 +215,10 @@ class MaskStream:
     def _check(self) -> None:
         fractions = []
         if self._kind in ("folder", "video"):
+            self.reporter.start("check mask", self.n_frames)
             for m in self._raw_frames():
                 fractions.append(float(m.mean()))
+                self.reporter.advance("check mask")
             if len(fractions) < self.n_frames:
                 raise MaskError(
                     f"mask {self.spec.path} decoded to {len(fractions)} frames but the video has {self.n_frames}: "

@@ -322,8 +322,14 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     every user mistake; nothing is left at ``output_path`` when it raises.
     """
     rep = reporter or NullReporter()
+    try:
+        return _inpaint(Path(input_path), Path(output_path), opts, rep)
+    finally:
+        rep.stop()  # also when a check fails half-way through a progress bar
+
+
+def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep) -> InpaintReport:
     t_start = time.perf_counter()
-    inp, out = Path(input_path), Path(output_path)
     _validate(opts)
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
@@ -331,6 +337,7 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     check_output_path(inp, out, opts.overwrite)
     if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
         resolve_device(opts.device)
+    runner = load_model_runner(opts, rep)  # before the mask pass: missing weights fail fast
     with rep.timed("mask check"):
         masks = MaskStream(
             MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
@@ -342,7 +349,6 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                  f"filled pixels are pasted back into the {info.width}x{info.height} frames")
     estimator = make_estimator(opts.flow)
     filler = TeleaFiller()
-    runner = load_model_runner(opts, rep)
     need_flow = opts.propagation or (runner is not None and runner.use_flow)
     window, lookahead = opts.window, opts.lookahead
     full_res = opts.full_res and opts.propagation and proc != (info.width, info.height)
@@ -360,61 +366,59 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
                          lossless=opts.lossless, crf=opts.crf, overwrite=opts.overwrite)
     rep.start("inpaint", info.n_frames)
     n_done = 0
-    try:
-        with writer:
-            frames = iter(iter_frames(info))
-            mask_iter = iter(masks)
-            queue: deque[_Item] = deque()
-            cache: dict[int, PairFlow | None] = {}
-            prev = None  # (_Item, completed small, hops) of the last frame written
-            eof = False
-            index = 0
-            while True:
-                while not eof and len(queue) < window + lookahead:
-                    with rep.timed("decode"):
-                        fr = next(frames, None)
-                    if fr is None:
-                        eof = True
-                        break
-                    mask = next(mask_iter, None)
-                    if mask is None:  # decoder gave more frames than the container announced
-                        mask = np.zeros((info.height, info.width), bool)
-                    with rep.timed("resize"):
-                        small, hole = _reduce(fr.rgb, mask, proc)
-                    queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
-                    index += 1
-                if not queue:
+    with writer:
+        frames = iter(iter_frames(info))
+        mask_iter = iter(masks)
+        queue: deque[_Item] = deque()
+        cache: dict[int, PairFlow | None] = {}
+        prev = None  # (_Item, completed small, hops) of the last frame written
+        eof = False
+        index = 0
+        while True:
+            while not eof and len(queue) < window + lookahead:
+                with rep.timed("decode"):
+                    fr = next(frames, None)
+                if fr is None:
+                    eof = True
                     break
-                items = list(queue)
-                n_out = len(items) if eof else min(window, len(items))
-                chain = ([prev[0]] if prev is not None else []) + items
-                with rep.timed("flow"):
-                    for a, b in zip(chain[:-1], chain[1:]):
-                        if a.index not in cache:
-                            cache[a.index] = (
-                                pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
-                                if need_flow and (a.hole.any() or b.hole.any()) else None
-                            )
-                completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
-                                            proc if full_res else None)
-                for k in range(n_out):
-                    it = items[k]
-                    with rep.timed("paste"):
-                        result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
-                    with rep.timed("encode"):
-                        writer.write(result, it.pts)
-                    n_done += 1
-                    rep.advance("inpaint")
-                last = items[n_out - 1]
-                # copies: a view would keep this whole window's arrays alive into the next one
-                prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
-                del completed, hops, items, chain
-                for _ in range(n_out):
-                    queue.popleft()
-                for key in [k for k in cache if k < last.index]:
-                    del cache[key]
-    finally:
-        rep.stop()
+                mask = next(mask_iter, None)
+                if mask is None:  # decoder gave more frames than the container announced
+                    mask = np.zeros((info.height, info.width), bool)
+                with rep.timed("resize"):
+                    small, hole = _reduce(fr.rgb, mask, proc)
+                queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
+                index += 1
+            if not queue:
+                break
+            items = list(queue)
+            n_out = len(items) if eof else min(window, len(items))
+            chain = ([prev[0]] if prev is not None else []) + items
+            with rep.timed("flow"):
+                for a, b in zip(chain[:-1], chain[1:]):
+                    if a.index not in cache:
+                        cache[a.index] = (
+                            pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
+                            if need_flow and (a.hole.any() or b.hole.any()) else None
+                        )
+            completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
+                                        proc if full_res else None)
+            for k in range(n_out):
+                it = items[k]
+                with rep.timed("paste"):
+                    result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
+                with rep.timed("encode"):
+                    writer.write(result, it.pts)
+                n_done += 1
+                rep.advance("inpaint")
+            last = items[n_out - 1]
+            # copies: a view would keep this whole window's arrays alive into the next one
+            prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
+            del completed, hops, items, chain
+            for _ in range(n_out):
+                queue.popleft()
+            for key in [k for k in cache if k < last.index]:
+                del cache[key]
+    rep.stop()
     if n_done != info.n_frames:
         rep.warn(f"the container announced {info.n_frames} frames but {n_done} were decoded; all {n_done} were written")
     for note in writer.notes:
