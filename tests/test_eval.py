@@ -274,7 +274,7 @@ def test_results_missing_a_clip(tmp_path):
     with pytest.raises(DatasetError, match="no result for 1 of 2"):
         evaluate("folder", tmp_path / "f", results=tmp_path / "r", metrics=["psnr"], size=(40, 24))
     with pytest.raises(UsageError, match="unknown metric"):
-        evaluate("folder", tmp_path / "f", results=tmp_path / "f", metrics=["lpips"], size=(40, 24))
+        evaluate("folder", tmp_path / "f", results=tmp_path / "f", metrics=["fvd"], size=(40, 24))
 
 
 def test_mask_folder(tmp_path):

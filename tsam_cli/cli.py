@@ -144,7 +144,7 @@ def _mount_optional() -> None:
     if train_command is not None:
         app.command("train", help="Train a TSAM generator (datasets, losses, two-stage schedule, torchrun DDP).")(train_command)
     if eval_command is not None:
-        app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp).")(eval_command)
+        app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp, LPIPS).")(eval_command)
         app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
 
 

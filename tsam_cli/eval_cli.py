@@ -72,7 +72,7 @@ def eval_command(
     ),
     metrics: List[str] = typer.Option(
         ["psnr", "ssim", "vfid"], "--metrics", "-m",
-        help="Metrics: psnr (also hole PSNR), ssim, vfid, ewarp: --metrics psnr ssim vfid, "
+        help="Metrics: psnr (also hole PSNR), ssim, vfid, ewarp, lpips: --metrics psnr ssim vfid, "
         "or repeat the option, or separate with commas.",
     ),
     more_metrics: Optional[List[str]] = typer.Argument(
@@ -94,15 +94,22 @@ def eval_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (per video, means, versions) as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write per-video values and the means as CSV."),
     i3d: Optional[Path] = typer.Option(None, "--i3d", help="i3d_rgb_imagenet.pt for VFID (default: tsam's weight cache)."),
+    lpips_alex: Optional[Path] = typer.Option(
+        None, "--lpips-alex", help="torchvision alexnet-owt-7be5be79.pth for LPIPS (default: tsam's weight cache)."
+    ),
+    lpips_lin: Optional[Path] = typer.Option(
+        None, "--lpips-lin", help="LPIPS v0.1 linear layers, the lpips package's weights/v0.1/alex.pth "
+        "(default: tsam's weight cache).",
+    ),
     max_videos: Optional[int] = typer.Option(None, "--max-videos", help="Evaluate only the first N clips."),
     max_frames: Optional[int] = typer.Option(None, "--max-frames", help="Use only the first N frames of every clip."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (I3D and tsam's pipeline)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (I3D, LPIPS and tsam's pipeline)."),
     keep_results: Optional[Path] = typer.Option(
         None, "--keep-results", help="When tsam inpaints (no --results): keep its outputs in this folder."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the final table."),
 ) -> None:
-    """Score video inpainting against ground truth: PSNR, SSIM, VFID, E_warp (TSAM paper, Table 1)."""
+    """Score video inpainting against ground truth: PSNR, SSIM, VFID (TSAM paper, Table 1), E_warp, LPIPS."""
     import shlex
     import sys
 
@@ -112,9 +119,11 @@ def eval_command(
     from tsam_cli.evaluate import MaskSpec, evaluate, write_csv, write_json
 
     if more_metrics:
-        unknown = [m for m in more_metrics if m.lower() not in ("psnr", "ssim", "vfid", "ewarp")]
+        from tsam_cli.evaluate import ALL_METRICS
+
+        unknown = [m for m in more_metrics if m.lower() not in ALL_METRICS]
         if unknown:
-            raise UsageError(f"unexpected argument {unknown[0]!r}: metrics are psnr, ssim, vfid, ewarp")
+            raise UsageError(f"unexpected argument {unknown[0]!r}: metrics are {', '.join(ALL_METRICS)}")
         metrics = list(metrics) + list(more_metrics)
     err = Console(stderr=True)
     spec = MaskSpec(source="generate" if masks == "generate" else str(Path(masks).expanduser()),
@@ -123,7 +132,8 @@ def eval_command(
         raise UsageError(f"--max-frames must be >= 1, got {max_frames}")
     report = evaluate(
         dataset.value, root, results=results, metrics=metrics, size=parse_size(size), masks=spec,
-        i3d=i3d, max_videos=max_videos, max_frames=max_frames, device=device, keep_results=keep_results,
+        i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, max_videos=max_videos, max_frames=max_frames,
+        device=device, keep_results=keep_results,
         command=" ".join(shlex.quote(a) for a in ["tsam"] + sys.argv[1:]),
         progress=None if quiet else (lambda line: err.print(line, highlight=False)),
     )
@@ -133,6 +143,8 @@ def eval_command(
         write_csv(report, csv_out)
 
     cols = [c for c in ("psnr", "psnr_hole", "ssim", "ewarp") if c in report["mean"]]
+    if "lpips" in report["mean"] and "lpips" not in report["unavailable"]:
+        cols.append("lpips")
     table = Table(title=f"tsam eval: {report['dataset']} ({len(report['videos'])} videos, "
                   f"{report['size'][0]}x{report['size'][1]})" if report["size"] else "tsam eval")
     table.add_column("video")
@@ -153,6 +165,8 @@ def eval_command(
             console.print(f"VFID: {mean['vfid']:.4f}")
         else:
             console.print(f"VFID: unavailable ({report['unavailable'].get('vfid', 'no value')})", highlight=False)
+    if "lpips" in report["unavailable"]:
+        console.print(f"LPIPS: unavailable ({report['unavailable']['lpips']})", highlight=False)
     if not quiet and json_out is not None:
         err.print(f"wrote {json_out}")
     if not quiet and csv_out is not None:
@@ -164,7 +178,7 @@ def _fmt(col: str, v) -> str:
         return "-"
     if col.startswith("psnr"):
         return f"{v:.2f}"
-    if col == "ssim":
+    if col in ("ssim", "lpips"):
         return f"{v:.4f}"
     return f"{v:.5f}"
 

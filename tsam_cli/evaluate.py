@@ -1,4 +1,4 @@
-"""Benchmark evaluation: PSNR / SSIM / VFID / E_warp on DAVIS, YouTube-VOS (FVI) or a folder.
+"""Benchmark evaluation: PSNR / SSIM / VFID / E_warp / LPIPS on DAVIS, YouTube-VOS (FVI) or a folder.
 
 Two modes:
 
@@ -38,7 +38,7 @@ from tsam_cli.errors import DatasetError, TsamError, UsageError
 DATASETS = ("davis", "youtube-vos", "folder")
 DEFAULT_SIZE = (432, 240)  # (W, H): TSAM / E2FGVI evaluation resolution
 DEFAULT_METRICS = ("psnr", "ssim", "vfid")
-ALL_METRICS = ("psnr", "ssim", "vfid", "ewarp")
+ALL_METRICS = ("psnr", "ssim", "vfid", "ewarp", "lpips")
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
@@ -314,6 +314,7 @@ class _Acc:
     psnr_hole: list = field(default_factory=list)
     ssim: list = field(default_factory=list)
     ewarp: list = field(default_factory=list)
+    lpips: list = field(default_factory=list)
 
 
 def _parse_metrics(metrics) -> list[str]:
@@ -337,6 +338,8 @@ def evaluate(
     size: tuple[int, int] = DEFAULT_SIZE,
     masks: MaskSpec | None = None,
     i3d: str | Path | None = None,
+    lpips_alex: str | Path | None = None,
+    lpips_lin: str | Path | None = None,
     max_videos: int | None = None,
     max_frames: int | None = None,
     device: str = "auto",
@@ -350,14 +353,17 @@ def evaluate(
         dataset: "davis", "youtube-vos" or "folder" (see :func:`discover`).
         root: dataset root folder.
         results: mode (b) results folder; ``None`` = mode (a), run tsam's pipeline.
-        metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp".
+        metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp", "lpips".
         size: evaluation size (W, H); ``None`` keeps the native size.
         masks: :class:`MaskSpec` (default: generated object masks, mixed area buckets,
             seed 0).
         i3d: path of ``i3d_rgb_imagenet.pt`` for VFID (else looked up, see
             :func:`tsam_cli.metrics.vfid.resolve_i3d_weights`).
+        lpips_alex / lpips_lin: for LPIPS, torchvision ``alexnet-owt-7be5be79.pth`` and the
+            lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
+            ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
         max_videos / max_frames: keep the first N clips / frames per clip.
-        device: for I3D and tsam's pipeline ("auto" = CUDA when available).
+        device: for I3D, LPIPS and tsam's pipeline ("auto" = CUDA when available).
         keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
         command: the command line to record (default: ``sys.argv``).
         progress: optional callback receiving one line per clip.
@@ -367,8 +373,9 @@ def evaluate(
         (metric -> reason), ``conventions``, ``versions``, ``command`` and the settings.
         Non-finite values are ``None`` in the dict (JSON null).
 
-    VFID failures (missing weights, fewer than 2 videos) do not abort the other metrics:
-    the metric is listed in ``unavailable`` with the reason.
+    VFID and LPIPS failures (missing weights, fewer than 2 videos for VFID, frames too small
+    for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
+    the reason.
     """
     metrics = _parse_metrics(metrics)
     masks = masks or MaskSpec()
@@ -401,6 +408,14 @@ def evaluate(
                 vfid_scorer = VFIDScorer(i3d, device=dev)
             except TsamError as exc:
                 unavailable["vfid"] = str(exc).splitlines()[0]
+    lpips_model = None
+    if "lpips" in metrics:
+        try:
+            from tsam_cli.metrics.lpips import load_lpips
+
+            lpips_model = load_lpips(lpips_alex, lpips_lin, device=dev)
+        except TsamError as exc:
+            unavailable["lpips"] = str(exc).splitlines()[0]
 
     inpaint = opts_cls = None
     tmp_root = None
@@ -451,6 +466,20 @@ def evaluate(
                 e = warping_error(res_n)
                 acc.ewarp.append(e)
                 row["ewarp"] = _finite(e)
+            if lpips_model is not None:
+                from tsam_cli.metrics.lpips import lpips_frames
+
+                try:
+                    lp = lpips_frames(lpips_model, gt_n, res_n)
+                except (ValueError, RuntimeError) as exc:
+                    unavailable["lpips"] = f"LPIPS failed on {clip.name}: {exc}".splitlines()[0]
+                    lpips_model = None
+                    acc.lpips.clear()
+                    for v in videos:
+                        v.pop("lpips", None)
+                else:
+                    acc.lpips.append(lp)
+                    row["lpips"] = _finite(lp.mean())
             if vfid_scorer is not None:
                 try:
                     vfid_scorer.add(gt_n, res_n)
@@ -460,7 +489,7 @@ def evaluate(
             videos.append(row)
             if progress is not None:
                 progress(f"[{i + 1}/{len(clips)}] {clip.name}: " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in row.items() if k in ("psnr", "ssim", "ewarp") and v is not None))
+                    f"{k} {v:.4f}" for k, v in row.items() if k in ("psnr", "ssim", "ewarp", "lpips") and v is not None))
     finally:
         if tmp_root is not None:
             shutil.rmtree(tmp_root, ignore_errors=True)
@@ -481,6 +510,11 @@ def evaluate(
         e = np.array(acc.ewarp, dtype=np.float64)
         e = e[~np.isnan(e)]
         mean["ewarp"] = float(e.mean()) if e.size else None
+    if "lpips" in metrics:
+        mean.update(lpips=None, lpips_video_mean=None)
+        if lpips_model is not None and acc.lpips:
+            mean.update(lpips=_finite(np.concatenate(acc.lpips).mean()),
+                        lpips_video_mean=_finite(np.mean([v.mean() for v in acc.lpips])))
     if "vfid" in metrics:
         mean["vfid"] = None
         if vfid_scorer is not None and "vfid" not in unavailable:
@@ -515,6 +549,9 @@ CONVENTIONS = {
     "sigma=1.5, use_sample_covariance=False, data_range=255)); mean over all frames",
     "vfid": "Frechet distance of Gaussians fitted to I3D (i3d_rgb_imagenet.pt) mean-pooled Mixed_5c features, "
     "one 1024-d vector per video from all its frames, RGB in [0,1] (FFVI/TSAM/E2FGVI convention)",
+    "lpips": "Zhang et al. 2018 LPIPS v0.1, AlexNet (torchvision alexnet-owt-7be5be79.pth + lpips weights/v0.1/alex.pth), "
+    "RGB in [-1,1], per frame at the evaluation size; lower = more similar; mean over all frames of all videos, "
+    "lpips_video_mean = mean of per-video means",
     "ewarp": "Lai et al. 2018 flow warping error on the result video, OpenCV DIS flow, Ruder et al. occlusion "
     "test, RGB in [0,1], mean over frame pairs then over videos",
 }
@@ -565,7 +602,8 @@ def write_json(report: dict, path: str | Path) -> None:
 def write_csv(report: dict, path: str | Path) -> None:
     """One row per video plus a final ``MEAN`` row; empty cell = not available."""
     cols = ["name", "frames", "hole_ratio"] + [
-        c for c in ("psnr", "psnr_hole", "ssim", "ewarp") if any(c in v for v in report["videos"])
+        c for c in ("psnr", "psnr_hole", "ssim", "ewarp", "lpips")
+        if any(c in v for v in report["videos"]) or (c == "lpips" and c in report["metrics"])
     ]
     extra = ["vfid"] if "vfid" in report["metrics"] else []
     with open(path, "w", newline="") as fh:

@@ -200,6 +200,38 @@ REGISTRY: dict[str, WeightSpec] = {
         description="VGG-16 ImageNet (torchvision), for perceptual losses",
         reference="torchvision VGG16_Weights.IMAGENET1K_V1",
     ),
+    "alexnet-imagenet": WeightSpec(
+        name="alexnet-imagenet",
+        source=Source(
+            kind="url",
+            ref="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+            page="https://pytorch.org/vision/stable/models/generated/torchvision.models.alexnet.html",
+        ),
+        filename="alexnet-owt-7be5be79.pth",
+        # torchvision names its files <name>-<first 8 hex digits of the sha256>.pth and checks
+        # only that prefix (torch.hub check_hash); the full digest is not published, so the
+        # prefix is what is enforced. About 233 MB (torchvision lists _file_size 233.087 MB).
+        sha256="7be5be79",
+        size=None,
+        description="AlexNet ImageNet (torchvision), backbone of the LPIPS metric",
+        reference="torchvision AlexNet_Weights.IMAGENET1K_V1 (torchvision/models/alexnet.py)",
+    ),
+    "lpips-alex-v0.1": WeightSpec(
+        name="lpips-alex-v0.1",
+        source=Source(
+            kind="url",
+            ref="https://raw.githubusercontent.com/richzhang/PerceptualSimilarity/master/lpips/weights/v0.1/alex.pth",
+            page="https://github.com/richzhang/PerceptualSimilarity",
+        ),
+        filename="lpips_alex_v0.1.pth",
+        # sha256 and size of lpips/weights/v0.1/alex.pth as committed in
+        # richzhang/PerceptualSimilarity (git blob 1df9dfe6, unchanged since commit c33f89e9,
+        # 2020-09-05, "refactor into lpips directory"), read from the repository's git objects.
+        sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0",
+        size=6009,
+        description="LPIPS v0.1 linear layers for AlexNet (lin0..lin4), for the LPIPS metric",
+        reference="richzhang/PerceptualSimilarity lpips/weights/v0.1/alex.pth (the lpips package's net='alex')",
+    ),
     "raft-things": WeightSpec(
         name="raft-things",
         source=Source(
