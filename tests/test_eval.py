@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -145,27 +144,12 @@ def _published_file(path, seed=0):
     torch.save(sd, path, _use_new_zipfile_serialization=False)
 
 
-@dataclass
-class FakeOptions:
-    mask: str | None = None
-    box: object = None
-    invert_mask: bool = False
-    dilate: int = 4
-    mask_threshold: int | None = None
-    max_size: int = 960
-    lossless: bool = False
-    crf: int = 18
-    fps: float | None = None
-    device: str = "auto"
-    overwrite: bool = False
-    quiet: bool = False
-
-
 @needs_shared
 def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
     import cv2
 
     import tsam_cli.evaluate as ev
+    from tsam_cli.pipeline import InpaintOptions
 
     calls = []
 
@@ -185,7 +169,7 @@ def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
             cv2.imwrite(str(out / f.name), img)
         return {"ok": True}
 
-    monkeypatch.setattr(ev, "_load_pipeline", lambda: (fake_inpaint, FakeOptions))
+    monkeypatch.setattr(ev, "_load_pipeline", lambda: (fake_inpaint, InpaintOptions))
     root = _make_davis(tmp_path / "davis")
     rep = evaluate("davis", root, metrics=["psnr", "ssim"], size=SIZE, keep_results=tmp_path / "kept")
     assert rep["mode"] == "run-tsam" and len(calls) == 2
