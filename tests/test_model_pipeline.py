@@ -111,3 +111,17 @@ def test_cli_missing_weights(clip, tmp_path, capsys, monkeypatch):
     code = main(["inpaint", str(clip[0]), "--mask", str(clip[1]), "-o", str(tmp_path / "o.mp4"), "--model", "nope.bin"])
     assert code in (2, 6) and "nope.bin" in capsys.readouterr().err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_shipped_compact_weights(clip, tmp_path, capsys):
+    """`--model compact` loads the file shipped in weights/ (checksum verified by the registry)."""
+    from tsam_cli.weights import check, local_dir
+
+    shipped = local_dir() / "tsam-compact.safetensors"
+    if not shipped.is_file():
+        pytest.skip("weights/tsam-compact.safetensors is not in this checkout")
+    assert check(shipped, "tsam-compact") == "ok"
+    out = tmp_path / "o.mp4"
+    code = main(["inpaint", str(clip[0]), "--mask", str(clip[1]), "-o", str(out), "--model", "compact", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert read_video(out).shape == read_video(clip[0]).shape
