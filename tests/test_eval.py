@@ -183,10 +183,6 @@ def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
 
 @needs_shared
 def test_mode_a_with_real_pipeline(tmp_path):
-    try:
-        import tsam_cli.pipeline  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"tsam_cli.pipeline cannot be imported yet: {exc}")
     root = _make_davis(tmp_path / "davis")
     rep = evaluate("davis", root, metrics=["psnr"], size=SIZE, device="cpu",
                    masks=MaskSpec(kind="object", area=(0.1, 0.2)))
