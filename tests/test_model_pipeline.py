@@ -56,6 +56,11 @@ def test_runner_windows_map_frames_back_in_place():
     assert np.array_equal(out, v)  # each frame's own prediction lands on that frame, blends normalise
     assert [c[0][1] for c in echo.calls] == [5] * len(window_starts(T, 5, 3))
     assert echo.calls[0][1]["forward"][1:] == (4, 2, 32, 48)
+    holes_late = np.zeros_like(holes)
+    holes_late[-2:, 5:15, 10:25] = True  # only the last window has holes
+    echo2 = Echo()
+    assert np.array_equal(ModelRunner(echo2, "cpu", length=5, stride=3)(v, holes_late, [None] * (T - 1)), v)
+    assert len(echo2.calls) == 1  # windows without holes are not run
     r2 = ModelRunner(Echo(), "cpu", length=5, stride=3, use_flow=False)
     r2(v, holes, [None] * (T - 1))
     assert r2.model.calls[0][1] is None
