@@ -243,6 +243,19 @@ def _trim_metrics(path: Path, last_step: int) -> None:
 
 
 # ----------------------------------------------------------------------------------- training
+
+def _optimizer_step(opt, scaler, loss, params, grad_clip: float) -> None:
+    """Backward + (optional) gradient-norm clipping + step, through the AMP grad scaler."""
+    import torch
+
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    scaler.step(opt)
+    scaler.update()
+
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
     """Train (or resume) a run in ``run_dir``; returns the exported generator's path."""
     import torch.distributed as dist
@@ -451,13 +464,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"non-finite loss at step {step}: "
                                              + ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items()))
-                opt_g.zero_grad(set_to_none=True)
-                scaler_g.scale(loss).backward()
-                if cfg.grad_clip > 0:
-                    scaler_g.unscale_(opt_g)
-                    torch.nn.utils.clip_grad_norm_(gen_raw.parameters(), cfg.grad_clip)
-                scaler_g.step(opt_g)
-                scaler_g.update()
+                _optimizer_step(opt_g, scaler_g, loss, gen_raw.parameters(), cfg.grad_clip)
 
                 # ---- discriminator step (real and fake in one batch: D has no batch norm)
                 d_loss = out.new_zeros(())
@@ -466,13 +473,7 @@ def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
                     with autocast():
                         scores = disc(both)
                     d_loss = L.gan_d_loss(cfg.gan, scores[: frames.shape[0]], scores[frames.shape[0]:])
-                    opt_d.zero_grad(set_to_none=True)
-                    scaler_d.scale(d_loss).backward()
-                    if cfg.grad_clip > 0:
-                        scaler_d.unscale_(opt_d)
-                        torch.nn.utils.clip_grad_norm_(disc_raw.parameters(), cfg.grad_clip)
-                    scaler_d.step(opt_d)
-                    scaler_d.update()
+                    _optimizer_step(opt_d, scaler_d, d_loss, disc_raw.parameters(), cfg.grad_clip)
                 terms["gan_d"] = d_loss.detach()
 
                 step += 1
