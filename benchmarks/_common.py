@@ -21,7 +21,7 @@ def bmx_frames(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """
     import cv2
 
-    from tsam_cli.video import iter_frames, list_images, probe
+    from tsam_cli.media import iter_frames, list_images, probe
 
     if (SHARED / "bmx-trees").is_dir():
         frames = np.stack([f.rgb for f in iter_frames(probe(SHARED / "bmx-trees" / "frames", fps=24))])
@@ -44,15 +44,15 @@ def write_inputs(folder: Path, frames: np.ndarray, masks: np.ndarray, n: int, fp
     """Write ``n`` looped frames as an H.264 mp4 and the masks as a lossless FFV1 mkv."""
     from fractions import Fraction
 
-    from tsam_cli.video import VideoWriter
+    from tsam_cli.media import create_video
 
     idx = loop_index(len(frames), n)
     h, w = frames.shape[1:3]
     video, mask = folder / f"in_{n}.mp4", folder / f"mask_{n}.mkv"
-    with VideoWriter(video, w, h, Fraction(fps), crf=16) as wr:
+    with create_video(video, w, h, Fraction(fps), crf=16) as wr:
         for i in idx:
             wr.write(frames[i])
-    with VideoWriter(mask, w, h, Fraction(fps), lossless=True) as wr:
+    with create_video(mask, w, h, Fraction(fps), lossless=True) as wr:
         for i in idx:
             wr.write(np.repeat((masks[i] * 255).astype(np.uint8)[..., None], 3, axis=2))
     return video, mask

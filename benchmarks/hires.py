@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     import cv2
 
-    from tsam_cli.video import VideoWriter, iter_frames, probe
+    from tsam_cli.media import create_video, iter_frames, probe
 
     src = SHARED / "running_car" / "running_car.mp4"
     if not src.is_file():
@@ -52,7 +52,7 @@ def main() -> None:
     print(f"{'setting':<36}{'hole PSNR dB':>14}{'s/frame':>10}{'peak MiB':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        with VideoWriter(tmp / "in", W, H, Fraction(25)) as w:
+        with create_video(tmp / "in", W, H, Fraction(25)) as w:
             for f in frames:
                 w.write(f)
         (tmp / "mask").mkdir()

@@ -45,7 +45,7 @@ def main() -> None:
     import cv2
 
     from tsam_cli.propagate import TeleaFiller
-    from tsam_cli.video import VideoWriter, iter_frames, probe
+    from tsam_cli.media import create_video, iter_frames, probe
 
     frames, objects = bmx_frames(args.frames)
     holes = moving_ellipse_masks(frames, objects)
@@ -53,7 +53,7 @@ def main() -> None:
         tmp = Path(tmp)
         from fractions import Fraction
 
-        with VideoWriter(tmp / "in", 432, 240, Fraction(24)) as w:  # PNG frames: lossless input
+        with create_video(tmp / "in", 432, 240, Fraction(24)) as w:  # PNG frames: lossless input
             for f in frames:
                 w.write(f)
         for i, h in enumerate(holes):

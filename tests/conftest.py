@@ -70,7 +70,7 @@ def write_video(path: Path, frames: np.ndarray, fps: float = 25, codec: str = "l
 
 def read_video(path: Path) -> np.ndarray:
     """Decode all frames of a small file/folder to ``(T, H, W, 3) uint8``."""
-    from tsam_cli.video import iter_frames, probe
+    from tsam_cli.media import iter_frames, probe
 
     return np.stack([f.rgb for f in iter_frames(probe(path) if Path(path).is_file() else probe(path, fps=25))])
 

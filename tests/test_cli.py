@@ -46,7 +46,7 @@ def test_inpaint_lossless_keeps_known_pixels(clip, tmp_path, capsys):
     assert code == 0, err
     src, res = read_video(video), read_video(out)
     assert res.shape == src.shape
-    from tsam_cli.masks import MaskSpec, MaskStream
+    from tsam_cli.media.masks import MaskSpec, MaskStream
     from tsam_cli.ui import NullReporter
 
     dilated = np.stack(list(MaskStream(MaskSpec(masks, dilate=4), 96, 64, 10, NullReporter())))
@@ -73,7 +73,7 @@ def test_inpaint_frame_folder_input(tmp_path, capsys):
     out = tmp_path / "o.mp4"
     code, _, err = run(["inpaint", frames, "--mask", tmp_path / "m.png", "-o", out, "--fps", "12", "-q"], capsys)
     assert code == 0, err
-    from tsam_cli.video import probe
+    from tsam_cli.media import probe
 
     info = probe(out)
     assert info.n_frames == 8 and float(info.fps) == pytest.approx(12)
@@ -100,7 +100,7 @@ def test_acceptance_schoolgirls(tmp_path, capsys):
     out = tmp_path / "sg.mp4"
     code, _, err = run(["inpaint", src, "--mask", SHARED / "schoolgirls" / "masks", "-o", out, "-q"], capsys)
     assert code == 0, err
-    from tsam_cli.video import probe
+    from tsam_cli.media import probe
 
     a, b = probe(src), probe(out)
     assert (b.n_frames, b.width, b.height, b.fps) == (a.n_frames, a.width, a.height, a.fps)
@@ -117,7 +117,7 @@ def test_acceptance_running_car_keeps_audio(tmp_path, capsys):
                         "--max-size", "320", "-q"], capsys)
     assert code == 0, err
     assert "resized" in err  # the 432x240 mask is scaled to the video, with a warning
-    from tsam_cli.video import probe
+    from tsam_cli.media import probe
 
     a, b = probe(src), probe(out)
     assert (b.width, b.height, b.n_frames) == (972, 540, a.n_frames)

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import SHARED, needs_shared, write_pngs, write_video
 from tsam_cli.errors import MaskError, UsageError
-from tsam_cli.masks import MaskSpec, MaskStream, parse_box
+from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.ui import NullReporter
 
 H, W, T = 40, 64, 6

@@ -7,7 +7,7 @@ import pytest
 
 from conftest import read_video, translating_video, write_pngs, write_video
 from tsam_cli.errors import InputError, OutputError
-from tsam_cli.video import VideoWriter, check_output_path, iter_frames, natural_key, probe
+from tsam_cli.media import check_output_path, create_video, iter_frames, natural_key, probe
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_frame_folder_natural_order(tmp_path):
 def test_lossless_outputs_are_bit_exact(tmp_path, suffix):
     v = translating_video(T=5, h=36, w=52)
     out = tmp_path / f"out{suffix}"
-    with VideoWriter(out, 52, 36, Fraction(25), lossless=True) as w:
+    with create_video(out, 52, 36, Fraction(25), lossless=True) as w:
         for f in v:
             w.write(f)
     assert np.array_equal(read_video(out), v)
@@ -53,7 +53,7 @@ def test_lossless_outputs_are_bit_exact(tmp_path, suffix):
 
 def test_odd_size_kept_with_note(tmp_path):
     v = translating_video(T=3, h=35, w=51)
-    with VideoWriter(tmp_path / "o.mp4", 51, 35, Fraction(25)) as w:
+    with create_video(tmp_path / "o.mp4", 51, 35, Fraction(25)) as w:
         for f in v:
             w.write(f)
     info = probe(tmp_path / "o.mp4")
@@ -69,7 +69,7 @@ def test_variable_frame_rate_timestamps_survive(tmp_path):
     info = probe(src)
     frames = list(iter_frames(info))
     times_in = [float(f.pts * f.time_base) for f in frames]
-    with VideoWriter(tmp_path / "out.mp4", 48, 32, info.fps, info.time_base) as w:
+    with create_video(tmp_path / "out.mp4", 48, 32, info.fps, time_base=info.time_base) as w:
         for f in frames:
             w.write(f.rgb, f.pts)
     times_out = [float(f.pts * f.time_base) for f in iter_frames(probe(tmp_path / "out.mp4"))]
@@ -85,7 +85,7 @@ def test_audio_is_copied_not_reencoded(tmp_path):
     info = probe(src)
     assert info.has_audio and info.audio_codec == "aac"
     out = tmp_path / "out.mp4"
-    with VideoWriter(out, 48, 32, info.fps, info.time_base, audio_from=src) as w:
+    with create_video(out, 48, 32, info.fps, time_base=info.time_base, audio_from=src) as w:
         for f in iter_frames(info):
             w.write(f.rgb, f.pts)
 
@@ -100,7 +100,7 @@ def test_audio_is_copied_not_reencoded(tmp_path):
 def test_writer_failure_leaves_nothing(tmp_path):
     out = tmp_path / "out.mp4"
     with pytest.raises(RuntimeError):
-        with VideoWriter(out, 32, 32, Fraction(25)) as w:
+        with create_video(out, 32, 32, Fraction(25)) as w:
             w.write(np.zeros((32, 32, 3), np.uint8))
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
@@ -121,13 +121,13 @@ def test_check_output_path(tmp_path):
     inp = tmp_path / "in.mp4"
     inp.write_bytes(b"x")
     with pytest.raises(OutputError, match="is the input"):
-        check_output_path(inp, inp, overwrite=True)
+        check_output_path(inp, [("the input", inp)], overwrite=True)
     existing = tmp_path / "o.mp4"
     existing.write_bytes(b"x")
     with pytest.raises(OutputError, match="--overwrite"):
-        check_output_path(inp, existing, overwrite=False)
-    check_output_path(inp, existing, overwrite=True)
+        check_output_path(existing, [inp], overwrite=False)
+    assert check_output_path(existing, [inp], overwrite=True) == "file"
     with pytest.raises(OutputError, match="does not exist"):
-        check_output_path(inp, tmp_path / "nope" / "o.mp4", overwrite=False)
+        check_output_path(tmp_path / "nope" / "o.mp4", [inp], overwrite=False)
     with pytest.raises(OutputError, match="cannot write"):
-        check_output_path(inp, tmp_path / "o.gif", overwrite=False)
+        check_output_path(tmp_path / "o.gif", [inp], overwrite=False)

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import TsamError, UsageError
-from .video import natural_key
+from .errors import Interrupted, TsamError, UsageError
+from .media import natural_key
 
 KEEP_SUFFIXES = {".mp4", ".mov", ".mkv"}
 MASK_SUFFIXES = [".png", ".jpg", ".jpeg", ".bmp", ".mp4", ".mkv", ".mov", ".avi", ".webm"]
@@ -65,17 +65,29 @@ def is_batch(args: list[str], mask_dir: str | None) -> bool:
     return len(args) > 1 or mask_dir is not None or any(any(c in a for c in "*?[") and not Path(a).exists() for a in args)
 
 
-def find_mask(mask_dir: Path, video: Path) -> Path | None:
+def find_mask(mask_dir: Path, video: Path, inputs: list[Path] = ()) -> Path | None:
     """The mask of ``video`` in ``mask_dir``, matched by name: a folder ``<stem>/``, or
-    ``<stem>.<ext>`` / ``<stem>_mask.<ext>`` / ``<stem>-mask.<ext>`` (image or video)."""
+    ``<stem>.<ext>`` / ``<stem>_mask.<ext>`` / ``<stem>-mask.<ext>`` (image or video).
+
+    A candidate that is one of the ``inputs`` (``--mask-dir`` pointing at the videos'
+    own folder) is never taken: a video is not its own mask."""
     stem = video.stem if video.is_file() or video.suffix else video.name
+    taken = {_same_key(p) for p in [video, *inputs]}
     for name in (stem, f"{stem}_mask", f"{stem}-mask", f"{stem}_masks"):
-        if (mask_dir / name).is_dir():
-            return mask_dir / name
-        for ext in MASK_SUFFIXES:
-            if (mask_dir / f"{name}{ext}").is_file():
-                return mask_dir / f"{name}{ext}"
+        candidates = [mask_dir / name] + [mask_dir / f"{name}{ext}" for ext in MASK_SUFFIXES]
+        for c in candidates:
+            if (c.is_dir() if c == mask_dir / name else c.is_file()) and _same_key(c) not in taken:
+                return c
     return None
+
+
+def _same_key(path: Path):
+    """Identity of a path: device + inode when it exists (links, case variants), else its name."""
+    try:
+        st = path.stat()
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return str(path.resolve())
 
 
 def output_for(video: Path, out_dir: Path) -> Path:
@@ -101,21 +113,37 @@ def shard_from_env(shard: str | None) -> tuple[int, int]:
     return 0, 1
 
 
-def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | None, shard: tuple[int, int]) -> list[Job]:
+def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | None, shard: tuple[int, int],
+         has_box: bool = False) -> list[Job]:
     """This process's jobs (after sharding), with masks matched. Raises UsageError."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir} is a file: with several inputs -o must be a folder")
-    if mask is None and mask_dir is None:
-        raise UsageError("no mask given: pass --mask FILE (same for all), --mask-dir DIR (matched by name) or --box")
+    if mask is None and mask_dir is None and not has_box:
+        raise UsageError("no mask given: pass --mask FILE (same for all), --mask-dir DIR (matched by name) or --box x,y,w,h")
     if mask_dir is not None and not mask_dir.is_dir():
         raise UsageError(f"--mask-dir {mask_dir} is not a folder: give the folder holding one mask per input")
+    _refuse_collisions(inputs, out_dir)
     index, count = shard
     mine = inputs[index::count]
     jobs = []
     for v in mine:
-        m = find_mask(mask_dir, v) if mask_dir is not None else mask
+        m = find_mask(mask_dir, v, inputs) if mask_dir is not None else mask
         jobs.append(Job(v, output_for(v, out_dir), m))
     return jobs
+
+
+def _refuse_collisions(inputs: list[Path], out_dir: Path) -> None:
+    """Two inputs that would write the same output (``a.mp4``, ``a.webm``, ``x/a.mp4``):
+    refused before any work, over the whole list (every shard sees the same answer)."""
+    owners: dict[str, Path] = {}
+    for v in inputs:
+        key = output_for(v, out_dir).name.lower()  # case-insensitive filesystems collide too
+        if key in owners:
+            raise UsageError(
+                f"{owners[key]} and {v} would both be written to {output_for(v, out_dir)}: "
+                "rename one of them or run them in separate batches"
+            )
+        owners[key] = v
 
 
 def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Job]:
@@ -131,9 +159,13 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
             reporter.warn(f"{job.input}: {job.reason}")
             continue
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        reporter.info(f"[bold]{job.input}[/bold] -> {job.output}")
+        reporter.info(f"{job.input} -> {job.output}")
+        job_opts = replace(opts, mask=str(job.mask) if job.mask else None,
+                           protected=(*opts.protected, *(("an input of the batch", j.input) for j in jobs)))
         try:
-            rep = inpaint(job.input, job.output, replace(opts, mask=str(job.mask) if job.mask else None), reporter=reporter)
+            rep = inpaint(job.input, job.output, job_opts, reporter=reporter)
+        except Interrupted:
+            raise  # a signal stops the batch; finished outputs stay
         except TsamError as exc:
             job.status, job.reason = "failed", str(exc)
             reporter.warn(f"{job.input}: {exc}")
@@ -145,6 +177,7 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
 def summary_table(jobs: list[Job], shard: tuple[int, int]):
     """A rich Table of the batch results."""
     from rich.table import Table
+    from rich.text import Text
 
     title = "batch summary" + (f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else "")
     t = Table(title=title)
@@ -153,8 +186,8 @@ def summary_table(jobs: list[Job], shard: tuple[int, int]):
     colour = {"done": "green", "skipped": "cyan", "failed": "red"}
     for j in jobs:
         spf = f"{j.seconds / j.frames:.3f}" if j.frames else ""
-        t.add_row(str(j.input), f"[{colour.get(j.status, 'white')}]{j.status}[/]", str(j.frames or ""), spf,
-                  str(j.output) if j.status != "failed" else j.reason)
+        t.add_row(Text(str(j.input)), Text(j.status, style=colour.get(j.status, "white")), str(j.frames or ""), spf,
+                  Text(str(j.output) if j.status != "failed" else j.reason))  # Text: paths are not markup
     n = {s: sum(j.status == s for j in jobs) for s in ("done", "skipped", "failed")}
     t.caption = f"{n['done']} done, {n['skipped']} skipped, {n['failed']} failed"
     return t

@@ -15,7 +15,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import Interrupted, TsamError
+from .errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -67,7 +67,8 @@ def inpaint(
     window: int = typer.Option(40, "--window", help="Frames completed per temporal window (memory grows with it)."),
     lookahead: int = typer.Option(10, "--lookahead", help="Extra future frames each window may copy content from."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (a file, or a folder of frames tsam wrote); swapped in only once the new one is complete."),
+    allow_partial: bool = typer.Option(False, "--allow-partial", help="Keep going when the input decodes to fewer frames than it announces (truncated/damaged file); the output has the frames that decoded."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary (warnings still shown)."),
 ) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
@@ -81,22 +82,29 @@ def inpaint(
         device=device, overwrite=overwrite, quiet=quiet, flow=flow, window=window,
         lookahead=lookahead, propagation=not no_propagation, full_res=full_res, model=model, use_flow=not no_flow,
         model_window=model_window, model_stride=model_stride, precision=precision,
+        allow_partial=allow_partial,
     )
     rep = RichReporter(quiet=quiet)
     if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:
         _run_batch(videos, output, mask, mask_dir, shard, box is not None, opts, rep)
         return
+    report = None
     try:
         report = run(Path(videos[0]), output, opts, reporter=rep)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted: no output was written") from None
-    if not quiet:
-        stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items() if v >= 0.05)
-        rep.info(
-            f"[green]wrote[/green] {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
-            f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
-            f" [dim]({stages})[/dim]"
-        )
+        if not quiet:
+            _print_summary(report, rep)
+    except STOP_SIGNALS as exc:  # before the output was opened, or after it was complete
+        done = f"{output} is complete and kept" if report is not None else "nothing was written"
+        raise Interrupted(f"interrupted: {done}", signal_number(exc)) from None
+
+
+def _print_summary(report, rep) -> None:
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items() if v >= 0.05)
+    rep.info(
+        f"wrote {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
+        f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
+        f" ({stages})"
+    )
 
 
 def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> None:
@@ -111,14 +119,19 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
 
         if cuda_available():
             opts.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    jobs = plan(expand_inputs(videos), output, mask, mask_dir, where)
+    if mask_dir is not None:
+        opts.protected = (*opts.protected, ("the mask folder", mask_dir))
+    jobs = plan(expand_inputs(videos), output, mask, mask_dir, where, has_box=has_box)
     if not jobs:
         rep.info("nothing to do for this shard")
         return
     try:
         run_batch(jobs, opts, rep, has_box=has_box)
-    except KeyboardInterrupt:
-        raise Interrupted("interrupted: finished outputs are kept, the current one was not written") from None
+    except STOP_SIGNALS as exc:
+        raise Interrupted("interrupted: finished outputs are kept, the current one was not written",
+                          signal_number(exc)) from None
+    except Interrupted as exc:
+        raise Interrupted(f"{exc} (finished outputs of the batch are kept)", exc.exit_code - 128) from None
     if not opts.quiet or any(j.status == "failed" for j in jobs):
         rep.console.print(summary_table(jobs, where), soft_wrap=True)
     if any(j.status == "failed" for j in jobs):
@@ -165,8 +178,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code
+    except Signalled as exc:  # a command without its own clean-up (nothing half-written to remove)
+        typer.echo("error: interrupted", err=True)
+        return 128 + exc.signum
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # python -m tsam_cli.cli (torchrun)
+    from .entry import install_signal_handlers
+
+    install_signal_handlers()
     sys.exit(main())

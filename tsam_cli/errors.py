@@ -55,9 +55,36 @@ class DatasetError(TsamError):
 
 
 class Interrupted(TsamError):
-    """Ctrl-C during a run (shell convention 128 + SIGINT). Partial outputs are removed."""
+    """A run stopped by a signal: exit code 128 + the signal number (shell convention):
+    130 for SIGINT (Ctrl-C), 143 for SIGTERM, 129 for SIGHUP. The message says what is on
+    disk: nothing new, or (when the signal came after the swap) the complete output."""
 
     exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class Signalled(BaseException):
+    """Raised by tsam's handler for SIGINT/SIGTERM/SIGHUP (:mod:`tsam_cli.entry`).
+
+    A ``BaseException`` and not a ``KeyboardInterrupt``: click turns a KeyboardInterrupt
+    into "Aborted!" with exit code 1, and ``except Exception`` must not swallow it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+#: what stops a run from outside: a signal through tsam's handler, or Ctrl-C without it
+STOP_SIGNALS = (Signalled, KeyboardInterrupt)
+
+
+def signal_number(exc: BaseException) -> int:
+    """The signal behind a :data:`STOP_SIGNALS` exception (SIGINT for a bare KeyboardInterrupt)."""
+    return getattr(exc, "signum", 2)
 
 
 #: Exit code when some inputs of a batch failed and others succeeded.

@@ -18,7 +18,9 @@ the resolution and the window length, never by the video length:
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,43 +28,93 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from . import hooks
+from .errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
 from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow, upscale_pair_flow
-from .masks import MaskSpec, MaskStream, parse_box
+from .media.masks import MaskSpec, MaskStream, parse_box
 from .propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
 from .ui import NullReporter
-from .video import VideoWriter, check_output_path, iter_frames, probe
+from .media import OutputTarget, VideoWriter, iter_frames, probe
 
 DEFAULT_MAX_SIZE = 960
 
 
+#: ``--flow`` names (tsam_cli.flow.make_estimator)
+FLOW_METHODS = ("dis", "dis-fast", "dis-ultrafast")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: dilation beyond this is almost surely a typo: 256 px covers a 512 px wide object's fringe
+#: and an elliptic kernel of that size already costs ~0.1 s per 1080p frame
+MAX_DILATE = 256
+
+
 @dataclass
 class InpaintOptions:
-    """Options of one ``tsam inpaint`` run (CLI flags of the same names)."""
+    """Options of one ``tsam inpaint`` run (CLI flags of the same names).
+
+    :meth:`validate` is the one place their ranges are checked (the CLI and the library
+    both go through it). ``protected`` lists extra paths the output must never replace
+    (a batch's ``--mask-dir``); the input, mask and weight file are always protected.
+    """
 
     mask: str | None = None
     box: tuple[int, int, int, int] | str | None = None
     invert_mask: bool = False
-    dilate: int = 4
+    dilate: int = 4  # px at video size: covers the blurred edge and fringe of typical object masks
     mask_threshold: int | None = None
-    max_size: int = DEFAULT_MAX_SIZE
+    max_size: int = DEFAULT_MAX_SIZE  # flow/propagation cost grows with pixels; 960 keeps 1080p near 0.6 s/frame
     lossless: bool = False
-    crf: int = 18
+    crf: int = 18  # x264's "visually lossless" point
     fps: float | None = None
     device: str = "auto"
     overwrite: bool = False
     quiet: bool = False
     flow: str = "dis"
     delta: float = DEFAULT_DELTA
-    window: int = 40
-    lookahead: int = 10
+    window: int = 40  # frames completed per window: memory ~ window x resolution
+    lookahead: int = 10  # future frames a window may copy from
     propagation: bool = True
     full_res: bool = False
     model: str = "classical"
     use_flow: bool = True
-    model_window: int = 12
+    model_window: int = 12  # the paper's test-time clip length is about this
     model_stride: int = 8
     precision: str = "auto"
+    allow_partial: bool = False
+    protected: tuple = ()
+
+    def validate(self) -> None:
+        """Check every option's range; raises :class:`UsageError` naming the option and the fix."""
+        _check_range("--max-size", self.max_size, 16, 16384)
+        _check_range("--crf", self.crf, 0, 51)
+        _check_range("--dilate", self.dilate, 0, MAX_DILATE)
+        _check_range("--window", self.window, 2, 10000)
+        _check_range("--lookahead", self.lookahead, 0, 10000)
+        _check_range("--model-window", self.model_window, 1, 1000)
+        _check_range("--model-stride", self.model_stride, 1, self.model_window)
+        if self.mask_threshold is not None:
+            _check_range("--mask-threshold", self.mask_threshold, 0, 65534)
+        if self.fps is not None:
+            _check_range("--fps", self.fps, 0.01, 1000.0)
+        if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta > 0):
+            raise UsageError(f"validity threshold {self.delta!r} must be a positive number of pixels")
+        _check_choice("--flow", self.flow, FLOW_METHODS)
+        _check_choice("--precision", self.precision, PRECISIONS)
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise UsageError(f"--device {self.device!r} is not known: use auto, cpu, cuda or cuda:N")
+        if not self.model:
+            raise UsageError("--model is empty: use classical, compact, full or a weight file")
+
+
+def _check_range(name: str, value, lo, hi) -> None:
+    """``lo <= value <= hi`` and finite, else UsageError with the allowed range."""
+    ok = isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi
+    if not ok:
+        raise UsageError(f"{name} {value!r} is out of range: give a value from {lo:g} to {hi:g}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UsageError(f"{name} {value!r} is not known: use one of {', '.join(choices)}")
 
 
 @dataclass
@@ -304,8 +356,10 @@ def load_model_runner(opts: "InpaintOptions", reporter) -> ModelRunner | None:
         path = resolve(MODEL_NAMES[opts.model])
     else:
         path = Path(opts.model)
+        if not path.exists():
+            raise WeightsError(f"--model {opts.model!r} is neither classical, compact, full nor an existing weight file: check the path")
         if not path.is_file():
-            raise UsageError(f"--model {opts.model!r} is neither classical, compact, full nor a weight file: check the path")
+            raise WeightsError(f"--model {opts.model} is not a regular file: give a .safetensors or official .pth file")
     device = resolve_device(opts.device)
     with reporter.timed("model load"):
         model = load_generator(path)
@@ -325,109 +379,158 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     every user mistake; nothing is left at ``output_path`` when it raises.
     """
     rep = reporter or NullReporter()
+    state: dict = {}
     try:
-        return _inpaint(Path(input_path), Path(output_path), opts, rep)
+        return _inpaint(Path(input_path), Path(output_path), opts, rep, state)
+    except STOP_SIGNALS as exc:  # after the target closed: the message must say the output is complete
+        target = state.get("target")
+        if target is not None and target.committed:
+            raise target.interrupted(signal_number(exc)) from None
+        raise
     finally:
         rep.stop()  # also when a check fails half-way through a progress bar
 
 
-def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep) -> InpaintReport:
+def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
+    """Every path this run reads, labelled: the output may never replace or contain one of them."""
+    paths = [("the input", inp), *opts.protected]
+    if opts.mask:
+        paths.append(("the mask", Path(opts.mask)))
+    if opts.model not in MODEL_NAMES:
+        paths.append(("the weight file", Path(opts.model)))
+    return paths
+
+
+def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> InpaintReport:
     t_start = time.perf_counter()
-    _validate(opts)
+    opts.validate()
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
-    check_output_path(inp, out, opts.overwrite)
-    if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
-        resolve_device(opts.device)
-    runner = load_model_runner(opts, rep)  # before the mask pass: missing weights fail fast
-    with rep.timed("mask check"):
-        masks = MaskStream(
-            MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
-            info.width, info.height, info.n_frames, rep,
-        )
+    with OutputTarget(out, protected_paths(inp, opts), opts.overwrite) as target:
+        state["target"] = target
+        if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
+            resolve_device(opts.device)
+        runner = load_model_runner(opts, rep)  # before the mask pass: missing weights fail fast
+        with rep.timed("mask check"):
+            masks = MaskStream(
+                MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
+                info.width, info.height, info.n_frames, rep,
+            )
+        writer = VideoWriter(target.tmp, info.width, info.height, info.fps, info.time_base,
+                             audio_from=None if info.is_folder else info.path,
+                             lossless=opts.lossless, crf=opts.crf, kind=target.kind, suffix=out.suffix)
+        with writer:
+            n_done = _run_windows(info, masks, writer, runner, opts, rep)
+        rep.stop()
+        _check_complete(info, n_done, opts.allow_partial, rep)
+        for note in writer.notes:
+            rep.warn(note)
+        proc = processing_size(info.width, info.height, opts.max_size)
+        report = InpaintReport(out, n_done, (info.width, info.height), proc, float(info.fps),
+                               time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
+        target.commit()
+    return report
+
+
+def _check_complete(info, n_done: int, allow_partial: bool, rep) -> None:
+    """Fewer frames decoded than the container announced: a truncated or damaged input."""
+    if n_done >= info.n_frames:
+        return
+    msg = f"{info.path} announced {info.n_frames} frames but only {n_done} could be decoded"
+    if not allow_partial:
+        raise InputError(f"{msg}: the file is truncated or damaged - repair it, or pass --allow-partial to keep the {n_done} frames")
+    rep.warn(f"{msg}; --allow-partial: the output has {n_done} frames")
+
+
+def _plan(info, opts: InpaintOptions, runner, rep) -> tuple[tuple[int, int], int, int, bool]:
+    """Processing size, window, lookahead and full-resolution flag for this video."""
     proc = processing_size(info.width, info.height, opts.max_size)
     if proc != (info.width, info.height):
         rep.info(f"processing at {proc[0]}x{proc[1]} (--max-size {opts.max_size}); "
                  f"filled pixels are pasted back into the {info.width}x{info.height} frames")
-    estimator = make_estimator(opts.flow)
-    filler = TeleaFiller()
-    need_flow = opts.propagation or (runner is not None and runner.use_flow)
     window, lookahead = opts.window, opts.lookahead
     full_res = opts.full_res and opts.propagation and proc != (info.width, info.height)
     if full_res:  # same pixel budget per window as at the processing size
         ratio = proc[0] * proc[1] / (info.width * info.height)
         window, lookahead = max(4, round(window * ratio)), max(2, round(lookahead * ratio))
         rep.info(f"propagating at full resolution {info.width}x{info.height}: windows of {window} + {lookahead} frames")
+    return proc, window, lookahead, full_res
+
+
+def _windows(info, masks, proc, window: int, lookahead: int, rep):
+    """Decode frames + masks into a queue of at most ``window + lookahead`` :class:`_Item`;
+    yield ``(items, n_out)`` each time a window is ready: the first ``n_out`` items are
+    final after this window (all of them at the end of the video), the rest are lookahead
+    and come again at the start of the next window."""
+    frames, mask_iter = iter(iter_frames(info)), iter(masks)
+    queue: deque[_Item] = deque()
+    eof, index = False, 0
+    while True:
+        while not eof and len(queue) < window + lookahead:
+            with rep.timed("decode"):
+                fr = next(frames, None)
+            if fr is None:
+                eof = True
+                break
+            mask = next(mask_iter, None)
+            if mask is None:  # decoder gave more frames than the container announced
+                mask = np.zeros((info.height, info.width), bool)
+            with rep.timed("resize"):
+                small, hole = _reduce(fr.rgb, mask, proc)
+            queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
+            index += 1
+        if not queue:
+            return
+        items = list(queue)
+        n_out = len(items) if eof else min(window, len(items))
+        yield items, n_out
+        for _ in range(n_out):
+            queue.popleft()
+
+
+def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
+    """Complete and write every frame, window by window; returns the number written."""
+    proc, window, lookahead, full_res = _plan(info, opts, runner, rep)
+    estimator = make_estimator(opts.flow)
+    filler = TeleaFiller()
+    need_flow = opts.propagation or (runner is not None and runner.use_flow)
 
     def timed_filler(image, hole):
         with rep.timed("fill"):
             return filler(image, hole)
 
-    writer = VideoWriter(out, info.width, info.height, info.fps, info.time_base,
-                         audio_from=None if info.is_folder else info.path,
-                         lossless=opts.lossless, crf=opts.crf, overwrite=opts.overwrite)
     rep.start("inpaint", info.n_frames)
+    hooks.pause_point("writing")
+    cache: dict[int, PairFlow | None] = {}
+    prev = None  # (_Item, completed small, hops) of the last frame written
     n_done = 0
-    with writer:
-        frames = iter(iter_frames(info))
-        mask_iter = iter(masks)
-        queue: deque[_Item] = deque()
-        cache: dict[int, PairFlow | None] = {}
-        prev = None  # (_Item, completed small, hops) of the last frame written
-        eof = False
-        index = 0
-        while True:
-            while not eof and len(queue) < window + lookahead:
-                with rep.timed("decode"):
-                    fr = next(frames, None)
-                if fr is None:
-                    eof = True
-                    break
-                mask = next(mask_iter, None)
-                if mask is None:  # decoder gave more frames than the container announced
-                    mask = np.zeros((info.height, info.width), bool)
-                with rep.timed("resize"):
-                    small, hole = _reduce(fr.rgb, mask, proc)
-                queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
-                index += 1
-            if not queue:
-                break
-            items = list(queue)
-            n_out = len(items) if eof else min(window, len(items))
-            chain = ([prev[0]] if prev is not None else []) + items
-            with rep.timed("flow"):
-                for a, b in zip(chain[:-1], chain[1:]):
-                    if a.index not in cache:
-                        cache[a.index] = (
-                            pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
-                            if need_flow and (a.hole.any() or b.hole.any()) else None
-                        )
-            completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
-                                        proc if full_res else None)
-            for k in range(n_out):
-                it = items[k]
-                with rep.timed("paste"):
-                    result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
-                with rep.timed("encode"):
-                    writer.write(result, it.pts)
-                n_done += 1
-                rep.advance("inpaint")
-            last = items[n_out - 1]
-            # copies: a view would keep this whole window's arrays alive into the next one
-            prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
-            del completed, hops, items, chain
-            for _ in range(n_out):
-                queue.popleft()
-            for key in [k for k in cache if k < last.index]:
-                del cache[key]
-    rep.stop()
-    if n_done != info.n_frames:
-        rep.warn(f"the container announced {info.n_frames} frames but {n_done} were decoded; all {n_done} were written")
-    for note in writer.notes:
-        rep.warn(note)
-    return InpaintReport(out, n_done, (info.width, info.height), proc, float(info.fps),
-                         time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
+    for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
+        chain = ([prev[0]] if prev is not None else []) + items
+        with rep.timed("flow"):
+            for a, b in zip(chain[:-1], chain[1:]):
+                if a.index not in cache:
+                    cache[a.index] = (
+                        pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
+                        if need_flow and (a.hole.any() or b.hole.any()) else None
+                    )
+        completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
+                                    proc if full_res else None)
+        for k in range(n_out):
+            it = items[k]
+            with rep.timed("paste"):
+                result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
+            with rep.timed("encode"):
+                writer.write(result, it.pts)
+            n_done += 1
+            rep.advance("inpaint")
+        last = items[n_out - 1]
+        # copies: a view would keep this whole window's arrays alive into the next one
+        prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
+        del completed, hops, items, chain
+        for key in [k for k in cache if k < last.index]:
+            del cache[key]
+    return n_done
 
 
 def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None):
@@ -499,16 +602,3 @@ def _still(shape: tuple[int, int]) -> PairFlow:
     z = np.zeros((*shape, 2), np.float32)
     v = np.zeros(shape, bool)
     return PairFlow(z, z, v, v)
-
-
-def _validate(opts: InpaintOptions) -> None:
-    if opts.max_size < 16:
-        raise UsageError(f"--max-size {opts.max_size} is too small: give at least 16 pixels")
-    if not 0 <= opts.crf <= 51:
-        raise UsageError(f"--crf {opts.crf} is out of range: give 0 (best) to 51 (smallest)")
-    if opts.window < 2 or opts.lookahead < 0:
-        raise UsageError("--window must be at least 2 and --lookahead at least 0")
-    if opts.fps is not None and opts.fps <= 0:
-        raise UsageError(f"--fps {opts.fps} must be positive")
-    if opts.mask_threshold is not None and not 0 <= opts.mask_threshold <= 254:
-        raise UsageError(f"--mask-threshold {opts.mask_threshold} must be between 0 and 254")

@@ -69,12 +69,16 @@ class RichReporter(NullReporter):
         self._started = False
 
     def warn(self, msg: str) -> None:
+        """``msg`` is plain text (paths may hold ``[`` ``]``): never parsed as rich markup."""
+        from rich.text import Text
+
         super().warn(msg)
-        self.console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+        self.console.print(Text.assemble(("warning: ", "yellow"), msg), soft_wrap=True)
 
     def info(self, msg: str) -> None:
+        """``msg`` is plain text, printed as it is (no rich markup)."""
         if not self.quiet:
-            self.console.print(msg, soft_wrap=True)
+            self.console.print(msg, soft_wrap=True, markup=False)
 
     def start(self, stage: str, total: int | None) -> None:
         if not self._started:

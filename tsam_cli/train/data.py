@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import DatasetError
 from ..mask_gen import AREA_BUCKETS, generate_masks
-from ..video import IMAGE_SUFFIXES, list_images, natural_key
+from ..media import IMAGE_SUFFIXES, list_images, natural_key
 
 DATASETS = ("davis", "youtube-vos", "folder")
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}

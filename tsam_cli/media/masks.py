@@ -12,12 +12,30 @@ Forms accepted by ``--mask``:
 plus ``--box x,y,w,h`` (a static rectangle, in pixels of the video), alone or together
 with ``--mask`` (union).
 
-Normalisation, in this order: binarise (``max over channels > threshold``; the default
-threshold is 0 for lossless images - any non-zero pixel - and 127 for JPEG and video
-masks, whose compression noise would otherwise become holes), invert, resize to the video
-size with nearest neighbour (warned), dilate by ``dilate`` pixels (elliptic kernel) at the
-video resolution. The mask is read twice: once up front to check length and coverage (so
-bad masks fail before any output is written), once while streaming.
+Mask images are read by :func:`.images.read_image`, like the frames of a folder: oriented as
+a viewer shows them (EXIF orientation applied), in their own depth, alpha kept.
+
+Value of a pixel: the maximum over its colour channels. Alpha (RGBA images):
+  * colour content present: a transparent pixel (alpha 0) is "no mask", whatever its colour;
+  * colour channels all 0 in the whole image and alpha not constant (an "alpha-only" mask,
+    as many editors export a selection): the alpha value is the pixel's value;
+  * colour all 0 and alpha constant: the image is empty (no region drawn anywhere).
+
+Threshold (``--mask-threshold``): a pixel is a hole when its value is **above** the
+threshold, which is given in the mask's own value range (see :func:`threshold_range`):
+  * 8-bit images and all mask videos (decoded to 8-bit RGB): 0..255, threshold 0..254;
+  * 16-bit images (PNG/TIFF): 0..65535, threshold 0..65534;
+  * float images (32-bit TIFF): values are taken as 0..1 and the threshold is on the 8-bit
+    scale, i.e. compared as ``threshold / 255`` (0..254).
+Default threshold: 0 (any non-zero value) for lossless images (PNG/BMP/TIFF), and the
+middle of the range for lossy ones (JPEG, WebP, videos), whose compression noise would
+otherwise become holes: 127 for 8-bit, 32767 for 16-bit ("127 on the 8-bit scale").
+A threshold above the range of the mask actually read is a :class:`UsageError`.
+
+Normalisation, in this order: binarise, invert, resize to the video size with nearest
+neighbour (warned), dilate by ``dilate`` pixels (elliptic kernel) at the video resolution.
+The mask is read twice: once up front to check length and coverage (so bad masks fail
+before any output is written), once while streaming.
 """
 
 from __future__ import annotations
@@ -28,17 +46,26 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import MaskError, UsageError
-from .video import IMAGE_SUFFIXES, _av, _short, list_images
+from ..errors import MaskError, UsageError
+from .images import ImageReadError, read_image
+from .reader import IMAGE_SUFFIXES, _av, _short, list_images
 
 LOSSLESS_IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}
 #: warn when a frame has more than this fraction masked (usually inverted polarity)
 LARGE_MASK_FRACTION = 0.6
+#: the largest ``--mask-threshold`` any mask accepts (16-bit); the exact limit depends on the
+#: mask read, see :func:`threshold_range`
+MAX_THRESHOLD = 65534
 
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """User's mask options. ``box`` is ``(x, y, w, h)`` in video pixels."""
+    """User's mask options. ``box`` is ``(x, y, w, h)`` in video pixels.
+
+    ``threshold``: a pixel is a hole when its value is above it, in the mask's own range
+    (0..254 for 8-bit masks, 0..65534 for 16-bit, 8-bit scale for float); None = default
+    (0 for lossless images, the middle of the range for JPEG/WebP/video masks).
+    """
 
     path: Path | None = None
     box: tuple[int, int, int, int] | None = None
@@ -59,11 +86,68 @@ def parse_box(text: str) -> tuple[int, int, int, int]:
     return vals  # type: ignore[return-value]
 
 
-def binarise(img: np.ndarray, threshold: int) -> np.ndarray:
-    """``(H, W[, C]) uint8`` -> ``(H, W) bool``: True where any channel exceeds ``threshold``."""
+def binarise(img: np.ndarray, threshold: float) -> np.ndarray:
+    """``(H, W[, C])`` any dtype -> ``(H, W) bool``: True (hole) where any channel exceeds
+    ``threshold``, which is compared with the raw values (so it is in the array's own range:
+    see :func:`effective_threshold` for the user-facing rules)."""
     if img.ndim == 3:
         img = img.max(axis=2)
     return img > threshold
+
+
+def threshold_range(dtype) -> tuple[int, int]:
+    """Inclusive range of ``--mask-threshold`` for masks whose samples have ``dtype``.
+
+    ``(0, 254)`` for ``uint8`` (and mask videos) and float images (8-bit scale),
+    ``(0, 65534)`` for ``uint16``; other integer types: ``(0, max - 1)``. Values above the
+    upper end would select no pixel at all.
+    """
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer):
+        return 0, int(np.iinfo(dtype).max) - 1
+    return 0, 254
+
+
+def effective_threshold(threshold: int | None, dtype, lossy: bool) -> float:
+    """The value raw samples of ``dtype`` are compared with (hole = value above it).
+
+    Args:
+        threshold: the user's ``--mask-threshold`` in the mask's own range, or None.
+        dtype: sample type of the mask as read (``uint8``, ``uint16``, float in [0, 1]).
+        lossy: JPEG/WebP/video mask: the default is the middle of the range (127 for
+            8-bit, 32767 for 16-bit), not 0.
+
+    Raises :class:`UsageError` when ``threshold`` is outside :func:`threshold_range`.
+    """
+    dtype = np.dtype(dtype)
+    lo, hi = threshold_range(dtype)
+    if threshold is None:
+        threshold = (hi + 1) // 2 if lossy else 0
+    elif not lo <= threshold <= hi:
+        kind = f"{dtype.itemsize * 8}-bit" if np.issubdtype(dtype, np.integer) else "float (8-bit scale)"
+        raise UsageError(
+            f"--mask-threshold {threshold} is outside {lo}..{hi}, the range for this {kind} mask: "
+            "the threshold is in the mask's own values (0..254 for 8-bit, 0..65534 for 16-bit)"
+        )
+    return threshold / 255.0 if not np.issubdtype(dtype, np.integer) else threshold
+
+
+def mask_values(img: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(H, W, 3|4)`` RGB[A] mask image -> ``((H, W) values, alpha_used)``, same dtype.
+
+    The value is the maximum over the colour channels; with alpha, a transparent pixel is 0
+    ("no mask"), except for an alpha-only image (colour all 0, alpha not constant), whose
+    alpha channel is the value (``alpha_used`` True).
+    """
+    if img.ndim == 2:
+        return img, False
+    colour = img[..., :3].max(axis=2)
+    if img.shape[2] < 4:
+        return colour, False
+    alpha = img[..., 3]
+    if not colour.any() and alpha.min() != alpha.max():
+        return alpha, True
+    return np.where(alpha > 0, colour, 0).astype(img.dtype), False
 
 
 class MaskStream:
@@ -77,7 +161,8 @@ class MaskStream:
 
     Raises :class:`MaskError` for a missing/unreadable mask, too few frames, a mask that is
     empty everywhere, or one that covers every pixel of every frame; :class:`UsageError`
-    for a box outside the frame.
+    for a box outside the frame or a ``threshold`` outside the range of the mask read
+    (:func:`threshold_range`).
     """
 
     def __init__(self, spec: MaskSpec, width: int, height: int, n_frames: int, reporter) -> None:
@@ -89,6 +174,7 @@ class MaskStream:
             raise UsageError(f"--dilate {spec.dilate} is negative: give 0 or more pixels")
         self._box = self._box_mask(spec.box) if spec.box is not None else None
         self._kind = "none"
+        self._alpha_seen = False  # some mask image had an alpha channel (named in errors)
         self._static: np.ndarray | None = None
         self._files: list[Path] = []
         if spec.path is not None:
@@ -120,16 +206,14 @@ class MaskStream:
             if not self._files:
                 raise MaskError(f"mask folder {path} holds no PNG/JPEG images: give one mask image per frame")
             self._kind = "folder"
-            self._threshold = self._default_threshold(self._files[0].suffix)
             self._count = len(self._files)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             self._kind = "image"
-            self._threshold = self._default_threshold(path.suffix)
-            self._static = self._normalise(self._read_image(path), path.name)
+            self._static = self._load(path)
             self._count = None
         else:
             self._kind = "video"
-            self._threshold = self.spec.threshold if self.spec.threshold is not None else 127
+            self._video_threshold = effective_threshold(self.spec.threshold, np.uint8, lossy=True)
             av = _av()
             try:
                 with av.open(str(path)) as c:
@@ -146,28 +230,25 @@ class MaskStream:
         if self._count is not None and self._count > self.n_frames:
             self.reporter.warn(f"mask has {self._count} frames, the video {self.n_frames}: extra mask frames ignored")
 
-    def _default_threshold(self, suffix: str) -> int:
-        if self.spec.threshold is not None:
-            return self.spec.threshold
-        return 0 if suffix.lower() in LOSSLESS_IMAGE_SUFFIXES else 127
-
-    @staticmethod
-    def _read_image(path: Path) -> np.ndarray:
-        import cv2
-
-        img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if img is None:
-            raise MaskError(f"cannot read mask image {path}: give a PNG/JPEG image")
-        if img.dtype != np.uint8:  # 16-bit/float images: non-zero = hole
-            img = np.where(img > 0, 255, 0).astype(np.uint8)
-        if img.ndim == 3 and img.shape[2] == 4:  # alpha: a transparent pixel is "no mask"
-            img = np.where(img[..., 3:4] > 0, img[..., :3], 0).astype(np.uint8)
-        return img
-
     # -- per frame ---------------------------------------------------------------------
-    def _normalise(self, img: np.ndarray, name: str) -> np.ndarray:
-        """Raw mask image -> ``(H, W) bool`` at video size, inverted if asked, NOT dilated."""
-        m = binarise(img, self._threshold)
+    def _load(self, path: Path) -> np.ndarray:
+        """Mask image file -> ``(H, W) bool`` at video size (True = hole), NOT dilated.
+
+        Read oriented, in its own depth, alpha kept (:func:`mask_values`); thresholded in
+        its own range (:func:`effective_threshold`). Raises MaskError / UsageError.
+        """
+        try:
+            img = read_image(path, keep_depth=True, keep_alpha=True)
+        except ImageReadError as exc:
+            raise MaskError(f"cannot read mask image {path} ({exc.reason}): give a PNG/JPEG image") from None
+        self._alpha_seen |= img.shape[2] == 4
+        values, _ = mask_values(img)
+        lossy = path.suffix.lower() not in LOSSLESS_IMAGE_SUFFIXES
+        threshold = effective_threshold(self.spec.threshold, values.dtype, lossy)
+        return self._normalise(binarise(values, threshold), path.name)
+
+    def _normalise(self, m: np.ndarray, name: str) -> np.ndarray:
+        """Binary ``(h, w) bool`` mask -> ``(H, W) bool`` at video size, inverted if asked."""
         if self.spec.invert:
             m = ~m
         if m.shape != (self.height, self.width):
@@ -186,14 +267,15 @@ class MaskStream:
         """Undilated masks, one per video frame (box union included)."""
         if self._kind == "folder":
             for f in self._files[: self.n_frames]:
-                yield self._union(self._normalise(self._read_image(f), f.name))
+                yield self._union(self._load(f))
         elif self._kind == "video":
             av = _av()
             with av.open(str(self.spec.path)) as c:
                 for i, frame in enumerate(c.decode(video=0)):
                     if i >= self.n_frames:
                         break
-                    yield self._union(self._normalise(frame.to_ndarray(format="rgb24"), self.spec.path.name))
+                    m = binarise(frame.to_ndarray(format="rgb24"), self._video_threshold)
+                    yield self._union(self._normalise(m, self.spec.path.name))
         else:
             static = self._union(self._static)
             for _ in range(self.n_frames):
@@ -213,11 +295,13 @@ class MaskStream:
 
     # -- checks ------------------------------------------------------------------------
     def _check(self) -> None:
-        fractions = []
+        """Coverage per frame, measured after dilation (what will really be filled)."""
+        fractions, raw_full = [], True
         if self._kind in ("folder", "video"):
             self.reporter.start("check mask", self.n_frames)
             for m in self._raw_frames():
-                fractions.append(float(m.mean()))
+                raw_full = raw_full and bool(m.all())
+                fractions.append(float(self._dilate(m).mean()))
                 self.reporter.advance("check mask")
             if len(fractions) < self.n_frames:
                 raise MaskError(
@@ -225,23 +309,29 @@ class MaskStream:
                     f"give a mask with at least {self.n_frames} frames"
                 )
         else:
-            fractions = [float(self._union(self._static).mean())] * self.n_frames
+            static = self._union(self._static)
+            raw_full = bool(static.all())
+            fractions = [float(self._dilate(static).mean())] * self.n_frames
         self.fractions = fractions
         if max(fractions) == 0.0:
+            alpha = (
+                " (the mask has an alpha channel: a transparent pixel is 'no mask'; a region drawn only "
+                "in alpha is used when the colour channels are all black)" if self._alpha_seen else ""
+            )
             raise MaskError(
                 "the mask is empty (no pixel to fill in any frame): white/non-zero marks the region to "
-                "remove - check the file, --mask-threshold or --invert-mask"
+                f"remove - check the file, --mask-threshold or --invert-mask{alpha}"
             )
         if min(fractions) == 1.0:
-            raise MaskError(
-                "the mask covers every pixel of every frame, so nothing is left to fill from: "
-                "did you mean --invert-mask?"
-            )
+            hint = "did you mean --invert-mask?" if raw_full else f"--dilate {self.spec.dilate} grows it over everything: use a smaller --dilate"
+            raise MaskError(f"the mask covers every pixel of every frame, so nothing is left to fill from: {hint}")
         big = [i for i, f in enumerate(fractions) if f > LARGE_MASK_FRACTION]
         if big:
+            grown = f" after --dilate {self.spec.dilate}" if self.spec.dilate else ""
             self.reporter.warn(
-                f"{len(big)} frame(s) have more than {LARGE_MASK_FRACTION:.0%} masked (e.g. frame {big[0]}: "
-                f"{fractions[big[0]]:.0%}); white/non-zero means 'remove' - use --invert-mask if the polarity is reversed"
+                f"{len(big)} frame(s) have more than {LARGE_MASK_FRACTION:.0%} masked{grown} (e.g. frame {big[0]}: "
+                f"{fractions[big[0]]:.0%}); white/non-zero means 'remove' - use --invert-mask if the polarity is "
+                "reversed, or a smaller --dilate"
             )
 
     def __iter__(self) -> Iterator[np.ndarray]:

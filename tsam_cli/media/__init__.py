@@ -1,0 +1,16 @@
+"""The one media layer: probe and decode videos/frame folders, read masks, write outputs safely.
+
+* :mod:`.reader`: :func:`probe` (metadata without decoding), :func:`iter_frames` (streamed RGB frames);
+* :mod:`.masks`: every ``--mask``/``--box`` form as a stream of ``(H, W) bool`` masks (True = hole);
+* :mod:`.writer`: :class:`VideoWriter`, video files and PNG folders, metadata and streams carried over;
+* :mod:`.output`: the rules for ``-o`` (never an input, atomic replace, locking, file modes).
+"""
+
+from .reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
+from .output import VIDEO_OUT_SUFFIXES, OutputTarget, check_output_path
+from .writer import VideoWriter, create_video
+
+__all__ = [
+    "IMAGE_SUFFIXES", "VIDEO_OUT_SUFFIXES", "Frame", "VideoInfo", "VideoWriter", "OutputTarget", "check_output_path", "create_video",
+    "iter_frames", "list_images", "natural_key", "probe",
+]
