@@ -30,7 +30,10 @@ import shutil
 import signal
 import stat
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import STOP_SIGNALS, Interrupted, OutputError, signal_number
 from .. import hooks
@@ -175,6 +178,32 @@ def describe_os_error(exc: OSError) -> str:
     return f"{text}: check the -o location"
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM/SIGHUP back for the block; deliver the first one after it.
+
+    Done with Python-level handlers, not ``pthread_sigmask``: a mask only covers the
+    calling thread, and the kernel hands a process signal to any thread that does not
+    block it (decoder, progress-bar and BLAS threads), after which CPython still runs the
+    handler in the main thread. Outside the main thread this is a no-op (signals are
+    only ever handled there).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.getsignal(s) for s in _SIGNALS}
+    for s in _SIGNALS:
+        signal.signal(s, lambda signum, _frame: pending.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if pending:
+            signal.raise_signal(pending[0])  # now handled as usual, with the swap done
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -303,17 +332,15 @@ class OutputTarget:
         if self.tmp is None:
             raise RuntimeError("commit() outside the with-block")
         self._set_modes(self.tmp)
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-        try:
+        with signals_held():
             hooks.pause_point("commit")
-            aside = self._swap()
-            self.committed = True
-            hooks.pause_point("committed")
-            self._remove(aside)
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {describe_os_error(exc)}") from None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            try:
+                aside = self._swap()
+                self.committed = True
+                hooks.pause_point("committed")
+                self._remove(aside)
+            except OSError as exc:
+                raise OutputError(f"cannot write {self.path}: {describe_os_error(exc)}") from None
 
     def _swap(self) -> Path | None:
         if self.kind == "file" or not self.path.exists():
