@@ -360,3 +360,19 @@ def test_metrics_listed_after_one_option(tmp_path, capsys):
     assert {"psnr", "ssim"} <= set(report["mean"]) and "vfid" not in report["mean"]
     assert main(["eval", "--dataset", "davis", "--root", str(tmp_path), "--metrics", "psnr", "lpipsx"]) == 2
     assert "lpipsx" in capsys.readouterr().err
+
+
+def test_frames_are_read_in_natural_order(tmp_path):
+    """Unpadded frame numbers (1, 2, ..., 10): eval must pair frame 2 with ground truth 2, not 10."""
+    from conftest import write_pngs
+    from tsam_cli.evaluate import read_frames, read_masks
+
+    frames = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(11)])
+    write_pngs(tmp_path / "f", frames, name="{}.png")
+    got = read_frames(tmp_path / "f")
+    assert [int(g[0, 0, 0]) for g in got] == [20 * i for i in range(11)]
+    masks = np.zeros((11, 8, 8), np.uint8)
+    masks[2, :2] = 255  # only the frame numbered 2 has a hole
+    write_pngs(tmp_path / "m", masks, name="{}.png")
+    m = read_masks(tmp_path / "m", 11, (8, 8))
+    assert m[2].any() and not m[10].any()

@@ -34,12 +34,13 @@ from typing import Callable
 import numpy as np
 
 from tsam_cli.errors import DatasetError, TsamError, UsageError
+from tsam_cli.media import IMAGE_SUFFIXES, list_images
+from tsam_cli.media.images import read_image
 
 DATASETS = ("davis", "youtube-vos", "folder")
 DEFAULT_SIZE = (432, 240)  # (W, H): TSAM / E2FGVI evaluation resolution
 DEFAULT_METRICS = ("psnr", "ssim", "vfid")
 ALL_METRICS = ("psnr", "ssim", "vfid", "ewarp", "lpips")
-IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 
 
@@ -91,11 +92,12 @@ class MaskSpec:
 
 
 def _is_frame_dir(p: Path) -> bool:
-    return p.is_dir() and any(f.suffix.lower() in IMAGE_EXTS for f in p.iterdir())
+    return p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())
 
 
 def _frame_files(d: Path) -> list[Path]:
-    return sorted(f for f in d.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTS)
+    """Frame images of ``d`` in natural order (``2.png`` before ``10.png``), as ``tsam inpaint`` reads them."""
+    return list_images(d)
 
 
 def _clips_in(d: Path) -> list[Path]:
@@ -183,34 +185,23 @@ def _resize(frame: np.ndarray, size: tuple[int, int] | None, nearest: bool = Fal
 
 
 def read_frames(source: str | Path, size: tuple[int, int] | None = None, max_frames: int | None = None) -> np.ndarray:
-    """Read a frame folder (OpenCV) or a video file (PyAV) as uint8 RGB (T, H, W, 3),
-    resized to ``size`` = (W, H) when given (INTER_AREA when shrinking, else bilinear)."""
-    import cv2
+    """Read a frame folder or a video file through tsam's media layer as uint8 RGB
+    ``(T, H, W, 3)``, resized to ``size`` = (W, H) when given (INTER_AREA when shrinking,
+    else bilinear). Frames come in the order ``tsam inpaint`` reads them (natural order)."""
+    from tsam_cli.media import iter_frames, probe
 
     source = Path(source)
-    frames: list[np.ndarray] = []
-    if source.is_dir():
-        files = _frame_files(source)
-        if max_frames:
-            files = files[:max_frames]
-        for f in files:
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise DatasetError(f"cannot read image {f}: file is corrupt or not an image")
-            frames.append(_resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), size))
-    elif source.is_file():
-        import av
-
-        try:
-            with av.open(str(source)) as container:
-                for fr in container.decode(video=0):
-                    frames.append(_resize(fr.to_ndarray(format="rgb24"), size))
-                    if max_frames and len(frames) >= max_frames:
-                        break
-        except (av.error.FFmpegError, IndexError, ValueError) as exc:
-            raise DatasetError(f"cannot decode video {source}: {exc}".splitlines()[0]) from exc
-    else:
+    if not source.exists():
         raise DatasetError(f"{source} does not exist")
+    frames: list[np.ndarray] = []
+    try:
+        info = probe(source, fps=1.0 if source.is_dir() else None)
+        for fr in iter_frames(info):
+            frames.append(_resize(fr.rgb, size))
+            if max_frames and len(frames) >= max_frames:
+                break
+    except TsamError as exc:
+        raise DatasetError(f"cannot read {source}: {exc}") from None
     if not frames:
         raise DatasetError(f"{source} holds no frames")
     return np.stack(frames)
@@ -220,7 +211,6 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
     """Read a folder of mask images (non-zero = hole) as uint8 {0,1} (T, H, W) at ``size``
     (nearest).  Fewer masks than frames: the last one is repeated (as the official
     ``dataset.py`` does); more: truncated.  One image: used for every frame."""
-    import cv2
 
     folder = Path(folder)
     files = _frame_files(folder) if folder.is_dir() else []
@@ -228,11 +218,7 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
         raise DatasetError(f"no mask images in {folder}: expected {folder}/*.png (non-zero = hole)")
     out = []
     for f in files[:n_frames]:
-        m = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-        if m is None:
-            raise DatasetError(f"cannot read mask {f}")
-        if m.ndim == 3:
-            m = m[..., :3].max(axis=2)
+        m = read_image(f, keep_depth=True, error=DatasetError).max(axis=2)
         out.append((_resize(m, size, nearest=True) > 0).astype(np.uint8))
     while len(out) < n_frames:
         out.append(out[-1])

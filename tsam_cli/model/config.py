@@ -10,18 +10,81 @@ stem fed with 5 input channels (RGB + mask + guidance, fact 6), and the
 narrower and shallower, for CPU inference.
 
 A config is stored as JSON in the metadata of our safetensors weight files, so
-``ModelConfig.from_dict(json.loads(cfg.to_json())) == cfg``.
+``ModelConfig.from_dict(json.loads(cfg.to_json())) == cfg``. Such a file may come from anyone,
+so every field is type- and bounds-checked on construction (:data:`LIMITS`): a bad value is a
+one-line ``ValueError``, never a huge allocation, an ``OverflowError`` or a NaN in the network.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 #: Bottleneck expansion of ResNet-50 (output channels = planes * 4).
 EXPANSION = 4
+
+
+#: Inclusive bounds of the integer fields (``widths`` / ``depths``: of each of the 4 stages).
+#: Channel widths may be at most 2x the largest official value (stem 4x: 256 vs 64; stage
+#: planes 1024 vs 512), depths at most 2x the deepest official stage (12 vs 6 blocks). Larger
+#: values describe no TSAM model and would only make loading a file allocate gigabytes.
+LIMITS: dict[str, tuple[int, int]] = {
+    "in_channels": (4, 5),
+    "out_channels": (3, 3),  # the generator's output is composited with RGB frames
+    "stem_width": (1, 256),
+    "widths": (1, 1024),
+    "depths": (1, 12),
+    "decoder_width": (1, EXPANSION * 1024),
+    "shift_div_encoder": (2, 64),
+    "shift_div_decoder": (2, 64),
+}
+#: Longest accepted preset/custom name (it is printed in messages).
+MAX_NAME_LEN = 64
+
+
+def _show(value: Any) -> str:
+    """Short one-line ``repr`` of a (possibly hostile) value for error messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or not name.isprintable() or len(name) > MAX_NAME_LEN:
+        raise ValueError(f"model config field 'name' is {_show(name)}: "
+                         f"must be a printable string of at most {MAX_NAME_LEN} characters")
+
+
+def _check_int(field: str, value: Any, low: int, high: int) -> int:
+    """``value`` as an ``int`` in ``[low, high]``; bools, floats (also 64.0, inf, nan) and
+    strings are refused."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        allowed = str(low) if low == high else f"an integer in {low}..{high}"
+        raise ValueError(f"model config field '{field}' is {_show(value)}: must be {allowed}")
+    return int(value)
+
+
+def _check_stages(field: str, values: Any) -> tuple[int, int, int, int]:
+    """``widths`` / ``depths``: a list or tuple of 4 integers, each within ``LIMITS[field]``."""
+    if not isinstance(values, (list, tuple)) or len(values) != 4:
+        raise ValueError(f"model config field '{field}' is {_show(values)}: "
+                         "must be a list of 4 integers (layer1..layer4)")
+    low, high = LIMITS[field]
+    checked = tuple(_check_int(f"{field}[{i}]", v, low, high) for i, v in enumerate(values))
+    return checked  # type: ignore[return-value]
+
+
+def _check_real(field: str, value: Any, low: float, high: float, open_low: bool = False) -> float:
+    """``value`` as a finite ``float`` in ``[low, high]`` (``(low, high]`` if ``open_low``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (low < value if open_low else low <= value) or value > high:
+        bracket = "(" if open_low else "["
+        raise ValueError(f"model config field '{field}' is {_show(value)}: "
+                         f"must be a finite number in {bracket}{low}, {high}]")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -62,24 +125,25 @@ class ModelConfig:
     bn_eps: float = 1e-5
 
     def __post_init__(self) -> None:
-        # Normalise list -> tuple so that configs read back from JSON compare equal.
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        object.__setattr__(self, "depths", tuple(int(d) for d in self.depths))
-        if len(self.widths) != 4 or len(self.depths) != 4:
-            raise ValueError("widths and depths must have 4 entries (layer1..layer4)")
-        if min(self.widths) < 1 or min(self.depths) < 1 or self.stem_width < 1:
-            raise ValueError("widths, depths and stem_width must be positive")
-        if self.in_channels not in (4, 5):
-            raise ValueError(f"in_channels must be 4 or 5, got {self.in_channels}")
-        if self.out_channels < 1:
-            raise ValueError("out_channels must be positive")
+        # Every field is checked for type and bounds (see LIMITS) so that a config read from an
+        # untrusted weight file can neither build a huge network nor crash with a traceback.
+        _check_name(self.name)
+        for field in ("widths", "depths"):
+            object.__setattr__(self, field, _check_stages(field, getattr(self, field)))
+        for field, (low, high) in LIMITS.items():
+            if field not in ("widths", "depths"):
+                object.__setattr__(self, field, _check_int(field, getattr(self, field), low, high))
+        for field in ("use_flow", "official_quirks"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"model config field '{field}' is {_show(getattr(self, field))}: "
+                                 "must be true or false")
+        object.__setattr__(self, "leaky_slope", _check_real("leaky_slope", self.leaky_slope, 0.0, 1.0))
+        object.__setattr__(self, "bn_eps", _check_real("bn_eps", self.bn_eps, 0.0, 1.0, open_low=True))
         if self.decoder_width != EXPANSION * self.widths[0]:
             raise ValueError(
                 f"decoder_width ({self.decoder_width}) must equal 4 * widths[0] "
                 f"({EXPANSION * self.widths[0]}): the H/4 skip is added without a conv"
             )
-        if self.shift_div_encoder < 2 or self.shift_div_decoder < 2:
-            raise ValueError("shift divisors must be >= 2")
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -93,17 +157,36 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "ModelConfig":
-        """Inverse of :meth:`to_dict`. Unknown keys raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+    def from_dict(cls, data: Mapping[str, Any], *, complete: bool = False) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; raises ``ValueError`` (one line) for a bad config.
+
+        Unknown keys are refused, not ignored: a key this version does not know means the
+        config describes a different network, and dropping it would build the wrong one.
+        Missing keys take the ``FULL`` defaults unless ``complete`` is True (used for weight
+        files: :meth:`to_dict` always writes every key, so a missing one means a damaged file).
+        Types and bounds of every value are checked by ``__post_init__`` (see :data:`LIMITS`).
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"model config must be a JSON object, got {type(data).__name__}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(str(k) for k in data if k not in names)
         if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+            raise ValueError(f"unknown model config keys: {_show(', '.join(unknown))}")
+        missing = [n for n in names if n not in data]
+        if complete and missing:
+            raise ValueError(f"model config is missing keys: {', '.join(missing)}")
         return cls(**dict(data))
 
     @classmethod
-    def from_json(cls, text: str) -> "ModelConfig":
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, complete: bool = False) -> "ModelConfig":
+        """Parse ``text`` (JSON) with :meth:`from_dict`; any parse failure is a ``ValueError``."""
+        if not isinstance(text, str):
+            raise ValueError(f"model config must be a JSON string, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+            raise ValueError(f"model config is not valid JSON ({_show(str(exc))})") from None
+        return cls.from_dict(data, complete=complete)
 
     def replace(self, **changes: Any) -> "ModelConfig":
         """Copy with some fields changed (e.g. ``cfg.replace(official_quirks=True)``)."""
