@@ -124,7 +124,7 @@ def test_shipped_compact_weights(clip, tmp_path, capsys):
 
     shipped = local_dir() / "tsam-compact.safetensors"
     if not shipped.is_file():
-        pytest.skip("weights/tsam-compact.safetensors is not in this checkout")
+        pytest.skip("tsam_cli/shipped/tsam-compact.safetensors is not in this checkout")
     assert check(shipped, "tsam-compact") == "ok"
     out = tmp_path / "o.mp4"
     code = main(["inpaint", str(clip[0]), "--mask", str(clip[1]), "-o", str(out), "--model", "compact", "-q"])

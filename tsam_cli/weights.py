@@ -70,7 +70,8 @@ ProgressCallback = Callable[[int, Optional[int]], None]
 ENV_HOME = "TSAM_HOME"
 
 #: Folder of files shipped with the repository (``source.kind == "local"``).
-LOCAL_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: shipped inside the package (package data), so wheels and non-editable installs have them
+LOCAL_WEIGHTS_DIR = Path(__file__).resolve().parent / "shipped"
 
 _CHUNK = 1 << 20  # 1 MiB, for hashing and for reading from the network
 _TIMEOUT_S = 30.0  # per socket operation, not for the whole download
@@ -92,7 +93,7 @@ class Source:
 
     * ``"gdrive"`` -- ``ref`` is a Google Drive file id, fetched with ``gdown``;
     * ``"url"`` -- ``ref`` is an http(s) URL, fetched with ``urllib``;
-    * ``"local"`` -- ``ref`` is a file name inside the repository's ``weights/`` folder
+    * ``"local"`` -- ``ref`` is a file name inside the package's ``tsam_cli/shipped/`` folder
       (shipped with tsam, never downloaded).
 
     ``page`` is an optional web page a person can open to get the file by hand (a README,
@@ -110,7 +111,7 @@ class Source:
             return f"https://drive.google.com/file/d/{self.ref}/view"
         if self.kind == "url":
             return self.ref
-        return self.page or f"the tsam repository's weights/{self.ref}"
+        return self.page or f"the tsam package's tsam_cli/shipped/{self.ref} (reinstall tsam)"
 
     @property
     def host(self) -> str:
@@ -253,8 +254,8 @@ REGISTRY: dict[str, WeightSpec] = {
         filename="tsam-compact.safetensors",
         sha256="2ddfff7137050adbf6db32ec101517d593d5eac8aff0262b7b9c46112221d680",
         size=2393304,
-        description="tsam compact generator (shipped in weights/)",
-        reference="weights/README.md",
+        description="tsam compact generator (shipped in the package)",
+        reference="tsam_cli/shipped/README.md",
     ),
 }
 
