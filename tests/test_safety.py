@@ -272,6 +272,26 @@ def test_dilation_that_swallows_the_frame_is_refused(small, tmp_path, capsys):
     assert code == 4 and "--dilate" in err and one_error_line(err), err
 
 
+def test_fifo_mask_or_model_is_refused_without_hanging(small, tmp_path, capsys):
+    fifo = tmp_path / "m.mp4"
+    os.mkfifo(fifo)
+    code, err = run(["inpaint", small, "--mask", fifo, "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 4 and "not a regular file" in err and one_error_line(err), err
+    code, err = run(["inpaint", small, "--box", "1,1,4,4", "--model", fifo, "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 6 and "not a regular file" in err and one_error_line(err), err
+
+
+@pytest.mark.parametrize("size,extra", [((12, 96), []), ((12, 40), []), ((13, 200), []), ((3, 7), []),
+                                        ((120, 800), ["--max-size", "96"])])
+def test_tiny_processing_sizes_work(tmp_path, size, extra):
+    """OpenCV DIS segfaults on 8-31 px high frames: run in a child so a crash fails the test."""
+    h, w = size
+    video = write_video(tmp_path / "in.mkv", translating_video(T=5, h=h, w=w), fps=10, codec="ffv1", pix_fmt="bgr0")
+    r = _cli(["inpaint", video, "--box", "1,1,2,2", "--dilate", "0", "-o", tmp_path / "o.mkv", "-q", *extra])
+    assert r.returncode == 0, r.stderr
+    assert read_video(tmp_path / "o.mkv").shape == (5, h, w, 3)
+
+
 def test_missing_weight_file_is_exit_6(small, tmp_path, capsys):
     code, err = run(["inpaint", small, "--box", "1,1,4,4", "--model", tmp_path / "missing.safetensors",
                      "-o", tmp_path / "o.mp4"], capsys)

@@ -201,6 +201,8 @@ class MaskStream:
     def _open(self, path: Path) -> None:
         if not path.exists():
             raise MaskError(f"mask not found: {path}: check the --mask path")
+        if not (path.is_dir() or path.is_file()):  # a FIFO would hang: it is read twice
+            raise MaskError(f"mask {path} is not a regular file or folder (FIFO, device, socket): give a mask file or folder")
         if path.is_dir():
             self._files = list_images(path)
             if not self._files:
