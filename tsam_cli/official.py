@@ -1,6 +1,6 @@
 """Load official TSAM checkpoints safely, convert them, and load our own weight files.
 
-Official checkpoint layout (reference facts 39-42; official src/base/base_trainer.py:145-177):
+Official checkpoint layout (facts 39-42 of docs/official-checkpoint.md; official src/base/base_trainer.py:145-177):
 a ``torch.save`` pickle of a dict with ``arch``, ``epoch``, ``logger`` (a pickled
 ``utils.logger.Logger``), ``state_dict`` (the whole ``VideoInpaintingModel``: 408
 ``generator.`` keys, 34 ``temporal_discriminator.`` keys, 20 ``vgg.`` keys, 2 ``advloss.`` keys),

@@ -1,7 +1,7 @@
 """Model hyper-parameters as a frozen, JSON-serialisable dataclass.
 
-The ``FULL`` preset is the official TSAM generator (reference facts 1-3, 12-21 of
-``shared/reference/tsam_official_state_dict.md``): a dilated ResNet-50 encoder with
+The ``FULL`` preset is the official TSAM generator (facts 1-3, 12-21 of
+``docs/official-checkpoint.md``; "fact N" below always cites that file): a dilated ResNet-50 encoder with
 Bottleneck depths [3, 4, 6, 3] and planes [64, 128, 256, 512] (expansion 4), a 64-channel
 stem fed with 5 input channels (RGB + mask + guidance, fact 6), and the
 ``UpSampleResNetSkipGated`` decoder with 256 channels (fact 3, modules.py:634-661).
@@ -94,7 +94,7 @@ class ModelConfig:
     Attributes:
         name: preset name ("full", "compact" or anything for custom configs).
         in_channels: encoder input channels: 5 = masked RGB + valid-mask + zero guidance
-            (reference fact 6); 4 = the same without the guidance channel.
+            (fact in docs/official-checkpoint.md 6); 4 = the same without the guidance channel.
         out_channels: RGB output channels of conv11 (fact 3).
         stem_width: output channels of the 7x7 stem conv (64 in ResNet-50).
         widths: bottleneck "planes" of layer1..layer4; each stage outputs ``4 * planes``.

@@ -1,5 +1,5 @@
 """Temporal PatchGAN discriminator (official ``SNTemporalPatchGANDiscriminator``,
-networks.py:161-212; reference facts 36-38).
+networks.py:161-212; facts 36-38 of docs/official-checkpoint.md).
 
 The official "3-D" convs are per-frame 2-D 5x5 convs (stride 2) preceded by a zero-padded
 temporal shift (fold C // 4), i.e. TSM "3-D by 2-D" convolutions. Layers: conv1 5->nf (padding 1),

@@ -1,4 +1,4 @@
-"""TSAM generator (paper Fig. 2; reference facts 2-3, 5-21).
+"""TSAM generator (paper Fig. 2; facts 2-3, 5-21 of docs/official-checkpoint.md).
 
 Module tree (attribute names chosen so that, for ``FULL``, our ``state_dict()`` keys are exactly
 the official generator keys minus the 48 spectral-norm alias/buffer keys, see
