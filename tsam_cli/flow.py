@@ -5,7 +5,7 @@ Conventions (all arrays are numpy, processing resolution):
   * a flow ``F`` is ``(H, W, 2) float32`` in pixels, ``F[y, x] = (dx, dy)``: the pixel at
     ``(x, y)`` of the first image moves to ``(x + dx, y + dy)`` in the second (paper Eq. 1).
   * for a pair ``(t, t+1)``: ``fwd`` is the flow t -> t+1 on frame t's grid, ``bwd`` the
-    flow t+1 -> t on frame t+1's grid (the official TSAM code's convention, fact in docs/official-checkpoint.md 31).
+    flow t+1 -> t on frame t+1's grid (the official TSAM code's convention, docs/official-checkpoint.md fact 31).
 
 Estimators are pluggable: anything with ``__call__(img1, img2) -> flow`` and a ``name``.
 The default is OpenCV's DIS (Kroeger et al., ECCV 2016), fast on a CPU. RAFT (torchvision)

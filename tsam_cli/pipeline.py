@@ -214,7 +214,7 @@ MODEL_NAMES = {"classical": None, "compact": "tsam-compact", "full": "tsam-offic
 
 
 class Padder:
-    """Owns the generator's "H and W multiple of 8" rule (fact in docs/official-checkpoint.md 10).
+    """Owns the generator's "H and W multiple of 8" rule (docs/official-checkpoint.md fact 10).
 
     Pads the last two dims at the bottom/right (so pixel coordinates and flow vectors are
     unchanged) and crops back. Images/flows are replicated at the border, masks and

@@ -94,7 +94,7 @@ class ModelConfig:
     Attributes:
         name: preset name ("full", "compact" or anything for custom configs).
         in_channels: encoder input channels: 5 = masked RGB + valid-mask + zero guidance
-            (fact in docs/official-checkpoint.md 6); 4 = the same without the guidance channel.
+            (docs/official-checkpoint.md fact 6); 4 = the same without the guidance channel.
         out_channels: RGB output channels of conv11 (fact 3).
         stem_width: output channels of the 7x7 stem conv (64 in ResNet-50).
         widths: bottleneck "planes" of layer1..layer4; each stage outputs ``4 * planes``.

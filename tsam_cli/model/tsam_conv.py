@@ -13,7 +13,7 @@ Flow guidance is a plain ``dict`` built once per forward pass by the generator
      "backward_valid": (B*(T-1), 1, Hf, Wf)  validity of "backward", 1 = reliable
      "cache":          {}                    per-resolution grids, filled lazily}
 
-Shift direction (fact in docs/official-checkpoint.md 31, official temporal_shift.py:106-113): channels ``[0, f)`` of
+Shift direction (docs/official-checkpoint.md fact 31, official temporal_shift.py:106-113): channels ``[0, f)`` of
 frame t are taken from frame **t+1** (sampled at ``p + forward[t](p)``), channels ``[f, 2f)``
 from frame **t-1** (sampled at ``p + backward[t-1](p)``); the rest are untouched. (The paper's
 Eq. 3 labels the groups the other way round; we follow the official code, which the weights

@@ -66,9 +66,9 @@ class TrainConfig:
     split: str = "paper"                 # davis only: paper (60 videos) | all
     model: str = "compact"               # preset name; ignored when model_config is set
     model_config: Optional[dict] = None  # a ModelConfig dict (custom sizes, or from --init)
-    width: int = 432                     # official training size 432x240 (fact in docs/official-checkpoint.md 11)
+    width: int = 432                     # official training size 432x240 (docs/official-checkpoint.md fact 11)
     height: int = 240
-    frames: int = 7                      # official sample_length 7 (fact in docs/official-checkpoint.md 11)
+    frames: int = 7                      # official sample_length 7 (docs/official-checkpoint.md fact 11)
     batch_size: int = 8                  # official batch_size 8 (DAVIS_all_masks_flow.json)
     steps: int = 0                       # total optimiser steps (0: use epochs)
     epochs: int = 0
