@@ -116,11 +116,31 @@ def propagate(
     T = frames.shape[0]
     if len(flows) != T - 1:
         raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
-    # 1. backward sweep: content from the future, chained through filled pixels
+    back = _backward_sweep(frames, holes, flows)
+    out = frames.copy()
+    hops = np.zeros(holes.shape, np.float32)
+    unfilled = np.zeros_like(holes)
+    prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
+    prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
+    for t in range(T):
+        if holes[t].any():
+            before = None if prev_img is None else (prev_img, prev_ok, prev_hops, prev_flow)
+            out[t], hops[t], unfilled[t] = _forward_step(frames[t], holes[t], back, t, before, filler)
+        prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
+        prev_flow = flows[t] if t < T - 1 else None
+    return out, hops, unfilled
+
+
+def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow]):
+    """Content from the future, chained through filled pixels (last frame to first).
+
+    Returns ``(values (T,H,W,3) float32, ok (T,H,W) bool, hops (T,H,W) float32)``: hole
+    pixels reached have ``ok`` set and the number of frames their colour travelled.
+    """
     b_val = frames.astype(np.float32)
     b_ok = ~holes
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
-    for t in range(T - 2, -1, -1):
+    for t in range(frames.shape[0] - 2, -1, -1):
         want = holes[t]
         if not want.any():
             continue
@@ -129,49 +149,43 @@ def propagate(
             b_val[t][ok] = vals[ok]
             b_dist[t][ok] = dist[ok]
             b_ok[t] = b_ok[t] | ok
+    return b_val, b_ok, b_dist
 
-    # 2. forward sweep over completed frames, blending with the backward result
-    out = frames.copy()
-    hops = np.zeros(holes.shape, np.float32)
-    unfilled = np.zeros_like(holes)
-    prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
-    prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
-    for t in range(T):
-        hole = holes[t]
-        if not hole.any():
-            prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
-            prev_flow = flows[t] if t < T - 1 else None
-            continue
-        cur = frames[t].astype(np.float32)
-        cur_hops = np.zeros(hole.shape, np.float32)
-        from_b = hole & b_ok[t]
-        cur[from_b] = b_val[t][from_b]
-        cur_hops[from_b] = b_dist[t][from_b]
-        done = ~hole | from_b
-        if prev_img is not None:
-            vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, prev_flow.bwd,
-                                        prev_flow.valid_b, hole)
-            if vals is not None:
-                both = ok & from_b
-                only_f = ok & ~from_b
-                wf = 1.0 / dist[both]
-                wb = 1.0 / b_dist[t][both]
-                cur[both] = (vals[both] * wf[:, None] + b_val[t][both] * wb[:, None]) / (wf + wb)[:, None]
-                cur_hops[both] = np.minimum(dist[both], b_dist[t][both])
-                cur[only_f] = vals[only_f]
-                cur_hops[only_f] = dist[only_f]
-                done |= ok
-        img = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
-        rest = hole & ~done
-        if rest.any():
-            if filler is not None:
-                filled = filler(img, rest)
-                img[rest] = filled[rest]
-                cur_hops[rest] = FILLER_HOPS
-            else:
-                unfilled[t] = rest
-        img[~hole] = frames[t][~hole]  # known pixels stay bit-exact
-        out[t], hops[t] = img, cur_hops
-        prev_img, prev_hops, prev_ok = img, cur_hops, ~unfilled[t]
-        prev_flow = flows[t] if t < T - 1 else None
-    return out, hops, unfilled
+
+def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, filler):
+    """Complete frame ``t``: the backward result, blended by inverse hop count with what the
+    completed previous frame (``before`` = ``(image, ok, hops, PairFlow)`` or None) gives;
+    the rest goes to ``filler`` (or is reported as unfilled when it is None).
+
+    Returns ``(image (H,W,3) uint8, hops (H,W) float32, unfilled (H,W) bool)``.
+    """
+    b_val, b_ok, b_dist = back
+    cur = frame.astype(np.float32)
+    cur_hops = np.zeros(hole.shape, np.float32)
+    from_b = hole & b_ok[t]
+    cur[from_b] = b_val[t][from_b]
+    cur_hops[from_b] = b_dist[t][from_b]
+    done = ~hole | from_b
+    if before is not None:
+        prev_img, prev_ok, prev_hops, prev_flow = before
+        vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, prev_flow.bwd,
+                                    prev_flow.valid_b, hole)
+        if vals is not None:
+            both, only_f = ok & from_b, ok & ~from_b
+            wf, wb = 1.0 / dist[both], 1.0 / b_dist[t][both]
+            cur[both] = (vals[both] * wf[:, None] + b_val[t][both] * wb[:, None]) / (wf + wb)[:, None]
+            cur_hops[both] = np.minimum(dist[both], b_dist[t][both])
+            cur[only_f] = vals[only_f]
+            cur_hops[only_f] = dist[only_f]
+            done |= ok
+    img = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
+    rest = hole & ~done
+    unfilled = np.zeros_like(hole)
+    if rest.any():
+        if filler is not None:
+            img[rest] = filler(img, rest)[rest]
+            cur_hops[rest] = FILLER_HOPS
+        else:
+            unfilled = rest
+    img[~hole] = frame[~hole]  # known pixels stay bit-exact
+    return img, cur_hops, unfilled
