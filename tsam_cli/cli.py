@@ -8,6 +8,7 @@ else; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 from typing import Optional
@@ -16,6 +17,7 @@ import typer
 
 from . import __version__
 from .errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
+from .options import cli_parameters, from_cli
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -41,49 +43,14 @@ def _root(
     _DEBUG["on"] = debug
 
 
-@app.command()
-def inpaint(
-    videos: list[str] = typer.Argument(..., help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder."),
-    mask: Optional[Path] = typer.Option(None, "--mask", "-m", help="Mask video, folder of mask images, or one image for all frames. White/non-zero = remove."),
-    mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="Batch: folder with one mask per input, matched by name (<stem>/, <stem>.png, <stem>_mask.mp4 ...)."),
-    shard: Optional[str] = typer.Option(None, "--shard", help="Batch: process only share i of n of the inputs, as i/n (torchrun's RANK/WORLD_SIZE are used automatically)."),
-    box: Optional[str] = typer.Option(None, "--box", help="Static rectangle to remove, x,y,w,h in video pixels (alone or with --mask)."),
-    invert_mask: bool = typer.Option(False, "--invert-mask", help="Black/zero = remove instead."),
-    dilate: int = typer.Option(4, "--dilate", help="Grow the mask by this many pixels (covers object edges and shadows' fringes)."),
-    mask_threshold: Optional[int] = typer.Option(None, "--mask-threshold", help="A mask pixel is 'remove' when its value is above this (default: 0 for PNG, 127 for JPEG/video masks)."),
-    max_size: int = typer.Option(960, "--max-size", help="Process at most this many pixels on the long side; filled pixels are pasted back at full size."),
-    crf: int = typer.Option(18, "--crf", help="H.264 quality (0-51, lower is better)."),
-    lossless: bool = typer.Option(False, "--lossless", help="Bit-exact output (H.264 RGB qp 0 in .mp4/.mov, FFV1 in .mkv). Folders are always lossless PNG."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of a folder of frames (default 25)."),
-    flow: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis-fast, dis-ultrafast."),
-    full_res: bool = typer.Option(False, "--full-res", help="Propagate full-resolution pixels (flows upscaled) when the video is larger than --max-size: sharper fills, slower (see docs/benchmarks.md)."),
-    model: str = typer.Option("classical", "--model", help="Filler for what propagation cannot reach: classical (OpenCV Telea), compact, full (official TSAM weights), or a weight file."),
-    no_propagation: bool = typer.Option(False, "--no-propagation", help="Skip flow-guided pixel propagation (with --model: the pure paper model)."),
-    no_flow: bool = typer.Option(False, "--no-flow", help="Model without flow guidance: the paper's TSM ablation."),
-    model_window: int = typer.Option(12, "--model-window", help="Frames per generator window."),
-    model_stride: int = typer.Option(8, "--model-stride", help="Generator window step (overlaps are blended)."),
-    precision: str = typer.Option("auto", "--precision", help="Model precision: auto (bf16/fp16 autocast on CUDA, fp32 on CPU), fp32, fp16, bf16."),
-    window: int = typer.Option(40, "--window", help="Frames completed per temporal window (memory grows with it)."),
-    lookahead: int = typer.Option(10, "--lookahead", help="Extra future frames each window may copy content from."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (a file, or a folder of frames tsam wrote); swapped in only once the new one is complete."),
-    allow_partial: bool = typer.Option(False, "--allow-partial", help="Keep going when the input decodes to fewer frames than it announces (truncated/damaged file); the output has the frames that decoded."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or summary (warnings still shown)."),
-) -> None:
+def inpaint(videos: list[str], output: Path, mask_dir: Optional[Path], shard: Optional[str], **values) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
     from .batch import is_batch
-    from .pipeline import InpaintOptions, inpaint as run
+    from .pipeline import inpaint as run
     from .ui import RichReporter
 
-    opts = InpaintOptions(
-        mask=str(mask) if mask else None, box=box, invert_mask=invert_mask, dilate=dilate,
-        mask_threshold=mask_threshold, max_size=max_size, lossless=lossless, crf=crf, fps=fps,
-        device=device, overwrite=overwrite, quiet=quiet, flow=flow, window=window,
-        lookahead=lookahead, propagation=not no_propagation, full_res=full_res, model=model, use_flow=not no_flow,
-        model_window=model_window, model_stride=model_stride, precision=precision,
-        allow_partial=allow_partial,
-    )
+    opts = from_cli(values)
+    quiet, mask, box = opts.quiet, values["mask"], opts.box
     rep = RichReporter(quiet=quiet)
     if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:
         _run_batch(videos, output, mask, mask_dir, shard, box is not None, opts, rep)
@@ -96,6 +63,27 @@ def inpaint(
     except STOP_SIGNALS as exc:  # before the output was opened, or after it was complete
         done = f"{output} is complete and kept" if report is not None else "nothing was written"
         raise Interrupted(f"interrupted: {done}", signal_number(exc)) from None
+
+
+def _inpaint_signature() -> inspect.Signature:
+    """The command's parameters: inputs/output/batch options here, the rest from InpaintOptions."""
+    P = inspect.Parameter
+    fixed = [
+        P("videos", P.POSITIONAL_OR_KEYWORD, annotation=list[str], default=typer.Argument(
+            ..., metavar="VIDEOS...", help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed.")),
+        P("output", P.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Option(
+            ..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder.")),
+        P("mask_dir", P.POSITIONAL_OR_KEYWORD, annotation=Optional[Path], default=typer.Option(
+            None, "--mask-dir", help="Batch: folder with one mask per input, matched by name (<stem>/, <stem>.png, <stem>_mask.mp4 ...).")),
+        P("shard", P.POSITIONAL_OR_KEYWORD, annotation=Optional[str], default=typer.Option(
+            None, "--shard", help="Batch: process only share i of n of the inputs, as i/n (torchrun's RANK/WORLD_SIZE are used automatically).")),
+    ]
+    return inspect.Signature([*fixed, *cli_parameters()])
+
+
+inpaint.__signature__ = _inpaint_signature()
+inpaint.__annotations__ = {p.name: p.annotation for p in inpaint.__signature__.parameters.values()}
+app.command("inpaint")(inpaint)
 
 
 def _print_summary(report, rep) -> None:

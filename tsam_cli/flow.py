@@ -19,10 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Cycle-consistency threshold of paper Eq. 2, ``||A - F_b(F_f(A))|| < delta``, in pixels at
-#: the processing resolution. The paper does not give its value; 1 px is the usual choice of
-#: flow-guided inpainting (a correspondence off by more than a pixel smears detail).
-DEFAULT_DELTA = 1.0
+from .options import DEFAULT_DELTA  # noqa: E402,F401 - paper Eq. 2's delta; defined (and explained) there
 
 #: Flow is also discarded in a band of this many pixels around each hole before completion:
 #: DIS matches 8x8 patches (medium preset), so vectors next to a moving object are a mix of

@@ -18,9 +18,7 @@ the resolution and the window length, never by the video length:
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -32,89 +30,11 @@ from . import hooks
 from .errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
 from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow, upscale_pair_flow
 from .media.masks import MaskSpec, MaskStream, parse_box
+from .options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
 from .propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
 from .ui import NullReporter
 from .media import OutputTarget, VideoWriter, iter_frames, probe
 
-DEFAULT_MAX_SIZE = 960
-
-
-#: ``--flow`` names (tsam_cli.flow.make_estimator)
-FLOW_METHODS = ("dis", "dis-fast", "dis-ultrafast")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-#: dilation beyond this is almost surely a typo: 256 px covers a 512 px wide object's fringe
-#: and an elliptic kernel of that size already costs ~0.1 s per 1080p frame
-MAX_DILATE = 256
-
-
-@dataclass
-class InpaintOptions:
-    """Options of one ``tsam inpaint`` run (CLI flags of the same names).
-
-    :meth:`validate` is the one place their ranges are checked (the CLI and the library
-    both go through it). ``protected`` lists extra paths the output must never replace
-    (a batch's ``--mask-dir``); the input, mask and weight file are always protected.
-    """
-
-    mask: str | None = None
-    box: tuple[int, int, int, int] | str | None = None
-    invert_mask: bool = False
-    dilate: int = 4  # px at video size: covers the blurred edge and fringe of typical object masks
-    mask_threshold: int | None = None
-    max_size: int = DEFAULT_MAX_SIZE  # flow/propagation cost grows with pixels; 960 keeps 1080p near 0.6 s/frame
-    lossless: bool = False
-    crf: int = 18  # x264's "visually lossless" point
-    fps: float | None = None
-    device: str = "auto"
-    overwrite: bool = False
-    quiet: bool = False
-    flow: str = "dis"
-    delta: float = DEFAULT_DELTA
-    window: int = 40  # frames completed per window: memory ~ window x resolution
-    lookahead: int = 10  # future frames a window may copy from
-    propagation: bool = True
-    full_res: bool = False
-    model: str = "classical"
-    use_flow: bool = True
-    model_window: int = 12  # the paper's test-time clip length is about this
-    model_stride: int = 8
-    precision: str = "auto"
-    allow_partial: bool = False
-    protected: tuple = ()
-
-    def validate(self) -> None:
-        """Check every option's range; raises :class:`UsageError` naming the option and the fix."""
-        _check_range("--max-size", self.max_size, 16, 16384)
-        _check_range("--crf", self.crf, 0, 51)
-        _check_range("--dilate", self.dilate, 0, MAX_DILATE)
-        _check_range("--window", self.window, 2, 10000)
-        _check_range("--lookahead", self.lookahead, 0, 10000)
-        _check_range("--model-window", self.model_window, 1, 1000)
-        _check_range("--model-stride", self.model_stride, 1, self.model_window)
-        if self.mask_threshold is not None:
-            _check_range("--mask-threshold", self.mask_threshold, 0, 65534)
-        if self.fps is not None:
-            _check_range("--fps", self.fps, 0.01, 1000.0)
-        if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta > 0):
-            raise UsageError(f"validity threshold {self.delta!r} must be a positive number of pixels")
-        _check_choice("--flow", self.flow, FLOW_METHODS)
-        _check_choice("--precision", self.precision, PRECISIONS)
-        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise UsageError(f"--device {self.device!r} is not known: use auto, cpu, cuda or cuda:N")
-        if not self.model:
-            raise UsageError("--model is empty: use classical, compact, full or a weight file")
-
-
-def _check_range(name: str, value, lo, hi) -> None:
-    """``lo <= value <= hi`` and finite, else UsageError with the allowed range."""
-    ok = isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi
-    if not ok:
-        raise UsageError(f"{name} {value!r} is out of range: give a value from {lo:g} to {hi:g}")
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UsageError(f"{name} {value!r} is not known: use one of {', '.join(choices)}")
 
 
 @dataclass
@@ -419,7 +339,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
             )
         writer = VideoWriter(target.tmp, info.width, info.height, info.fps, info.time_base,
                              audio_from=None if info.is_folder else info.path,
-                             lossless=opts.lossless, crf=opts.crf, kind=target.kind, suffix=out.suffix)
+                             lossless=opts.lossless, crf=opts.crf, kind=target.kind, suffix=out.suffix, meta=info)
         with writer:
             n_done = _run_windows(info, masks, writer, runner, opts, rep)
         rep.stop()
