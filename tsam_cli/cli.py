@@ -70,7 +70,7 @@ def _inpaint_signature() -> inspect.Signature:
     P = inspect.Parameter
     fixed = [
         P("videos", P.POSITIONAL_OR_KEYWORD, annotation=list[str], default=typer.Argument(
-            ..., metavar="VIDEOS...", help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed.")),
+            ..., metavar="VIDEO", help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed.")),
         P("output", P.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Option(
             ..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder.")),
         P("mask_dir", P.POSITIONAL_OR_KEYWORD, annotation=Optional[Path], default=typer.Option(
