@@ -17,8 +17,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-
-from _common import ROOT, SHARED, psnr, run_inpaint
+from _common import SHARED, psnr, run_inpaint
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import bmx_frames, run_inpaint, write_inputs
 
 STAGES = ["decode", "flow", "propagate", "fill", "paste", "encode"]

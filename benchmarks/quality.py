@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from _common import bmx_frames, psnr, run_inpaint
 
 
@@ -44,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     import cv2
 
-    from tsam_cli.propagate import TeleaFiller
     from tsam_cli.media import create_video, iter_frames, probe
+    from tsam_cli.propagate import TeleaFiller
 
     frames, objects = bmx_frames(args.frames)
     holes = moving_ellipse_masks(frames, objects)
@@ -68,7 +67,7 @@ def main() -> None:
                                 model=args.model, **opts)
                 res = np.stack([f.rgb for f in iter_frames(probe(tmp / "out_m", fps=24))])
                 extra.append((label, psnr(res, frames, holes), r["seconds"] / len(frames)))
-    telea = np.stack([TeleaFiller()(np.where(h[..., None], 0, f).astype(np.uint8), h) for f, h in zip(frames, holes)])
+    telea = np.stack([TeleaFiller()(np.where(h[..., None], 0, f).astype(np.uint8), h) for f, h in zip(frames, holes, strict=True)])
     p_ours, p_telea = psnr(ours, frames, holes), psnr(telea, frames, holes)
     assert np.array_equal(ours[~holes], frames[~holes]), "known pixels changed"
     print(f"clip: bmx-trees, {len(frames)} frames 432x240, synthetic moving hole "

@@ -7,8 +7,17 @@ import time
 
 import numpy as np
 import pytest
+from conftest import (
+    ROOT,
+    SHARED,
+    moving_box_masks,
+    needs_shared,
+    read_video,
+    translating_video,
+    write_pngs,
+    write_video,
+)
 
-from conftest import ROOT, SHARED, moving_box_masks, needs_shared, read_video, translating_video, write_pngs, write_video
 from tsam_cli.cli import main
 
 

@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import translating_video
+
 from tsam_cli.flow import DISFlow, in_bounds, pair_flow, sample, smooth_fill, validity
 from tsam_cli.propagate import FILLER_HOPS, TeleaFiller, propagate
 

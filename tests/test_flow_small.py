@@ -13,7 +13,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, translating_video
 
 from tsam_cli.flow import dis_min_size, make_estimator, pad_to_min_size

@@ -41,7 +41,7 @@ ALEX_FEATURES = OrderedDict([
 LIN_CHANNELS = (64, 192, 384, 256, 256)
 
 
-def _random_alexnet(seed=0, classifier=True) -> "OrderedDict[str, torch.Tensor]":
+def _random_alexnet(seed=0, classifier=True) -> OrderedDict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     sd = OrderedDict()
     for k, shape in ALEX_FEATURES.items():
@@ -56,7 +56,7 @@ def _random_alexnet(seed=0, classifier=True) -> "OrderedDict[str, torch.Tensor]"
     return sd
 
 
-def _random_lin(seed=1) -> "OrderedDict[str, torch.Tensor]":
+def _random_lin(seed=1) -> OrderedDict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return OrderedDict((f"lin{i}.model.1.weight", torch.rand((1, c, 1, 1), generator=g)) for i, c in enumerate(LIN_CHANNELS))
 
@@ -86,7 +86,7 @@ def _reference_lpips(alex: dict, lin: dict, x0: torch.Tensor, x1: torch.Tensor) 
         return [r1, r2, r3, r4, r5]
 
     total = torch.zeros(x0.shape[0], dtype=torch.float64)
-    for i, (a, b) in enumerate(zip(feats(x0.double()), feats(x1.double()))):
+    for i, (a, b) in enumerate(zip(feats(x0.double()), feats(x1.double()), strict=True)):
         na = a / (a.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
         nb = b / (b.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
         w = lin[f"lin{i}.model.1.weight"].double().view(1, -1, 1, 1)
@@ -228,7 +228,6 @@ def test_input_range_and_small_frames(model):
 
 def _davis(tmp_path: Path):
     import cv2
-
     from conftest import translating_video
 
     root = tmp_path / "davis"

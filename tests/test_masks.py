@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import SHARED, needs_shared, write_pngs, write_video
+
 from tsam_cli.errors import MaskError, UsageError
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.ui import NullReporter

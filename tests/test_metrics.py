@@ -231,8 +231,8 @@ def test_i3d_wrong_or_missing_file_is_weights_error(tmp_path):
 
 
 def test_vfid_with_random_weights(tmp_path):
-    from tsam_cli.metrics.vfid import VFIDScorer, resolve_i3d_weights
     from tsam_cli.errors import WeightsError
+    from tsam_cli.metrics.vfid import VFIDScorer, resolve_i3d_weights
 
     p = tmp_path / "i3d.pt"
     _published_file(p)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import moving_box_masks, read_video, translating_video, write_pngs, write_video
+
 from tsam_cli.cli import main
 from tsam_cli.errors import UsageError
 from tsam_cli.model import TSAMGenerator, get_preset

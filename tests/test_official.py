@@ -46,7 +46,7 @@ def official_generator_keys() -> list[tuple[str, tuple[int, ...]]]:
     keys.append((p + "conv1.weight", (64, 5, 7, 7)))
     bn(p + "bn1", 64)
     inplanes = 64
-    for li, (planes, depth) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3)), start=1):
+    for li, (planes, depth) in enumerate(zip((64, 128, 256, 512), (3, 4, 6, 3), strict=True), start=1):
         for bi in range(depth):
             q = f"{p}layer{li}.{bi}."
             keys.append((q + "conv1.net.weight", (planes, inplanes, 1, 1)))
@@ -152,9 +152,9 @@ def _fake_logger_module():
     return utils, logger_mod, Logger
 
 
-def _random_state(keys, gen: torch.Generator) -> "collections.OrderedDict[str, torch.Tensor]":
+def _random_state(keys, gen: torch.Generator) -> collections.OrderedDict[str, torch.Tensor]:
     """Random tensors with sane scales; aliases share the very same tensor (as in the official)."""
-    state: "collections.OrderedDict[str, torch.Tensor]" = collections.OrderedDict()
+    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     shapes = dict(keys)
     for key, shape in keys:
         if key in state:
@@ -178,7 +178,7 @@ def _random_state(keys, gen: torch.Generator) -> "collections.OrderedDict[str, t
         else:  # weight_u / weight_v
             t = F.normalize(torch.randn(shape, generator=gen), dim=0)
         state[key] = t
-    out: "collections.OrderedDict[str, torch.Tensor]" = collections.OrderedDict()
+    out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     for key, _shape in keys:  # official order, aliases pointing at the same tensors
         base, _, leaf = key.rpartition(".")
         if key in state:
@@ -195,7 +195,7 @@ def write_official_checkpoint(path: Path, seed: int = 0) -> None:
     g_state = _random_state(official_generator_keys(), gen)
     d_state = _random_state(official_discriminator_keys(), gen)
     v_state = _random_state(vgg_keys(), gen)
-    state: "collections.OrderedDict[str, torch.Tensor]" = collections.OrderedDict()
+    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
     state.update((f"generator.{k}", v) for k, v in g_state.items())
     state.update((f"temporal_discriminator.{k}", v) for k, v in d_state.items())
     state.update((f"vgg.{k}", v) for k, v in v_state.items())

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import ROOT, read_video, translating_video, write_pngs, write_video
+
 from tsam_cli.cli import main
 
 

@@ -4,8 +4,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from conftest import read_video, translating_video, write_pngs, write_video
+
 from tsam_cli.errors import InputError, OutputError
 from tsam_cli.media import check_output_path, create_video, iter_frames, natural_key, probe
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import translating_video, write_video
 
 import tsam_cli.official as official

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,7 +42,7 @@ def _root(
     _DEBUG["on"] = debug
 
 
-def inpaint(videos: list[str], output: Path, mask_dir: Optional[Path], shard: Optional[str], **values) -> None:
+def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str | None, **values) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
     from .batch import is_batch
     from .pipeline import inpaint as run
@@ -73,9 +72,9 @@ def _inpaint_signature() -> inspect.Signature:
             ..., metavar="VIDEO", help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed.")),
         P("output", P.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Option(
             ..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder.")),
-        P("mask_dir", P.POSITIONAL_OR_KEYWORD, annotation=Optional[Path], default=typer.Option(
+        P("mask_dir", P.POSITIONAL_OR_KEYWORD, annotation=Path | None, default=typer.Option(
             None, "--mask-dir", help="Batch: folder with one mask per input, matched by name (<stem>/, <stem>.png, <stem>_mask.mp4 ...).")),
-        P("shard", P.POSITIONAL_OR_KEYWORD, annotation=Optional[str], default=typer.Option(
+        P("shard", P.POSITIONAL_OR_KEYWORD, annotation=str | None, default=typer.Option(
             None, "--shard", help="Batch: process only share i of n of the inputs, as i/n (torchrun's RANK/WORLD_SIZE are used automatically).")),
     ]
     return inspect.Signature([*fixed, *cli_parameters()])

@@ -157,7 +157,7 @@ def smooth_fill(values: np.ndarray, hole: np.ndarray, smooth_iters: int = 4) -> 
     k = weights[-1][..., None]
     mean = nums[0].sum(axis=(0, 1)) / max(known.sum(), 1.0)
     est = np.where(k > 1e-6, nums[-1] / np.maximum(k, 1e-6), mean)
-    for n, k in zip(reversed(nums[:-1]), reversed(weights[:-1])):
+    for n, k in zip(reversed(nums[:-1]), reversed(weights[:-1]), strict=True):
         h, w = n.shape[:2]
         up = cv2.resize(est, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
         k3 = k[..., None]

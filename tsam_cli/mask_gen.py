@@ -79,7 +79,7 @@ PRESETS: dict[str, StrokePreset] = {
 def clip_seed(name: str, base_seed: int = 0, salt: str = "") -> int:
     """Deterministic 31-bit seed for a clip name (CRC-32; stable across runs and platforms,
     unlike Python's salted ``hash``)."""
-    return (int(base_seed) * 1_000_003 + zlib.crc32(f"{salt}/{name}".encode("utf-8"))) % (2**31)
+    return (int(base_seed) * 1_000_003 + zlib.crc32(f"{salt}/{name}".encode())) % (2**31)
 
 
 def generate_masks(
@@ -209,7 +209,7 @@ def _draw_stroke(canvas, xs, ys, width):
     pts = np.round(np.stack([xs, ys], axis=1)).astype(np.int32)
     import cv2
 
-    for a, b in zip(pts[:-1], pts[1:]):
+    for a, b in zip(pts[:-1], pts[1:], strict=True):
         cv2.line(canvas, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, thickness=w)
     r = max(0, w // 2 - 1)
     if r > 0:

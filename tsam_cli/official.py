@@ -32,8 +32,9 @@ import os
 import pathlib
 import pickle
 import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ from .model.config import FULL, ModelConfig
 from .model.discriminator import TemporalPatchDiscriminator
 from .model.generator import TSAMGenerator
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Prefix of the generator keys inside the official ``state_dict`` (fact 40).
 GENERATOR_PREFIX = "generator."
@@ -153,7 +154,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     """``pickle.Unpickler`` that resolves only allow-listed globals (tensors, containers, inert
     stubs). Anything else raises ``pickle.UnpicklingError`` without importing or calling it."""
 
-    _allowed: Optional[dict[tuple[str, str], Any]] = None
+    _allowed: dict[tuple[str, str], Any] | None = None
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _STUBS:
@@ -329,7 +330,7 @@ def load_official_discriminator(
 # ---------------------------------------------------------------------------------------------
 # our safetensors files
 # ---------------------------------------------------------------------------------------------
-def save_generator(model: TSAMGenerator, path: PathLike, extra_metadata: Optional[dict[str, str]] = None) -> Path:
+def save_generator(model: TSAMGenerator, path: PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
     """Write ``model``'s weights + config to a safetensors file (written atomically)."""
     from safetensors.torch import save_file
 
@@ -527,7 +528,7 @@ def _check_entries(p: Path, cfg: ModelConfig, entries: Mapping[str, HeaderEntry]
                                f"{'float' if dtype.is_floating_point else 'integer'} dtype")
 
 
-def _load_safetensors_generator(p: Path, official_quirks: Optional[bool]) -> TSAMGenerator:
+def _load_safetensors_generator(p: Path, official_quirks: bool | None) -> TSAMGenerator:
     """Validate header + config of safetensors file ``p`` (nothing built or read yet), then
     build the generator and load the tensors. Raises :class:`WeightsError` on any problem."""
     from safetensors import safe_open
@@ -549,7 +550,7 @@ def _load_safetensors_generator(p: Path, official_quirks: Optional[bool]) -> TSA
 
 
 def load_generator(
-    path: PathLike, *, official_quirks: Optional[bool] = None, map_location: Union[str, torch.device] = "cpu",
+    path: PathLike, *, official_quirks: bool | None = None, map_location: str | torch.device = "cpu",
 ) -> TSAMGenerator:
     """Load a generator (eval mode) from our safetensors file or an official ``.pth``.
 

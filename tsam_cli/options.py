@@ -12,7 +12,6 @@ import math
 import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Optional
 
 from .errors import UsageError
 
@@ -46,16 +45,16 @@ class InpaintOptions:
     """
 
     mask: str | None = _opt(None, "--mask", "Mask video, folder of mask images, or one image for all frames. "
-                            "White/non-zero = remove.", short="-m", cli_type=Optional[Path])
+                            "White/non-zero = remove.", short="-m", cli_type=Path | None)
     box: tuple[int, int, int, int] | str | None = _opt(
         None, "--box", "Static rectangle to remove, x,y,w,h in video pixels (alone or with --mask).",
-        cli_type=Optional[str])
+        cli_type=str | None)
     invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
     # 4 px at video size covers the blurred edge and fringe of typical object masks
     dilate: int = _opt(4, "--dilate", f"Grow the mask by this many pixels, 0-{MAX_DILATE} (covers object edges).")
     mask_threshold: int | None = _opt(
         None, "--mask-threshold", "A mask pixel is 'remove' when its value is above this, in the mask's own range "
-        "(8-bit 0-254, 16-bit 0-65534; default: 0 for PNG, the midpoint for JPEG/video masks).", cli_type=Optional[int])
+        "(8-bit 0-254, 16-bit 0-65534; default: 0 for PNG, the midpoint for JPEG/video masks).", cli_type=int | None)
     # flow/propagation cost grows with pixels; 960 keeps 1080p near 0.6 s/frame on 2 cores
     max_size: int = _opt(DEFAULT_MAX_SIZE, "--max-size", "Process at most this many pixels on the long side; "
                          "filled pixels are pasted back at full size.")
@@ -64,7 +63,7 @@ class InpaintOptions:
     lossless: bool = _opt(False, "--lossless", "Bit-exact output (H.264 RGB qp 0 in .mp4/.mov, FFV1 in .mkv). "
                           "Folders are always lossless PNG.")
     fps: float | None = _opt(None, "--fps", "Frame rate of a folder of frames (0.01-1000, default 25).",
-                             cli_type=Optional[float])
+                             cli_type=float | None)
     flow: str = _opt("dis", "--flow", "Optical flow: dis (default), dis-fast, dis-ultrafast.")
     full_res: bool = _opt(False, "--full-res", "Propagate full-resolution pixels (flows upscaled) when the video is "
                           "larger than --max-size: sharper fills, slower (see docs/benchmarks.md).")

@@ -28,13 +28,12 @@ import numpy as np
 
 from . import hooks
 from .errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
-from .flow import DEFAULT_DELTA, PairFlow, make_estimator, pair_flow, upscale_pair_flow
+from .flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
+from .media import OutputTarget, VideoWriter, iter_frames, probe
 from .media.masks import MaskSpec, MaskStream, parse_box
 from .options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
 from .propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
 from .ui import NullReporter
-from .media import OutputTarget, VideoWriter, iter_frames, probe
-
 
 
 @dataclass
@@ -265,7 +264,7 @@ def _nullcontext():
     return nullcontext()
 
 
-def load_model_runner(opts: "InpaintOptions", reporter) -> ModelRunner | None:
+def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
     """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
     if opts.model == "classical":
         return None
@@ -428,7 +427,7 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
     for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
         chain = ([prev[0]] if prev is not None else []) + items
         with rep.timed("flow"):
-            for a, b in zip(chain[:-1], chain[1:]):
+            for a, b in zip(chain[:-1], chain[1:], strict=True):
                 if a.index not in cache:
                     cache[a.index] = (
                         pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)

@@ -20,7 +20,8 @@ Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, 
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 

@@ -7,8 +7,8 @@ other callers get :class:`NullReporter` (warnings are still collected in ``.warn
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 class NullReporter:
@@ -49,7 +49,14 @@ class RichReporter(NullReporter):
     def __init__(self, quiet: bool = False) -> None:
         super().__init__()
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.quiet = quiet
         self.console = Console(stderr=True, highlight=False)

@@ -35,9 +35,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Optional, Union
+from typing import Literal
 
 from tsam_cli import __version__
 from tsam_cli.errors import WeightsError
@@ -64,7 +65,7 @@ __all__ = [
 SourceKind = Literal["gdrive", "url", "local"]
 ChecksumState = Literal["ok", "mismatch", "unknown", "missing"]
 #: ``progress(bytes_done, bytes_total_or_None)``, called as bytes arrive.
-ProgressCallback = Callable[[int, Optional[int]], None]
+ProgressCallback = Callable[[int, int | None], None]
 
 #: Environment variable that moves the cache: weights go to ``$TSAM_HOME/weights``.
 ENV_HOME = "TSAM_HOME"
@@ -102,7 +103,7 @@ class Source:
 
     kind: SourceKind
     ref: str
-    page: Optional[str] = None
+    page: str | None = None
 
     @property
     def link(self) -> str:
@@ -136,8 +137,8 @@ class WeightSpec:
     name: str
     source: Source
     filename: str
-    sha256: Optional[str] = None
-    size: Optional[int] = None
+    sha256: str | None = None
+    size: int | None = None
     description: str = ""
     reference: str = ""
 
@@ -271,7 +272,7 @@ def register(spec: WeightSpec, *, replace: bool = False) -> WeightSpec:
     return spec
 
 
-def get_spec(name_or_spec: Union[str, WeightSpec]) -> WeightSpec:
+def get_spec(name_or_spec: str | WeightSpec) -> WeightSpec:
     """The registry entry for a name (a :class:`WeightSpec` is passed through)."""
     if isinstance(name_or_spec, WeightSpec):
         return name_or_spec
@@ -302,7 +303,7 @@ def local_dir() -> Path:
     return LOCAL_WEIGHTS_DIR
 
 
-def target_path(name_or_spec: Union[str, WeightSpec]) -> Path:
+def target_path(name_or_spec: str | WeightSpec) -> Path:
     """Where the file of an entry is (or will be once downloaded)."""
     spec = get_spec(name_or_spec)
     if spec.source.kind == "local":
@@ -314,7 +315,7 @@ def _part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def sha256sum(path: Union[str, Path], chunk_size: int = _CHUNK) -> str:
+def sha256sum(path: str | Path, chunk_size: int = _CHUNK) -> str:
     """SHA-256 hex digest of a file, read in chunks (constant memory)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -330,7 +331,7 @@ def _digest_matches(digest: str, expected: str) -> bool:
     return digest.lower().startswith(expected.lower())
 
 
-def check(path: Union[str, Path], name_or_spec: Union[str, WeightSpec]) -> ChecksumState:
+def check(path: str | Path, name_or_spec: str | WeightSpec) -> ChecksumState:
     """Checksum state of ``path`` for an entry: ok / mismatch / unknown (no sha256) / missing."""
     spec = get_spec(name_or_spec)
     path = Path(path)
@@ -341,7 +342,7 @@ def check(path: Union[str, Path], name_or_spec: Union[str, WeightSpec]) -> Check
     return "ok" if _digest_matches(sha256sum(path), spec.sha256) else "mismatch"
 
 
-def manual_hint(name_or_spec: Union[str, WeightSpec]) -> str:
+def manual_hint(name_or_spec: str | WeightSpec) -> str:
     """One sentence telling a person where to get the file and where to put it."""
     spec = get_spec(name_or_spec)
     dest = target_path(spec)
@@ -384,7 +385,7 @@ def _classify_oserror(err: BaseException) -> Exception:
     return _Permanent(_one_line(reason) or type(reason).__name__)
 
 
-def _fetch_url_once(url: str, part: Path, progress: Optional[ProgressCallback], size_hint: Optional[int]) -> None:
+def _fetch_url_once(url: str, part: Path, progress: ProgressCallback | None, size_hint: int | None) -> None:
     """One HTTP attempt: append to ``part`` from its current size (Range) or start over."""
     offset = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": f"tsam/{__version__}"})
@@ -447,7 +448,7 @@ def _write_error(part: Path, err: OSError) -> str:
     )
 
 
-def _fetch_url(spec: WeightSpec, part: Path, progress: Optional[ProgressCallback], retries: int) -> None:
+def _fetch_url(spec: WeightSpec, part: Path, progress: ProgressCallback | None, retries: int) -> None:
     attempt = 0
     while True:
         try:
@@ -463,7 +464,7 @@ def _fetch_url(spec: WeightSpec, part: Path, progress: Optional[ProgressCallback
             attempt += 1
 
 
-def _fetch_gdrive(spec: WeightSpec, part: Path, progress: Optional[ProgressCallback], quiet: bool) -> None:
+def _fetch_gdrive(spec: WeightSpec, part: Path, progress: ProgressCallback | None, quiet: bool) -> None:
     try:
         import gdown  # lazy: pulls in requests, bs4
     except ImportError:
@@ -534,10 +535,10 @@ def _local_file(spec: WeightSpec) -> Path:
 
 
 def download(
-    name_or_spec: Union[str, WeightSpec],
+    name_or_spec: str | WeightSpec,
     *,
     force: bool = False,
-    progress: Optional[ProgressCallback] = None,
+    progress: ProgressCallback | None = None,
     retries: int = 3,
     quiet: bool = True,
 ) -> Path:
@@ -598,10 +599,10 @@ _download = download  # resolve() has a parameter called `download`
 
 
 def resolve(
-    name_or_path: Union[str, Path],
+    name_or_path: str | Path,
     *,
     download: bool = False,
-    progress: Optional[ProgressCallback] = None,
+    progress: ProgressCallback | None = None,
 ) -> Path:
     """A path to a usable weight file, from a file path or a registry name.
 
@@ -640,7 +641,7 @@ def resolve(
     return path
 
 
-def status(name: Union[str, WeightSpec]) -> dict[str, object]:
+def status(name: str | WeightSpec) -> dict[str, object]:
     """What the cache holds for an entry.
 
     Keys: ``name``, ``path`` (str), ``cached`` (bool), ``size_on_disk`` (bytes or None),

@@ -8,7 +8,6 @@ and exit codes. No torch here.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -33,7 +32,7 @@ app = typer.Typer(
 _CHECKSUM_STYLE = {"ok": "green", "mismatch": "bold red", "unknown": "yellow", "missing": "dim"}
 
 
-def _human_size(n: Optional[int]) -> str:
+def _human_size(n: int | None) -> str:
     if n is None:
         return "?"
     size = float(n)
@@ -78,7 +77,7 @@ def list_weights() -> None:
 
 @app.command("download")
 def download_weights(
-    names: List[str] = typer.Argument(..., metavar="NAME...", help="Weights to fetch (see `tsam weights list`)."),
+    names: list[str] = typer.Argument(..., metavar="NAME...", help="Weights to fetch (see `tsam weights list`)."),
     force: bool = typer.Option(False, "--force", "-f", help="Download again even if the cached file is fine."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the final paths."),
 ) -> None:
@@ -103,7 +102,7 @@ def download_weights(
             ) as bar:
                 task = bar.add_task(spec.name, total=spec.size)
 
-                def update(done: int, total: Optional[int], _task=task, _bar=bar) -> None:
+                def update(done: int, total: int | None, _task=task, _bar=bar) -> None:
                     _bar.update(_task, completed=done, total=total)
 
                 path = weights.download(spec, force=force, progress=update)

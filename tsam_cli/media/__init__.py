@@ -6,8 +6,8 @@
 * :mod:`.output`: the rules for ``-o`` (never an input, atomic replace, locking, file modes).
 """
 
-from .reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
 from .output import VIDEO_OUT_SUFFIXES, OutputTarget, check_output_path
+from .reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
 from .writer import VideoWriter, create_video
 
 __all__ = [

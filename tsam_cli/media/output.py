@@ -31,12 +31,12 @@ import signal
 import stat
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from ..errors import STOP_SIGNALS, Interrupted, OutputError, signal_number
 from .. import hooks
+from ..errors import STOP_SIGNALS, Interrupted, OutputError, signal_number
 
 VIDEO_OUT_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv"}
 #: names tsam gives the frames of a folder output (``VideoWriter``): ``00000.png`` ...
@@ -239,7 +239,7 @@ class OutputTarget:
         self._umask = current_umask()
 
     # -- lifecycle ---------------------------------------------------------------------
-    def __enter__(self) -> "OutputTarget":
+    def __enter__(self) -> OutputTarget:
         self._lock()
         try:
             self._recover_stale()

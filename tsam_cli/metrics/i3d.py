@@ -89,7 +89,7 @@ def _same_pad(x: torch.Tensor, kernel, stride) -> torch.Tensor:
     ``max(k - s, 0)`` if s divides the size else ``max(k - size % s, 0)``, the smaller half
     in front (pytorch_i3d.py compute_pad).  Zero padding, also before max pooling."""
     pads = []
-    for d, (k, s) in enumerate(zip(kernel, stride)):
+    for d, (k, s) in enumerate(zip(kernel, stride, strict=True)):
         size = x.shape[2 + d]
         total = max(k - s, 0) if size % s == 0 else max(k - size % s, 0)
         pads.append((total // 2, total - total // 2))
@@ -179,14 +179,14 @@ class InceptionI3d(nn.Module):
     forward = extract_features
 
 
-def published_layout(num_classes: int = NUM_CLASSES) -> "OrderedDict[str, tuple[int, ...]]":
+def published_layout(num_classes: int = NUM_CLASSES) -> OrderedDict[str, tuple[int, ...]]:
     """Key -> shape of the published ``rgb_imagenet.pt`` / ``i3d_rgb_imagenet.pt`` state
     dict (no ``num_batches_tracked`` entries; see module docstring), in module order."""
     sd = InceptionI3d(num_classes).state_dict()
     return OrderedDict((k, tuple(v.shape)) for k, v in sd.items() if not k.endswith("num_batches_tracked"))
 
 
-def _normalise_state_dict(sd: dict, model: nn.Module) -> "OrderedDict[str, torch.Tensor]":
+def _normalise_state_dict(sd: dict, model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     out = OrderedDict()
@@ -248,7 +248,7 @@ def video_to_tensor(frames, input_range: str = "0,1") -> torch.Tensor:
 
 
 @torch.no_grad()
-def i3d_features(model: InceptionI3d, frames, input_range: str = "0,1", device=None) -> "torch.Tensor":
+def i3d_features(model: InceptionI3d, frames, input_range: str = "0,1", device=None) -> torch.Tensor:
     """1024-d I3D feature of one video.
 
     Args:

@@ -137,7 +137,7 @@ class LPIPS(nn.Module):
         f0 = self.taps((x0 - self.shift) / self.scale)
         f1 = self.taps((x1 - self.shift) / self.scale)
         total = x0.new_zeros(x0.shape[0])
-        for i, (a, b) in enumerate(zip(f0, f1)):
+        for i, (a, b) in enumerate(zip(f0, f1, strict=True)):
             a = a / (torch.sqrt((a * a).sum(dim=1, keepdim=True)) + EPS)
             b = b / (torch.sqrt((b * b).sum(dim=1, keepdim=True)) + EPS)
             d = self._modules[f"lin{i}"]((a - b) ** 2)  # (N, 1, h, w)
@@ -145,12 +145,12 @@ class LPIPS(nn.Module):
         return total
 
 
-def backbone_layout() -> "OrderedDict[str, tuple[int, ...]]":
+def backbone_layout() -> OrderedDict[str, tuple[int, ...]]:
     """Key -> shape of the ``features.*`` entries of torchvision's AlexNet state_dict."""
     return OrderedDict((f"features.{k}", tuple(v.shape)) for k, v in alexnet_features().state_dict().items())
 
 
-def lin_layout() -> "OrderedDict[str, tuple[int, ...]]":
+def lin_layout() -> OrderedDict[str, tuple[int, ...]]:
     """Key -> shape of the published ``lpips/weights/v0.1/alex.pth``."""
     return OrderedDict((f"lin{i}.model.1.weight", (1, c, 1, 1)) for i, c in enumerate(CHANNELS))
 
@@ -204,7 +204,7 @@ def _read_state_dict(path: Path, what: str) -> dict:
     return sd
 
 
-def _check_layout(sd: dict, layout: "OrderedDict[str, tuple[int, ...]]", path: Path, what: str) -> None:
+def _check_layout(sd: dict, layout: OrderedDict[str, tuple[int, ...]], path: Path, what: str) -> None:
     from tsam_cli.errors import WeightsError
 
     missing = [k for k in layout if k not in sd]

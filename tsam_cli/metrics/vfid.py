@@ -16,8 +16,8 @@ cannot be found it raises ``tsam_cli.errors.WeightsError`` with a one-line messa
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

@@ -21,8 +21,9 @@ import dataclasses
 import json
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 #: Bottleneck expansion of ResNet-50 (output channels = planes * 4).
 EXPANSION = 4
@@ -157,7 +158,7 @@ class ModelConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, complete: bool = False) -> "ModelConfig":
+    def from_dict(cls, data: Mapping[str, Any], *, complete: bool = False) -> ModelConfig:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` (one line) for a bad config.
 
         Unknown keys are refused, not ignored: a key this version does not know means the
@@ -178,7 +179,7 @@ class ModelConfig:
         return cls(**dict(data))
 
     @classmethod
-    def from_json(cls, text: str, *, complete: bool = False) -> "ModelConfig":
+    def from_json(cls, text: str, *, complete: bool = False) -> ModelConfig:
         """Parse ``text`` (JSON) with :meth:`from_dict`; any parse failure is a ``ValueError``."""
         if not isinstance(text, str):
             raise ValueError(f"model config must be a JSON string, got {type(text).__name__}")
@@ -188,7 +189,7 @@ class ModelConfig:
             raise ValueError(f"model config is not valid JSON ({_show(str(exc))})") from None
         return cls.from_dict(data, complete=complete)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """Copy with some fields changed (e.g. ``cfg.replace(official_quirks=True)``)."""
         return dataclasses.replace(self, **changes)
 

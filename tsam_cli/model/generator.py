@@ -16,7 +16,8 @@ Inside the network, tensors are frame-stacked ``(B*T, C, H, W)``; see
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from .config import EXPANSION, FULL, ModelConfig
 from .tsam_conv import DecoderGatedConv, EncoderGatedShiftConv, FlowGuide, ShiftAlign, UpConv
 
-FlowsArg = Optional[Union[Mapping[str, torch.Tensor], Sequence[torch.Tensor]]]
+FlowsArg = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | None
 
 
 class Bottleneck(nn.Module):
@@ -46,7 +47,7 @@ class Bottleneck(nn.Module):
         self.bn2 = nn.BatchNorm2d(planes, eps=bn_eps)
         self.conv3 = nn.Conv2d(planes, out, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(out, eps=bn_eps)
-        self.downsample: Optional[nn.Sequential] = None
+        self.downsample: nn.Sequential | None = None
         if downsample:
             self.downsample = nn.Sequential(
                 nn.Conv2d(inplanes, out, 1, stride=stride, bias=False),
@@ -77,7 +78,7 @@ class DilatedResNet(nn.Module):
         # (stride, dilate) per stage, torchvision _make_layer semantics (resnet.py:191-209)
         plan = [(1, False), (2, False), (2, True), (2, True)]
         stages = []
-        for planes, depth, (stride, dilate) in zip(cfg.widths, cfg.depths, plan):
+        for planes, depth, (stride, dilate) in zip(cfg.widths, cfg.depths, plan, strict=True):
             previous = dilation
             if dilate:
                 dilation *= stride

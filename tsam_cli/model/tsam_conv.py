@@ -24,13 +24,13 @@ exactly to TSM without flow).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-FlowGuide = Optional[dict[str, Any]]
+FlowGuide = dict[str, Any] | None
 
 
 class TemporalShift(nn.Module):

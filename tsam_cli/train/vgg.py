@@ -17,7 +17,6 @@ expect. Note: the official code feeds [0, 1] pixels *without* this normalisation
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 import torch
 import torch.nn as nn
@@ -58,7 +57,7 @@ class VGG16Features(nn.Module):
             p.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "VGG16Features":  # always frozen, always eval
+    def train(self, mode: bool = True) -> VGG16Features:  # always frozen, always eval
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -74,7 +73,7 @@ class VGG16Features(nn.Module):
         return outs
 
 
-def load_vgg16(path: Union[str, Path], normalize: bool = True) -> VGG16Features:
+def load_vgg16(path: str | Path, normalize: bool = True) -> VGG16Features:
     """Build :class:`VGG16Features` and load torchvision's ``vgg16-397923af.pth`` layout.
 
     Raises :class:`WeightsError` (one line) for a missing, unreadable or mismatching file.
