@@ -152,34 +152,34 @@ def _fake_logger_module():
     return utils, logger_mod, Logger
 
 
-def _random_state(keys, gen: torch.Generator) -> collections.OrderedDict[str, torch.Tensor]:
-    """Random tensors with sane scales; aliases share the very same tensor (as in the official)."""
-    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
-    shapes = dict(keys)
-    for key, shape in keys:
-        if key in state:
-            continue
-        base, _, leaf = key.rpartition(".")
-        if leaf in ("weight_orig", "weight") and f"{base}.layer.weight" in shapes:
-            continue  # alias, filled from .layer.weight below
-        if leaf == "bias" and f"{base}.layer.bias" in shapes:
-            continue
-        if leaf == "num_batches_tracked":
-            t = torch.tensor(1234, dtype=torch.int64)
-        elif leaf == "running_var":
-            t = torch.rand(shape, generator=gen) + 0.5
-        elif leaf in ("running_mean", "bias"):
-            t = torch.randn(shape, generator=gen) * 0.1
-        elif len(shape) == 4:
-            fan_in = shape[1] * shape[2] * shape[3]
-            t = torch.randn(shape, generator=gen) / fan_in**0.5
-        elif leaf == "weight" and len(shape) == 1:  # BN gamma
-            t = torch.rand(shape, generator=gen) * 0.5 + 0.5
-        else:  # weight_u / weight_v
-            t = F.normalize(torch.randn(shape, generator=gen), dim=0)
-        state[key] = t
+def _is_alias(key: str, shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Whether ``key`` is a spectral-norm alias of a ``.layer.weight`` / ``.layer.bias`` key."""
+    base, _, leaf = key.rpartition(".")
+    if leaf in ("weight_orig", "weight") and f"{base}.layer.weight" in shapes:
+        return True
+    return leaf == "bias" and f"{base}.layer.bias" in shapes
+
+
+def _random_tensor(leaf: str, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    """A random tensor with a sane scale for a state-dict entry named ``...<leaf>``."""
+    if leaf == "num_batches_tracked":
+        return torch.tensor(1234, dtype=torch.int64)
+    if leaf == "running_var":
+        return torch.rand(shape, generator=gen) + 0.5
+    if leaf in ("running_mean", "bias"):
+        return torch.randn(shape, generator=gen) * 0.1
+    if len(shape) == 4:
+        fan_in = shape[1] * shape[2] * shape[3]
+        return torch.randn(shape, generator=gen) / fan_in**0.5
+    if leaf == "weight" and len(shape) == 1:  # BN gamma
+        return torch.rand(shape, generator=gen) * 0.5 + 0.5
+    return F.normalize(torch.randn(shape, generator=gen), dim=0)  # weight_u / weight_v
+
+
+def _with_aliases(keys, state: dict[str, torch.Tensor]) -> collections.OrderedDict[str, torch.Tensor]:
+    """``state`` in the official key order, aliases pointing at the same tensors."""
     out: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
-    for key, _shape in keys:  # official order, aliases pointing at the same tensors
+    for key, _shape in keys:
         base, _, leaf = key.rpartition(".")
         if key in state:
             out[key] = state[key]
@@ -188,6 +188,17 @@ def _random_state(keys, gen: torch.Generator) -> collections.OrderedDict[str, to
         else:
             out[key] = state[f"{base}.layer.weight"]
     return out
+
+
+def _random_state(keys, gen: torch.Generator) -> collections.OrderedDict[str, torch.Tensor]:
+    """Random tensors with sane scales; aliases share the very same tensor (as in the official)."""
+    state: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
+    shapes = dict(keys)
+    for key, shape in keys:
+        if key in state or _is_alias(key, shapes):
+            continue  # aliases are filled from .layer.weight / .layer.bias by _with_aliases
+        state[key] = _random_tensor(key.rpartition(".")[2], shape, gen)
+    return _with_aliases(keys, state)
 
 
 def write_official_checkpoint(path: Path, seed: int = 0) -> None:

@@ -89,10 +89,17 @@ _STUBS: dict[tuple[str, str], type] = {
 }
 
 
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    import torch._utils as tu
+#: ``torch._utils`` helpers that rebuild tensors / parameters from their pickled parts.
+_TORCH_REBUILD_FUNCTIONS = (
+    "_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter", "_rebuild_parameter_with_state",
+)
+#: Modules holding numpy's array / scalar reconstructors (the name moved in numpy 2).
+_NUMPY_MULTIARRAY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 
-    allowed: dict[tuple[str, str], Any] = {
+
+def _plain_globals() -> dict[tuple[str, str], Any]:
+    """Containers and inert value types whose constructors touch nothing outside the object."""
+    return {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
@@ -110,26 +117,44 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("datetime", "date"): datetime.date,
         ("datetime", "timedelta"): datetime.timedelta,
     }
-    for fn in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter",
-               "_rebuild_parameter_with_state"):
+
+
+def _torch_globals() -> dict[tuple[str, str], Any]:
+    """The tensor rebuild helpers of ``torch._utils`` (those this torch has) and every dtype."""
+    import torch._utils as tu
+
+    allowed: dict[tuple[str, str], Any] = {}
+    for fn in _TORCH_REBUILD_FUNCTIONS:
         if hasattr(tu, fn):
             allowed[("torch._utils", fn)] = getattr(tu, fn)
     for name in dir(torch):
         if isinstance(getattr(torch, name, None), torch.dtype):
             allowed[("torch", name)] = getattr(torch, name)
-    try:  # numpy scalars / arrays may appear in the logger's history (plain data only)
+    return allowed
+
+
+def _numpy_multiarray_globals() -> dict[tuple[str, str], Any]:
+    """``scalar`` and ``_reconstruct`` of whichever numpy multiarray modules import."""
+    allowed: dict[tuple[str, str], Any] = {}
+    for modname in _NUMPY_MULTIARRAY_MODULES:
+        try:
+            mod = __import__(modname, fromlist=["scalar"])
+        except Exception:  # pragma: no cover - depends on the numpy version
+            continue
+        for fn in ("scalar", "_reconstruct"):
+            if hasattr(mod, fn):
+                allowed[(modname, fn)] = getattr(mod, fn)
+    return allowed
+
+
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """numpy scalars / arrays / dtypes, which may appear in the logger's history (plain data
+    only). Empty when numpy is not installed."""
+    allowed: dict[tuple[str, str], Any] = {}
+    try:
         import numpy as np
 
-        mods = []
-        for modname in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            try:
-                mods.append((modname, __import__(modname, fromlist=["scalar"])))
-            except Exception:  # pragma: no cover - depends on the numpy version
-                pass
-        for modname, mod in mods:
-            for fn in ("scalar", "_reconstruct"):
-                if hasattr(mod, fn):
-                    allowed[(modname, fn)] = getattr(mod, fn)
+        allowed.update(_numpy_multiarray_globals())
         allowed[("numpy", "dtype")] = np.dtype
         allowed[("numpy", "ndarray")] = np.ndarray
         dtypes = getattr(np, "dtypes", None)
@@ -139,6 +164,14 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
                     allowed[("numpy.dtypes", name)] = getattr(dtypes, name)
     except ImportError:  # pragma: no cover
         pass
+    return allowed
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """The full allow-list of :class:`RestrictedUnpickler`: ``(module, name) -> object``."""
+    allowed = _plain_globals()
+    allowed.update(_torch_globals())
+    allowed.update(_numpy_globals())
     return allowed
 
 
@@ -223,6 +256,72 @@ def _extract_state(obj: Any, prefix: str, what: str, path: PathLike) -> dict[str
     return sub
 
 
+def _official_candidates(key: str) -> list[str]:
+    """Official keys that may hold our ``key``, preferred first (aliases of one tensor)."""
+    if key.endswith(".layer.weight"):
+        base = key[: -len(".layer.weight")]
+        return [key, base + ".weight_orig", base + ".weight"]
+    if key.endswith(".layer.bias"):
+        return [key, key[: -len(".layer.bias")] + ".bias"]
+    if key.endswith(".layer.weight_orig"):  # our discriminator with real SN
+        base = key[: -len(".layer.weight_orig")]
+        return [base + ".layer.weight", base + ".weight_orig", base + ".weight"]
+    if key.endswith((".layer.weight_u", ".layer.weight_v")):
+        base, suffix = key.rsplit(".layer.", 1)
+        return [base + "." + suffix]
+    return [key]
+
+
+def _checked_value(
+    official: Mapping[str, torch.Tensor], present: list[str], ref: torch.Tensor, what: str,
+) -> torch.Tensor:
+    """The tensor under ``present[0]``, after checking that its aliases ``present[1:]`` hold
+    the same values and that its shape is the shape of ``ref``."""
+    value = official[present[0]]
+    for other in present[1:]:
+        if official[other].shape != value.shape or not torch.equal(official[other], value):
+            raise WeightsError(
+                f"corrupt official {what} weights: '{other}' should be the same tensor as "
+                f"'{present[0]}' but differs"
+            )
+    if tuple(value.shape) != tuple(ref.shape):
+        raise WeightsError(
+            f"official {what} key '{present[0]}' has shape {tuple(value.shape)}, expected "
+            f"{tuple(ref.shape)}: not the official TSAM architecture"
+        )
+    return value
+
+
+def _power_iteration_keys(
+    official: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor],
+) -> set[str]:
+    """Spectral-norm power-iteration state (``X.weight_u`` / ``X.weight_v``) of the wrapped
+    convs ``X`` in ``official``: not used by the forward (fact 23), consumed and dropped."""
+    found: set[str] = set()
+    for key in expected:
+        if key.endswith(".layer.weight"):
+            base = key[: -len(".layer.weight")]
+            found.update(k for k in (base + ".weight_u", base + ".weight_v") if k in official)
+    return found
+
+
+def _check_all_mapped(
+    official: Mapping[str, torch.Tensor], missing: list[str], consumed: set[str], what: str,
+) -> None:
+    """Raise :class:`WeightsError` if an expected key was not found or an official key is left over."""
+    if missing:
+        raise WeightsError(
+            f"official {what} weights are missing {len(missing)} keys (first: '{missing[0]}'): "
+            "not a complete TSAM checkpoint"
+        )
+    unused = [k for k in official if k not in consumed]
+    if unused:
+        raise WeightsError(
+            f"official {what} weights have {len(unused)} unexpected keys (first: '{unused[0]}'): "
+            "not the official TSAM architecture"
+        )
+
+
 def map_official_state(
     official: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], what: str = "generator",
 ) -> dict[str, torch.Tensor]:
@@ -235,52 +334,15 @@ def map_official_state(
     out: dict[str, torch.Tensor] = {}
     missing: list[str] = []
     for key, ref in expected.items():
-        cands = [key]
-        if key.endswith(".layer.weight"):
-            base = key[: -len(".layer.weight")]
-            cands += [base + ".weight_orig", base + ".weight"]
-        elif key.endswith(".layer.bias"):
-            cands += [key[: -len(".layer.bias")] + ".bias"]
-        elif key.endswith(".layer.weight_orig"):  # our discriminator with real SN
-            base = key[: -len(".layer.weight_orig")]
-            cands = [base + ".layer.weight", base + ".weight_orig", base + ".weight"]
-        elif key.endswith((".layer.weight_u", ".layer.weight_v")):
-            base, suffix = key.rsplit(".layer.", 1)
-            cands = [base + "." + suffix]
-        present = [c for c in cands if c in official]
+        present = [c for c in _official_candidates(key) if c in official]
         if not present:
             missing.append(key)
             continue
-        value = official[present[0]]
-        for other in present[1:]:
-            if official[other].shape != value.shape or not torch.equal(official[other], value):
-                raise WeightsError(
-                    f"corrupt official {what} weights: '{other}' should be the same tensor as "
-                    f"'{present[0]}' but differs"
-                )
-        if tuple(value.shape) != tuple(ref.shape):
-            raise WeightsError(
-                f"official {what} key '{present[0]}' has shape {tuple(value.shape)}, expected "
-                f"{tuple(ref.shape)}: not the official TSAM architecture"
-            )
+        value = _checked_value(official, present, ref, what)
         consumed.update(present)
         out[key] = value.to(ref.dtype)
-    # spectral-norm power-iteration state of the wrapped convs: not used by the forward (fact 23)
-    for key in expected:
-        if key.endswith(".layer.weight"):
-            base = key[: -len(".layer.weight")]
-            consumed.update(k for k in (base + ".weight_u", base + ".weight_v") if k in official)
-    if missing:
-        raise WeightsError(
-            f"official {what} weights are missing {len(missing)} keys (first: '{missing[0]}'): "
-            "not a complete TSAM checkpoint"
-        )
-    unused = [k for k in official if k not in consumed]
-    if unused:
-        raise WeightsError(
-            f"official {what} weights have {len(unused)} unexpected keys (first: '{unused[0]}'): "
-            "not the official TSAM architecture"
-        )
+    consumed.update(_power_iteration_keys(official, expected))
+    _check_all_mapped(official, missing, consumed, what)
     return out
 
 

@@ -385,58 +385,96 @@ def _classify_oserror(err: BaseException) -> Exception:
     return _Permanent(_one_line(reason) or type(reason).__name__)
 
 
-def _fetch_url_once(url: str, part: Path, progress: ProgressCallback | None, size_hint: int | None) -> None:
-    """One HTTP attempt: append to ``part`` from its current size (Range) or start over."""
-    offset = part.stat().st_size if part.is_file() else 0
+def _build_request(url: str, offset: int) -> urllib.request.Request:
+    """A GET for ``url`` with our User-Agent; from byte ``offset`` on (``Range``) when non-zero."""
     request = urllib.request.Request(url, headers={"User-Agent": f"tsam/{__version__}"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
+    return request
+
+
+def _http_error(code: int, part: Path, offset: int) -> Exception:
+    """_Transient or _Permanent for an HTTP error status. A 416 to a resumed request means our
+    partial file does not fit the server's copy: it is deleted so the next attempt starts over."""
+    if code == 416 and offset:
+        part.unlink(missing_ok=True)
+        return _Transient("server refused to resume the partial download")
+    if code >= 500 or code in (408, 429):
+        return _Transient(f"server answered HTTP {code}")
+    return _Permanent(f"server answered HTTP {code}")
+
+
+def _open_url(request: urllib.request.Request, part: Path, offset: int) -> http.client.HTTPResponse:
+    """Send ``request``; network and HTTP errors become _Transient / _Permanent."""
     try:
-        response = urllib.request.urlopen(request, timeout=_TIMEOUT_S)
+        return urllib.request.urlopen(request, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as err:
         code = err.code
         err.close()
-        if code == 416 and offset:
-            # our partial file does not fit the server's copy: start over next time
-            part.unlink(missing_ok=True)
-            raise _Transient("server refused to resume the partial download") from None
-        if code >= 500 or code in (408, 429):
-            raise _Transient(f"server answered HTTP {code}") from None
-        raise _Permanent(f"server answered HTTP {code}") from None
+        raise _http_error(code, part, offset) from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
         raise _classify_oserror(err) from None
 
-    with response:
-        start = 0
-        if offset and response.status == 206:
-            match = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
-            if match and int(match.group(1)) == offset:
-                start = offset
-        length_header = response.headers.get("Content-Length", "")
-        length = int(length_header) if length_header.isdigit() else None
-        total = start + length if length is not None else size_hint
-        done = start
-        try:
-            out = open(part, "ab" if start else "wb")  # "wb": the server sent the whole file
-        except OSError as err:
-            raise WeightsError(_write_error(part, err)) from None
-        with out:
+
+def _resume_start(response: http.client.HTTPResponse, offset: int) -> int:
+    """Where the body of ``response`` starts in the file: ``offset`` when the server honoured
+    our Range from exactly there (206 + matching Content-Range), else 0 (the whole file)."""
+    if offset and response.status == 206:
+        match = re.match(r"bytes\s+(\d+)-", response.headers.get("Content-Range", ""))
+        if match and int(match.group(1)) == offset:
+            return offset
+    return 0
+
+
+def _content_length(response: http.client.HTTPResponse) -> int | None:
+    """The body length announced by ``response``, or None when absent or not a number."""
+    length_header = response.headers.get("Content-Length", "")
+    return int(length_header) if length_header.isdigit() else None
+
+
+def _read_block(response: http.client.HTTPResponse) -> bytes:
+    """The next chunk of the body (b"" at its end); network errors become _Transient / _Permanent."""
+    try:
+        return response.read(_CHUNK)
+    except (OSError, http.client.HTTPException) as err:
+        raise _classify_oserror(err) from None
+
+
+def _stream_to_part(
+    response: http.client.HTTPResponse, part: Path, start: int, total: int | None,
+    progress: ProgressCallback | None,
+) -> int:
+    """Write the body of ``response`` to ``part``: appended when ``start`` is non-zero, else
+    over it (the server sent the whole file). Reports ``progress(done, total)`` before the
+    first chunk and after each one. Returns the size of ``part`` when the body ends."""
+    try:
+        out = open(part, "ab" if start else "wb")
+    except OSError as err:
+        raise WeightsError(_write_error(part, err)) from None
+    done = start
+    with out:
+        if progress is not None:
+            progress(done, total)
+        while block := _read_block(response):
+            try:
+                out.write(block)
+            except OSError as err:
+                raise WeightsError(_write_error(part, err)) from None
+            done += len(block)
             if progress is not None:
                 progress(done, total)
-            while True:
-                try:
-                    block = response.read(_CHUNK)
-                except (OSError, http.client.HTTPException) as err:
-                    raise _classify_oserror(err) from None
-                if not block:
-                    break
-                try:
-                    out.write(block)
-                except OSError as err:
-                    raise WeightsError(_write_error(part, err)) from None
-                done += len(block)
-                if progress is not None:
-                    progress(done, total)
+    return done
+
+
+def _fetch_url_once(url: str, part: Path, progress: ProgressCallback | None, size_hint: int | None) -> None:
+    """One HTTP attempt: append to ``part`` from its current size (Range) or start over."""
+    offset = part.stat().st_size if part.is_file() else 0
+    response = _open_url(_build_request(url, offset), part, offset)
+    with response:
+        start = _resume_start(response, offset)
+        length = _content_length(response)
+        total = start + length if length is not None else size_hint
+        done = _stream_to_part(response, part, start, total, progress)
     if length is not None and done - start < length:
         raise _Transient(f"connection closed after {done} of {start + length} bytes")
 
