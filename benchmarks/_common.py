@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +71,12 @@ print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "timings": rep
 """
 
 
-def run_inpaint(video: Path, mask: Path, out: Path, **opts) -> dict:
-    """Run one ``inpaint`` in a fresh interpreter (so peak RSS is this run's alone)."""
+def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, **opts) -> dict:
+    """Run one ``inpaint`` in a fresh interpreter (so peak RSS is this run's alone), with the
+    ``tsam_cli`` of the source tree ``root`` (another checkout for a baseline)."""
     opts = {"mask": str(mask), "overwrite": True, "quiet": True, **opts}
     r = subprocess.run([sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts)],
-                       capture_output=True, text=True, cwd=ROOT)
+                       capture_output=True, text=True, cwd=root)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -84,3 +86,20 @@ def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     """PSNR in dB over the pixels selected by ``where`` (float64, from uint8)."""
     err = (a.astype(np.float64) - b.astype(np.float64))[where]
     return float(10 * np.log10(255.0**2 / max(np.mean(err**2), 1e-12)))
+
+
+@contextmanager
+def baseline_tree(rev: str | None):
+    """A temporary ``git worktree`` of ``rev`` (None: no baseline), removed afterwards."""
+    if rev is None:
+        yield None
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = Path(tmp) / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(tree), rev], check=True)
+        try:
+            yield tree
+        finally:
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], check=False)

@@ -9,7 +9,11 @@
 3. ``--model compact``: the whole pipeline with a generator (random compact weights unless a
    file is given), per stage and peak RSS by length.
 
+With ``--baseline REV`` (a git revision) every run is repeated, alternating, with the
+``tsam_cli`` of that revision on the same inputs, and both are printed side by side.
+
     python benchmarks/speed.py [--lengths 80 400] [--flow dis] [--generator] [--model compact|PATH]
+                               [--baseline REV] [--repeats-pipeline 1]
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _common import bmx_frames, run_inpaint, write_inputs
+from _common import baseline_tree, bmx_frames, run_inpaint, write_inputs
 
 STAGES = ["decode", "resize", "flow", "propagate", "fill", "model", "paste", "encode"]
 
@@ -61,37 +65,53 @@ def main() -> None:
     ap.add_argument("--gen-frames", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=6)
     ap.add_argument("--model", default="classical", help="classical, compact (random weights) or a weight file")
+    ap.add_argument("--baseline", default=None, help="git revision to run side by side (e.g. HEAD~5)")
+    ap.add_argument("--repeats-pipeline", type=int, default=1, help="runs per length and tree")
     args = ap.parse_args()
     if args.generator:
         generator_speed(args.gen_frames, args.repeats)
         return
     frames, masks = bmx_frames()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        model = args.model
-        if model == "compact" and not Path(model).is_file():
-            import torch
-
-            from tsam_cli.model import TSAMGenerator, get_preset
-            from tsam_cli.official import save_generator
-
-            torch.manual_seed(0)
-            model = str(save_generator(TSAMGenerator(get_preset("compact")).eval(), Path(tmp) / "compact.safetensors"))
+    with tempfile.TemporaryDirectory() as tmp, baseline_tree(args.baseline) as base:
+        model = _model_file(args.model, Path(tmp))
+        rows = []
         for n in args.lengths:
             video, mask = write_inputs(Path(tmp), frames, masks, n)
-            r = run_inpaint(video, mask, Path(tmp) / f"out_{n}.mp4", flow=args.flow, max_size=args.max_size,
-                            model=model)
-            rows.append((n, r))
+            for _rep in range(args.repeats_pipeline):  # alternate, so a busy moment hits both alike
+                for label, root in [("this tree", None), (f"baseline {args.baseline}", base)]:
+                    if label != "this tree" and root is None:
+                        continue
+                    r = run_inpaint(video, mask, Path(tmp) / f"out_{n}.mp4", flow=args.flow,
+                                    max_size=args.max_size, model=model, **({"root": root} if root else {}))
+                    rows.append((label, n, r))
+    _print_rows(rows, args)
+
+
+def _model_file(model: str, tmp: Path) -> str:
+    """``compact`` without a file: random compact weights (speed does not depend on values)."""
+    if model != "compact" or Path(model).is_file():
+        return model
+    import torch
+
+    from tsam_cli.model import TSAMGenerator, get_preset
+    from tsam_cli.official import save_generator
+
+    torch.manual_seed(0)
+    return str(save_generator(TSAMGenerator(get_preset("compact")).eval(), tmp / "compact.safetensors"))
+
+
+def _print_rows(rows, args) -> None:
     print(f"432x240, bmx-trees looped, flow={args.flow}, model={args.model}; seconds per frame by stage "
           f"(fill runs inside propagate)")
-    head = f"{'frames':>7}{'total s/f':>11}" + "".join(f"{s:>10}" for s in STAGES) + f"{'peak RSS MiB':>14}"
+    head = f"{'tree':<22}{'frames':>7}{'total s/f':>11}" + "".join(f"{s:>10}" for s in STAGES) + f"{'peak RSS MiB':>14}"
     print(head)
-    for n, r in rows:
+    for label, n, r in rows:
         t = r["timings"]
-        print(f"{n:>7}{r['seconds'] / n:>11.4f}" + "".join(f"{t.get(s, 0) / n:>10.4f}" for s in STAGES)
+        print(f"{label:<22}{n:>7}{r['seconds'] / n:>11.4f}" + "".join(f"{t.get(s, 0) / n:>10.4f}" for s in STAGES)
               + f"{r['peak_rss_mib']:>14.0f}")
-    if len(rows) > 1:
-        a, b = rows[0], rows[-1]
+    mine = [(n, r) for label, n, r in rows if label == "this tree"]
+    if len(args.lengths) > 1:
+        a, b = mine[0], mine[-1]
         print(f"peak RSS ratio {b[0]} vs {a[0]} frames: {b[1]['peak_rss_mib'] / a[1]['peak_rss_mib']:.3f}")
 
 
