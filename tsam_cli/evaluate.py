@@ -16,6 +16,10 @@ Everything is computed at the evaluation size; a result whose frames have anothe
 resized (bilinear) to it, which costs a little PSNR: produce results at the evaluation
 size.  Results are scored as given (no re-compositing of known pixels).
 
+Dataset layouts are :mod:`tsam_cli.datasets`'s (shared with ``tsam train``).  Each metric is
+an object with ``update(result, gt, mask)`` (one clip; returns that clip's values) and
+``summary()`` (the dataset values), like :class:`tsam_cli.metrics.vfid.VFIDScorer`.
+
 Mask polarity: 1 = hole in arrays; PNG masks written or read here use 255 (non-zero) = hole.
 """
 
@@ -27,34 +31,30 @@ import math
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from tsam_cli import datasets
+from tsam_cli.datasets import DATASETS, VIDEO_SUFFIXES, Clip, is_frame_dir
 from tsam_cli.errors import DatasetError, TsamError, UsageError
-from tsam_cli.media import IMAGE_SUFFIXES, list_images
+from tsam_cli.media import list_images
 from tsam_cli.media.images import read_image
 
-DATASETS = ("davis", "youtube-vos", "folder")
+__all__ = [
+    "ALL_METRICS", "CONVENTIONS", "DATASETS", "DEFAULT_METRICS", "DEFAULT_SIZE", "Clip", "EWarpMetric",
+    "LPIPSMetric", "MaskSpec", "PSNRMetric", "SSIMMetric", "VFIDMetric", "Metric", "build_metrics", "clip_masks",
+    "discover", "evaluate", "find_result", "read_frames", "read_masks", "versions", "write_csv", "write_frames",
+    "write_json",
+]
+
 DEFAULT_SIZE = (432, 240)  # (W, H): TSAM / E2FGVI evaluation resolution
 DEFAULT_METRICS = ("psnr", "ssim", "vfid")
 ALL_METRICS = ("psnr", "ssim", "vfid", "ewarp", "lpips")
-VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
-
-
-@dataclass
-class Clip:
-    """One ground-truth clip: a frame folder or a video file."""
-
-    name: str
-    source: Path
-    annotations: Path | None = None  # DAVIS Annotations/480p/<seq> when present
-
-    @property
-    def is_video(self) -> bool:
-        return self.source.is_file()
+#: Order of the per-video columns and of the ``mean`` entries in the report.
+REPORT_ORDER = ("psnr", "ssim", "ewarp", "lpips", "vfid")
 
 
 @dataclass
@@ -91,79 +91,19 @@ class MaskSpec:
 # --------------------------------------------------------------------------- discovery
 
 
-def _is_frame_dir(p: Path) -> bool:
-    return p.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir())
-
-
-def _frame_files(d: Path) -> list[Path]:
-    """Frame images of ``d`` in natural order (``2.png`` before ``10.png``), as ``tsam inpaint`` reads them."""
-    return list_images(d)
-
-
-def _clips_in(d: Path) -> list[Path]:
-    return sorted(p for p in d.iterdir() if _is_frame_dir(p))
-
-
 def discover(dataset: str, root: str | Path, max_videos: int | None = None) -> list[Clip]:
-    """Find the clips of a dataset.
+    """The clips of a dataset (layouts: :func:`tsam_cli.datasets.discover`), natural order by name.
 
-    Layouts:
-        * ``davis``: ``ROOT/JPEGImages/480p/<seq>/*.jpg`` (optional
-          ``ROOT/Annotations/480p/<seq>/*.png``); ``ROOT`` may also be the ``480p`` folder.
-        * ``youtube-vos`` (FVI): ``ROOT/{train,valid,test}/JPEGImages/<id>/*.jpg`` (the first
-          split found, in that order) or ``ROOT/JPEGImages/<id>/*.jpg``.
-        * ``folder``: ``ROOT/<name>/*.{jpg,png}`` frame folders and/or ``ROOT/<name>.mp4``
-          videos (any extension in ``VIDEO_EXTS``).
-
-    Clips are sorted by name; ``max_videos`` keeps the first N.  Raises ``DatasetError``
-    when the root is missing or has no clip in the expected layout.
+    Clips are matched to results, mask folders and mask seeds by name, so two clips with one
+    name (``a/`` and ``a.mp4`` in a folder dataset) are a ``DatasetError``.  ``max_videos``
+    keeps the first N.
     """
-    if dataset not in DATASETS:
-        raise UsageError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
-    root = Path(root).expanduser()
-    if not root.exists():
-        raise DatasetError(f"dataset root {root} does not exist: pass the folder that holds the dataset with --root")
-    if not root.is_dir():
-        raise DatasetError(f"dataset root {root} is not a folder: pass the dataset folder with --root")
-
-    clips: list[Clip] = []
-    if dataset == "davis":
-        cands = [root / "JPEGImages" / "480p", root]
-        base = next((c for c in cands if c.is_dir() and _clips_in(c)), None)
-        if base is None:
-            raise DatasetError(
-                f"{root} does not look like DAVIS: expected {root}/JPEGImages/480p/<sequence>/*.jpg"
-            )
-        ann_root = root / "Annotations" / "480p"
-        for d in _clips_in(base):
-            ann = ann_root / d.name
-            clips.append(Clip(d.name, d, ann if ann.is_dir() else None))
-    elif dataset == "youtube-vos":
-        cands = [root / s / "JPEGImages" for s in ("train", "valid", "test")] + [root / "JPEGImages"]
-        base = next((c for c in cands if c.is_dir() and _clips_in(c)), None)
-        if base is None:
-            raise DatasetError(
-                f"{root} does not look like YouTube-VOS/FVI: expected {root}/train/JPEGImages/<id>/*.jpg "
-                f"or {root}/JPEGImages/<id>/*.jpg"
-            )
-        clips = [Clip(d.name, d) for d in _clips_in(base)]
-    else:
-        seen: set[str] = set()
-        for p in sorted(root.iterdir()):
-            if p.is_file() and p.suffix.lower() in VIDEO_EXTS:
-                name = p.stem
-            elif _is_frame_dir(p):
-                name = p.name
-            else:
-                continue
-            if name in seen:
-                raise DatasetError(f"two clips are named {name!r} in {root}: rename one of them")
-            seen.add(name)
-            clips.append(Clip(name, p))
-        if not clips:
-            raise DatasetError(
-                f"no clips in {root}: expected videos ({', '.join(VIDEO_EXTS[:3])}, ...) or folders of frames"
-            )
+    clips = datasets.discover(dataset, root)
+    seen: set[str] = set()
+    for clip in clips:
+        if clip.name in seen:
+            raise DatasetError(f"two clips are named {clip.name!r} in {clip.source.parent}: rename one of them")
+        seen.add(clip.name)
     if max_videos is not None:
         if max_videos < 1:
             raise UsageError(f"--max-videos must be >= 1, got {max_videos}")
@@ -211,9 +151,8 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
     """Read a folder of mask images (non-zero = hole) as uint8 {0,1} (T, H, W) at ``size``
     (nearest).  Fewer masks than frames: the last one is repeated (as the official
     ``dataset.py`` does); more: truncated.  One image: used for every frame."""
-
     folder = Path(folder)
-    files = _frame_files(folder) if folder.is_dir() else []
+    files = list_images(folder) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"no mask images in {folder}: expected {folder}/*.png (non-zero = hole)")
     out = []
@@ -237,11 +176,12 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
 
 
 def find_result(results: Path, name: str) -> Path | None:
-    """``results/<name>/`` (frames) or ``results/<name>.<video ext>``; None if absent."""
+    """``results/<name>/`` (frames) or ``results/<name>.<video suffix>`` (suffix in
+    ``tsam_cli.datasets.VIDEO_SUFFIXES``, lower or upper case); None if absent."""
     d = results / name
-    if _is_frame_dir(d):
+    if is_frame_dir(d):
         return d
-    for ext in VIDEO_EXTS:
+    for ext in VIDEO_SUFFIXES:  # .mp4 first
         for cand in (results / f"{name}{ext}", results / f"{name}{ext.upper()}"):
             if cand.is_file():
                 return cand
@@ -261,7 +201,7 @@ def clip_masks(clip: Clip, spec: MaskSpec, n_frames: int, size: tuple[int, int])
     return generate_masks(spec.kind, n_frames, size[1], size[0], seed=seed, area=area)
 
 
-# --------------------------------------------------------------------------- scoring
+# --------------------------------------------------------------------------- metrics
 
 
 def _finite(x):
@@ -270,6 +210,193 @@ def _finite(x):
         return None
     x = float(x)
     return x if math.isfinite(x) else None
+
+
+class Metric:
+    """One metric over a dataset: ``update`` per clip, ``summary`` at the end.
+
+    ``columns`` are the per-video keys ``update`` returns.  An exception of a type listed in
+    ``failures`` raised by ``update`` makes the metric unavailable (``fail``) instead of
+    aborting the evaluation; ``reason`` then says why (also set when it cannot start).
+    """
+
+    name = ""
+    label = ""  # what failed, for messages
+    columns: tuple[str, ...] = ()
+    failures: tuple[type[Exception], ...] = ()
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def update(self, result: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict:
+        """Score one clip: uint8 RGB (T, H, W, 3) result and ground truth, (T, H, W) mask (1 = hole)."""
+        raise NotImplementedError
+
+    def summary(self) -> dict:
+        """Dataset values for the report's ``mean``."""
+        raise NotImplementedError
+
+    def fail(self, reason: str) -> None:
+        self.reason = reason
+
+
+class PSNRMetric(Metric):
+    """PSNR per frame over the whole frame and over the hole; frame-weighted dataset mean."""
+
+    name, columns = "psnr", ("psnr", "psnr_hole")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full: list[np.ndarray] = []
+        self.hole: list[np.ndarray] = []
+
+    def update(self, result, gt, mask) -> dict:
+        from tsam_cli.metrics.psnr import capped_mean, psnr_frames
+
+        full, hole = psnr_frames(gt, result), psnr_frames(gt, result, mask)
+        self.full.append(full)
+        self.hole.append(hole)
+        return {"psnr": _finite(capped_mean(full)), "psnr_hole": _finite(capped_mean(hole))}
+
+    def summary(self) -> dict:
+        from tsam_cli.metrics.psnr import aggregate
+
+        a, ah = aggregate(self.full), aggregate(self.hole)
+        return {"psnr": _finite(a["mean"]), "psnr_video_mean": _finite(a["video_mean"]),
+                "psnr_capped_frames": a["capped_frames"], "psnr_hole": _finite(ah["mean"]),
+                "psnr_hole_video_mean": _finite(ah["video_mean"])}
+
+
+class SSIMMetric(Metric):
+    """SSIM per frame; mean over all frames and mean of per-video means."""
+
+    name, columns = "ssim", ("ssim",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[np.ndarray] = []
+
+    def update(self, result, gt, mask) -> dict:
+        from tsam_cli.metrics.ssim import ssim_frames
+
+        s = ssim_frames(gt, result)
+        self.values.append(s)
+        return {"ssim": float(s.mean())}
+
+    def summary(self) -> dict:
+        return {"ssim": float(np.concatenate(self.values).mean()),
+                "ssim_video_mean": float(np.mean([s.mean() for s in self.values]))}
+
+
+class EWarpMetric(Metric):
+    """Flow warping error of the result video; mean over videos (NaN videos skipped)."""
+
+    name, columns = "ewarp", ("ewarp",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[float] = []
+
+    def update(self, result, gt, mask) -> dict:
+        from tsam_cli.metrics.ewarp import warping_error
+
+        e = warping_error(result)
+        self.values.append(e)
+        return {"ewarp": _finite(e)}
+
+    def summary(self) -> dict:
+        e = np.array(self.values, dtype=np.float64)
+        e = e[~np.isnan(e)]
+        return {"ewarp": float(e.mean()) if e.size else None}
+
+
+class LPIPSMetric(Metric):
+    """LPIPS (AlexNet, v0.1) per frame; unavailable when the weights are missing or a clip fails."""
+
+    name, label, columns = "lpips", "LPIPS", ("lpips",)
+    failures = (ValueError, RuntimeError)
+
+    def __init__(self, alex: str | Path | None, lin: str | Path | None, device: str) -> None:
+        super().__init__()
+        self.values: list[np.ndarray] = []
+        self.model = None
+        try:
+            from tsam_cli.metrics.lpips import load_lpips
+
+            self.model = load_lpips(alex, lin, device=device)
+        except TsamError as exc:
+            self.reason = str(exc).splitlines()[0]
+
+    def update(self, result, gt, mask) -> dict:
+        from tsam_cli.metrics.lpips import lpips_frames
+
+        lp = lpips_frames(self.model, gt, result)
+        self.values.append(lp)
+        return {"lpips": _finite(lp.mean())}
+
+    def fail(self, reason: str) -> None:
+        super().fail(reason)
+        self.model = None
+        self.values.clear()
+
+    def summary(self) -> dict:
+        if self.reason is not None or not self.values:
+            return {"lpips": None, "lpips_video_mean": None}
+        return {"lpips": _finite(np.concatenate(self.values).mean()),
+                "lpips_video_mean": _finite(np.mean([v.mean() for v in self.values]))}
+
+
+class VFIDMetric(Metric):
+    """VFID over the set of videos (:class:`tsam_cli.metrics.vfid.VFIDScorer`); needs >= 2 videos."""
+
+    name, label = "vfid", "I3D"
+    failures = (ValueError, RuntimeError)
+
+    def __init__(self, weights: str | Path | None, device: str, n_videos: int) -> None:
+        super().__init__()
+        self.scorer = None
+        if n_videos < 2:
+            self.reason = f"needs at least 2 videos, got {n_videos}"
+            return
+        try:
+            from tsam_cli.metrics.vfid import VFIDScorer
+
+            self.scorer = VFIDScorer(weights, device=device)
+        except TsamError as exc:
+            self.reason = str(exc).splitlines()[0]
+
+    def update(self, result, gt, mask) -> dict:
+        self.scorer.add(gt, result)
+        return {}
+
+    def summary(self) -> dict:
+        return {"vfid": None if self.reason is not None else _finite(self.scorer.compute())}
+
+
+def build_metrics(names, n_videos: int, *, i3d=None, lpips_alex=None, lpips_lin=None,
+                  device: str = "cpu") -> list[Metric]:
+    """The metric objects for ``names``, in report order (VFID is set up before LPIPS)."""
+    factories: dict[str, Callable[[], Metric]] = {
+        "psnr": PSNRMetric,
+        "ssim": SSIMMetric,
+        "ewarp": EWarpMetric,
+        "vfid": lambda: VFIDMetric(i3d, device, n_videos),
+        "lpips": lambda: LPIPSMetric(lpips_alex, lpips_lin, device),
+    }
+    built = {name: factory() for name, factory in factories.items() if name in names}
+    return [built[name] for name in REPORT_ORDER if name in built]
+
+
+def _parse_metrics(metrics) -> list[str]:
+    out: list[str] = []
+    for m in metrics or DEFAULT_METRICS:
+        for part in str(m).replace(",", " ").split():
+            part = part.strip().lower()
+            if part not in ALL_METRICS:
+                raise UsageError(f"unknown metric {part!r}: use any of {', '.join(ALL_METRICS)}")
+            if part not in out:
+                out.append(part)
+    return out
 
 
 def versions() -> dict:
@@ -294,264 +421,50 @@ def versions() -> dict:
     return out
 
 
-@dataclass
-class _Acc:
-    psnr: list = field(default_factory=list)
-    psnr_hole: list = field(default_factory=list)
-    ssim: list = field(default_factory=list)
-    ewarp: list = field(default_factory=list)
-    lpips: list = field(default_factory=list)
+# --------------------------------------------------------------------------- where results come from
 
 
-def _parse_metrics(metrics) -> list[str]:
-    out: list[str] = []
-    for m in metrics or DEFAULT_METRICS:
-        for part in str(m).replace(",", " ").split():
-            part = part.strip().lower()
-            if part not in ALL_METRICS:
-                raise UsageError(f"unknown metric {part!r}: use any of {', '.join(ALL_METRICS)}")
-            if part not in out:
-                out.append(part)
-    return out
+class ExistingResults:
+    """Mode (b): results already on disk, ``<folder>/<clip>/`` or ``<folder>/<clip>.mp4``."""
 
-
-def evaluate(
-    dataset: str,
-    root: str | Path,
-    *,
-    results: str | Path | None = None,
-    metrics=DEFAULT_METRICS,
-    size: tuple[int, int] = DEFAULT_SIZE,
-    masks: MaskSpec | None = None,
-    i3d: str | Path | None = None,
-    lpips_alex: str | Path | None = None,
-    lpips_lin: str | Path | None = None,
-    max_videos: int | None = None,
-    max_frames: int | None = None,
-    device: str = "auto",
-    keep_results: str | Path | None = None,
-    command: str | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> dict:
-    """Evaluate a dataset; returns the report dict (also what ``--json`` writes).
-
-    Args:
-        dataset: "davis", "youtube-vos" or "folder" (see :func:`discover`).
-        root: dataset root folder.
-        results: mode (b) results folder; ``None`` = mode (a), run tsam's pipeline.
-        metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp", "lpips".
-        size: evaluation size (W, H); ``None`` keeps the native size.
-        masks: :class:`MaskSpec` (default: generated object masks, mixed area buckets,
-            seed 0).
-        i3d: path of ``i3d_rgb_imagenet.pt`` for VFID (else looked up, see
-            :func:`tsam_cli.metrics.vfid.resolve_i3d_weights`).
-        lpips_alex / lpips_lin: for LPIPS, torchvision ``alexnet-owt-7be5be79.pth`` and the
-            lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
-            ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
-        max_videos / max_frames: keep the first N clips / frames per clip.
-        device: for I3D, LPIPS and tsam's pipeline ("auto" = CUDA when available).
-        keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
-        command: the command line to record (default: ``sys.argv``).
-        progress: optional callback receiving one line per clip.
-
-    Returns:
-        dict with ``videos`` (per clip), ``mean`` (dataset values), ``unavailable``
-        (metric -> reason), ``conventions``, ``versions``, ``command`` and the settings.
-        Non-finite values are ``None`` in the dict (JSON null).
-
-    VFID and LPIPS failures (missing weights, fewer than 2 videos for VFID, frames too small
-    for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
-    the reason.
-    """
-    metrics = _parse_metrics(metrics)
-    masks = masks or MaskSpec()
-    if masks.source != "generate" and not Path(masks.source).is_dir():
-        raise DatasetError(f"mask folder {masks.source} does not exist: pass --masks DIR with DIR/<clip>/*.png")
-    if size is not None and (size[0] < 16 or size[1] < 16):
-        raise UsageError(f"evaluation size {size[0]}x{size[1]} is too small (min 16x16)")
-    clips = discover(dataset, root, max_videos)
-    results_dir = Path(results).expanduser() if results is not None else None
-    if results_dir is not None:
-        if not results_dir.is_dir():
-            raise DatasetError(f"results folder {results_dir} does not exist")
-        missing = [c.name for c in clips if find_result(results_dir, c.name) is None]
+    def __init__(self, folder: str | Path, clips: list[Clip]) -> None:
+        self.folder = Path(folder).expanduser()
+        if not self.folder.is_dir():
+            raise DatasetError(f"results folder {self.folder} does not exist")
+        missing = [c.name for c in clips if find_result(self.folder, c.name) is None]
         if missing:
             raise DatasetError(
-                f"no result for {len(missing)} of {len(clips)} clips in {results_dir} (e.g. {missing[0]!r}): "
-                f"expected {results_dir}/<clip>/*.png or {results_dir}/<clip>.mp4"
+                f"no result for {len(missing)} of {len(clips)} clips in {self.folder} (e.g. {missing[0]!r}): "
+                f"expected {self.folder}/<clip>/*.png or {self.folder}/<clip>.mp4"
             )
 
-    dev = _pick_device(device)
-    unavailable: dict[str, str] = {}
-    vfid_scorer = None
-    if "vfid" in metrics:
-        if len(clips) < 2:
-            unavailable["vfid"] = f"needs at least 2 videos, got {len(clips)}"
-        else:
-            try:
-                from tsam_cli.metrics.vfid import VFIDScorer
+    def result(self, clip: Clip, gt: np.ndarray, masks: np.ndarray) -> Path:
+        return find_result(self.folder, clip.name)
 
-                vfid_scorer = VFIDScorer(i3d, device=dev)
-            except TsamError as exc:
-                unavailable["vfid"] = str(exc).splitlines()[0]
-    lpips_model = None
-    if "lpips" in metrics:
-        try:
-            from tsam_cli.metrics.lpips import load_lpips
-
-            lpips_model = load_lpips(lpips_alex, lpips_lin, device=dev)
-        except TsamError as exc:
-            unavailable["lpips"] = str(exc).splitlines()[0]
-
-    inpaint = opts_cls = None
-    tmp_root = None
-    if results_dir is None:
-        inpaint, opts_cls = _load_pipeline()
-        tmp_root = Path(tempfile.mkdtemp(prefix="tsam-eval-"))
-
-    acc = _Acc()
-    videos = []
-    try:
-        for i, clip in enumerate(clips):
-            gt = read_frames(clip.source, size, max_frames)
-            eval_size = (gt.shape[2], gt.shape[1])
-            m = clip_masks(clip, masks, len(gt), eval_size)
-            if results_dir is not None:
-                res_path = find_result(results_dir, clip.name)
-            else:
-                res_path = _run_pipeline(inpaint, opts_cls, tmp_root / clip.name, gt, m, dev)
-                if keep_results is not None:
-                    dst = Path(keep_results) / clip.name
-                    if dst.exists():
-                        shutil.rmtree(dst)
-                    shutil.copytree(res_path, dst)
-            res = read_frames(res_path, eval_size, max_frames)
-            row = {"name": clip.name, "frames": int(len(gt)), "hole_ratio": float(m.mean())}
-            if len(res) != len(gt):
-                row["note"] = f"result has {len(res)} frames, ground truth {len(gt)}: scored the first {min(len(res), len(gt))}"
-            n = min(len(res), len(gt))
-            gt_n, res_n, m_n = gt[:n], res[:n], m[:n]
-            if "psnr" in metrics:
-                from tsam_cli.metrics.psnr import capped_mean, psnr_frames
-
-                p = psnr_frames(gt_n, res_n)
-                ph = psnr_frames(gt_n, res_n, m_n)
-                acc.psnr.append(p)
-                acc.psnr_hole.append(ph)
-                row["psnr"] = _finite(capped_mean(p))
-                row["psnr_hole"] = _finite(capped_mean(ph))
-            if "ssim" in metrics:
-                from tsam_cli.metrics.ssim import ssim_frames
-
-                s = ssim_frames(gt_n, res_n)
-                acc.ssim.append(s)
-                row["ssim"] = float(s.mean())
-            if "ewarp" in metrics:
-                from tsam_cli.metrics.ewarp import warping_error
-
-                e = warping_error(res_n)
-                acc.ewarp.append(e)
-                row["ewarp"] = _finite(e)
-            if lpips_model is not None:
-                from tsam_cli.metrics.lpips import lpips_frames
-
-                try:
-                    lp = lpips_frames(lpips_model, gt_n, res_n)
-                except (ValueError, RuntimeError) as exc:
-                    unavailable["lpips"] = f"LPIPS failed on {clip.name}: {exc}".splitlines()[0]
-                    lpips_model = None
-                    acc.lpips.clear()
-                    for v in videos:
-                        v.pop("lpips", None)
-                else:
-                    acc.lpips.append(lp)
-                    row["lpips"] = _finite(lp.mean())
-            if vfid_scorer is not None:
-                try:
-                    vfid_scorer.add(gt_n, res_n)
-                except (ValueError, RuntimeError) as exc:
-                    unavailable["vfid"] = f"I3D failed on {clip.name}: {exc}".splitlines()[0]
-                    vfid_scorer = None
-            videos.append(row)
-            if progress is not None:
-                progress(f"[{i + 1}/{len(clips)}] {clip.name}: " + ", ".join(
-                    f"{k} {v:.4f}" for k, v in row.items() if k in ("psnr", "ssim", "ewarp", "lpips") and v is not None))
-    finally:
-        if tmp_root is not None:
-            shutil.rmtree(tmp_root, ignore_errors=True)
-
-    mean: dict = {}
-    if "psnr" in metrics:
-        from tsam_cli.metrics.psnr import aggregate
-
-        a = aggregate(acc.psnr)
-        ah = aggregate(acc.psnr_hole)
-        mean.update(psnr=_finite(a["mean"]), psnr_video_mean=_finite(a["video_mean"]),
-                    psnr_capped_frames=a["capped_frames"], psnr_hole=_finite(ah["mean"]),
-                    psnr_hole_video_mean=_finite(ah["video_mean"]))
-    if "ssim" in metrics:
-        allv = np.concatenate(acc.ssim)
-        mean.update(ssim=float(allv.mean()), ssim_video_mean=float(np.mean([s.mean() for s in acc.ssim])))
-    if "ewarp" in metrics:
-        e = np.array(acc.ewarp, dtype=np.float64)
-        e = e[~np.isnan(e)]
-        mean["ewarp"] = float(e.mean()) if e.size else None
-    if "lpips" in metrics:
-        mean.update(lpips=None, lpips_video_mean=None)
-        if lpips_model is not None and acc.lpips:
-            mean.update(lpips=_finite(np.concatenate(acc.lpips).mean()),
-                        lpips_video_mean=_finite(np.mean([v.mean() for v in acc.lpips])))
-    if "vfid" in metrics:
-        mean["vfid"] = None
-        if vfid_scorer is not None and "vfid" not in unavailable:
-            mean["vfid"] = _finite(vfid_scorer.compute())
-
-    return {
-        "tool": "tsam eval",
-        "command": command if command is not None else " ".join(sys.argv),
-        "versions": versions(),
-        "dataset": dataset,
-        "root": str(Path(root).expanduser().resolve()),
-        "mode": "score-results" if results_dir is not None else "run-tsam",
-        "results": str(results_dir.resolve()) if results_dir is not None else None,
-        "size": list(size) if size is not None else None,
-        "masks": masks.describe(),
-        "metrics": metrics,
-        "device": dev,
-        "videos": videos,
-        "mean": mean,
-        "unavailable": unavailable,
-        "conventions": CONVENTIONS,
-    }
+    def close(self) -> None:
+        pass
 
 
-CONVENTIONS = {
-    "psnr": "20*log10(255) - 10*log10(MSE), MSE over all pixels and RGB channels of a frame, float64; "
-    "mean = over all frames of all videos (official TSAM/FFVI evaluate.py); "
-    "psnr_video_mean = mean of per-video means; identical frames (inf) count as 100 dB in means",
-    "psnr_hole": "same, MSE over hole pixels only; frames without hole pixels are skipped",
-    "ssim": "Wang et al. 2004, 11x11 Gaussian window sigma 1.5, K1=0.01, K2=0.03, L=255, valid "
-    "window positions, mean of R,G,B (= skimage structural_similarity(channel_axis=-1, gaussian_weights=True, "
-    "sigma=1.5, use_sample_covariance=False, data_range=255)); mean over all frames",
-    "vfid": "Frechet distance of Gaussians fitted to I3D (i3d_rgb_imagenet.pt) mean-pooled Mixed_5c features, "
-    "one 1024-d vector per video from all its frames, RGB in [0,1] (FFVI/TSAM/E2FGVI convention)",
-    "lpips": "Zhang et al. 2018 LPIPS v0.1, AlexNet (torchvision alexnet-owt-7be5be79.pth + lpips weights/v0.1/alex.pth), "
-    "RGB in [-1,1], per frame at the evaluation size; lower = more similar; mean over all frames of all videos, "
-    "lpips_video_mean = mean of per-video means",
-    "ewarp": "Lai et al. 2018 flow warping error on the result video, OpenCV DIS flow, Ruder et al. occlusion "
-    "test, RGB in [0,1], mean over frame pairs then over videos",
-}
+class TsamResults:
+    """Mode (a): inpaint every clip with tsam's pipeline in a temporary folder (removed by ``close``)."""
 
+    def __init__(self, device: str, keep: str | Path | None = None) -> None:
+        self.inpaint, self.opts_cls = _load_pipeline()
+        self.device = device
+        self.keep = Path(keep) if keep is not None else None
+        self.tmp = Path(tempfile.mkdtemp(prefix="tsam-eval-"))
 
-def _pick_device(device: str) -> str:
-    if device != "auto":
-        return device
-    try:
-        import torch
+    def result(self, clip: Clip, gt: np.ndarray, masks: np.ndarray) -> Path:
+        out = _run_pipeline(self.inpaint, self.opts_cls, self.tmp / clip.name, gt, masks, self.device)
+        if self.keep is not None:
+            dst = self.keep / clip.name
+            if dst.exists():
+                shutil.rmtree(dst)
+            shutil.copytree(out, dst)
+        return out
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover
-        return "cpu"
+    def close(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _load_pipeline():
@@ -572,9 +485,173 @@ def _run_pipeline(inpaint, opts_cls, work: Path, gt: np.ndarray, masks: np.ndarr
     write_frames(mask_dir, masks)
     opts = opts_cls(mask=str(mask_dir), dilate=0, mask_threshold=0, lossless=True, quiet=True, device=device)
     inpaint(str(frames_dir), str(out_dir), opts)
-    if not _is_frame_dir(out_dir):
+    if not is_frame_dir(out_dir):
         raise TsamError(f"tsam produced no frames in {out_dir}")
     return out_dir
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class _Settings:
+    """What every clip is scored with."""
+
+    size: tuple[int, int] | None
+    masks: MaskSpec
+    max_frames: int | None
+
+
+def _update_metrics(metrics: list[Metric], name: str, result, gt, mask, videos: list[dict],
+                    unavailable: dict[str, str]) -> dict:
+    """Feed one clip to every available metric; a metric that fails is dropped from all rows."""
+    row: dict = {}
+    for metric in metrics:
+        if metric.reason is not None:
+            continue
+        try:
+            row.update(metric.update(result, gt, mask))
+        except metric.failures as exc:
+            metric.fail(f"{metric.label} failed on {name}: {exc}".splitlines()[0])
+            unavailable[metric.name] = metric.reason
+            for v in videos:
+                for col in metric.columns:
+                    v.pop(col, None)
+    return row
+
+
+def _score_clip(clip: Clip, source, settings: _Settings, metrics: list[Metric], videos: list[dict],
+                unavailable: dict[str, str]) -> dict:
+    """Read one clip's ground truth, masks and result, score them; returns the clip's row."""
+    gt = read_frames(clip.source, settings.size, settings.max_frames)
+    eval_size = (gt.shape[2], gt.shape[1])
+    masks = clip_masks(clip, settings.masks, len(gt), eval_size)
+    res = read_frames(source.result(clip, gt, masks), eval_size, settings.max_frames)
+    row = {"name": clip.name, "frames": int(len(gt)), "hole_ratio": float(masks.mean())}
+    n = min(len(res), len(gt))
+    if len(res) != len(gt):
+        row["note"] = f"result has {len(res)} frames, ground truth {len(gt)}: scored the first {n}"
+    row.update(_update_metrics(metrics, clip.name, res[:n], gt[:n], masks[:n], videos, unavailable))
+    return row
+
+
+def _progress_line(i: int, n: int, row: dict) -> str:
+    values = ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                       if k in ("psnr", "ssim", "ewarp", "lpips") and v is not None)
+    return f"[{i + 1}/{n}] {row['name']}: {values}"
+
+
+def _score_clips(clips: list[Clip], source, settings: _Settings, metrics: list[Metric],
+                progress: Callable[[str], None] | None = None) -> tuple[list[dict], dict[str, str]]:
+    """Score every clip; returns the per-video rows and ``unavailable`` (metric -> reason)."""
+    unavailable = {m.name: m.reason for m in sorted(metrics, key=lambda m: ALL_METRICS.index(m.name))
+                   if m.reason is not None}
+    videos: list[dict] = []
+    for i, clip in enumerate(clips):
+        row = _score_clip(clip, source, settings, metrics, videos, unavailable)
+        videos.append(row)
+        if progress is not None:
+            progress(_progress_line(i, len(clips), row))
+    return videos, unavailable
+
+
+def _check_settings(masks: MaskSpec, size: tuple[int, int] | None) -> None:
+    if masks.source != "generate" and not Path(masks.source).is_dir():
+        raise DatasetError(f"mask folder {masks.source} does not exist: pass --masks DIR with DIR/<clip>/*.png")
+    if size is not None and (size[0] < 16 or size[1] < 16):
+        raise UsageError(f"evaluation size {size[0]}x{size[1]} is too small (min 16x16)")
+
+
+def evaluate(
+    dataset: str, root: str | Path, *, results: str | Path | None = None, metrics=DEFAULT_METRICS,
+    size: tuple[int, int] = DEFAULT_SIZE, masks: MaskSpec | None = None, i3d: str | Path | None = None,
+    lpips_alex: str | Path | None = None, lpips_lin: str | Path | None = None, max_videos: int | None = None,
+    max_frames: int | None = None, device: str = "auto", keep_results: str | Path | None = None,
+    command: str | None = None, progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Evaluate a dataset; returns the report dict (also what ``--json`` writes).
+
+    Args:
+        dataset: "davis", "youtube-vos" or "folder" (see :func:`discover`).
+        root: dataset root folder.
+        results: mode (b) results folder; ``None`` = mode (a), run tsam's pipeline.
+        metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp", "lpips".
+        size: evaluation size (W, H); ``None`` keeps the native size.
+        masks: :class:`MaskSpec` (default: generated object masks, mixed area buckets, seed 0).
+        i3d: path of ``i3d_rgb_imagenet.pt`` for VFID (else looked up, see
+            :func:`tsam_cli.metrics.vfid.resolve_i3d_weights`).
+        lpips_alex / lpips_lin: for LPIPS, torchvision ``alexnet-owt-7be5be79.pth`` and the
+            lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
+            ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
+        max_videos / max_frames: keep the first N clips / frames per clip.
+        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.pipeline.resolve_device`:
+            "auto" = CUDA when available).
+        keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
+        command: the command line to record (default: ``sys.argv``).
+        progress: optional callback receiving one line per clip.
+
+    Returns:
+        dict with ``videos`` (per clip), ``mean`` (dataset values), ``unavailable``
+        (metric -> reason), ``conventions``, ``versions``, ``command`` and the settings.
+        Non-finite values are ``None`` in the dict (JSON null).
+
+    VFID and LPIPS failures (missing weights, fewer than 2 videos for VFID, frames too small
+    for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
+    the reason.
+    """
+    from tsam_cli.pipeline import resolve_device
+
+    names = _parse_metrics(metrics)
+    masks = masks or MaskSpec()
+    _check_settings(masks, size)
+    clips = discover(dataset, root, max_videos)
+    existing = ExistingResults(results, clips) if results is not None else None
+    dev = resolve_device(device)
+    scorers = build_metrics(names, len(clips), i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, device=dev)
+    source = existing if existing is not None else TsamResults(dev, keep_results)
+    try:
+        videos, unavailable = _score_clips(clips, source, _Settings(size, masks, max_frames), scorers, progress)
+    finally:
+        source.close()
+    mean = {key: value for metric in scorers for key, value in metric.summary().items()}
+    report = _report_settings(dataset, root, existing, size, masks, names, dev, command)
+    return {**report, "videos": videos, "mean": mean, "unavailable": unavailable, "conventions": CONVENTIONS}
+
+
+def _report_settings(dataset: str, root, existing: ExistingResults | None, size, masks: MaskSpec,
+                     names: list[str], device: str, command: str | None) -> dict:
+    """The report's first part: how the evaluation was run."""
+    return {
+        "tool": "tsam eval",
+        "command": command if command is not None else " ".join(sys.argv),
+        "versions": versions(),
+        "dataset": dataset,
+        "root": str(Path(root).expanduser().resolve()),
+        "mode": "score-results" if existing is not None else "run-tsam",
+        "results": str(existing.folder.resolve()) if existing is not None else None,
+        "size": list(size) if size is not None else None,
+        "masks": masks.describe(),
+        "metrics": names,
+        "device": device,
+    }
+
+
+CONVENTIONS = {
+    "psnr": "20*log10(255) - 10*log10(MSE), MSE over all pixels and RGB channels of a frame, float64; "
+    "mean = over all frames of all videos (official TSAM/FFVI evaluate.py); "
+    "psnr_video_mean = mean of per-video means; identical frames (inf) count as 100 dB in means",
+    "psnr_hole": "same, MSE over hole pixels only; frames without hole pixels are skipped",
+    "ssim": "Wang et al. 2004, 11x11 Gaussian window sigma 1.5, K1=0.01, K2=0.03, L=255, valid "
+    "window positions, mean of R,G,B (= skimage structural_similarity(channel_axis=-1, gaussian_weights=True, "
+    "sigma=1.5, use_sample_covariance=False, data_range=255)); mean over all frames",
+    "vfid": "Frechet distance of Gaussians fitted to I3D (i3d_rgb_imagenet.pt) mean-pooled Mixed_5c features, "
+    "one 1024-d vector per video from all its frames, RGB in [0,1] (FFVI/TSAM/E2FGVI convention)",
+    "lpips": "Zhang et al. 2018 LPIPS v0.1, AlexNet (torchvision alexnet-owt-7be5be79.pth + lpips weights/v0.1/alex.pth), "
+    "RGB in [-1,1], per frame at the evaluation size; lower = more similar; mean over all frames of all videos, "
+    "lpips_video_mean = mean of per-video means",
+    "ewarp": "Lai et al. 2018 flow warping error on the result video, OpenCV DIS flow, Ruder et al. occlusion "
+    "test, RGB in [0,1], mean over frame pairs then over videos",
+}
 
 
 # --------------------------------------------------------------------------- output

@@ -1,11 +1,11 @@
 """Training data: video discovery, random clips, on-the-fly masks and cached optical flow.
 
-Datasets (``discover``):
+Datasets (``discover``): the layouts of :mod:`tsam_cli.datasets`, shared with ``tsam eval``:
   * ``davis``: ``ROOT/JPEGImages/480p/<sequence>/*.jpg`` (DAVIS 2017 layout). ``split="paper"``
     keeps the 60 sequences of ``splits/davis_train.txt`` (paper §4.1: the 60 first-frame-only
     videos = DAVIS-2017 test-dev + test-challenge); ``split="all"`` keeps every sequence.
   * ``youtube-vos``: ``ROOT/train/JPEGImages/<video id>/*.jpg`` (the FVI training videos are
-    YouTube-VOS train videos, paper §4.1).
+    YouTube-VOS train videos, paper §4.1); see :mod:`tsam_cli.datasets` for the other accepted roots.
   * ``folder``: every video file and every folder of frames directly inside ``ROOT``.
 
 One sample = one random clip of ``T`` frames of one video (the official loader also draws one
@@ -29,18 +29,18 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
+from .. import datasets
+from ..datasets import DATASETS, Clip
 from ..errors import DatasetError
 from ..mask_gen import AREA_BUCKETS, generate_masks
-from ..media import IMAGE_SUFFIXES, list_images, natural_key
+from ..media import list_images
 
-DATASETS = ("davis", "youtube-vos", "folder")
-VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v"}
 MASK_KINDS = ("object", "curve", "stationary")
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
 
@@ -55,7 +55,7 @@ class VideoSource:
     name: str
     n_frames: int
     frames: list[Path] = field(default_factory=list, repr=False)
-    path: Optional[Path] = None
+    path: Path | None = None
 
     def read(self, indices: Sequence[int]) -> list[np.ndarray]:
         """``(H, W, 3) uint8 RGB`` frames at ``indices``."""
@@ -95,11 +95,6 @@ def read_split(name: str) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def _frame_folder(folder: Path, name: str) -> Optional[VideoSource]:
-    files = list_images(folder)
-    return VideoSource(name, len(files), frames=files) if files else None
-
-
 def _count_video_frames(path: Path) -> int:
     import av
 
@@ -111,77 +106,61 @@ def _count_video_frames(path: Path) -> int:
         return 0
 
 
-def discover(dataset: str, root: Path, split: str = "paper") -> list[VideoSource]:
-    """All usable videos of a dataset (unsorted input, sorted output), without size filtering.
+def _video_source(clip: Clip) -> VideoSource | None:
+    """The training video of one clip; None for a video file that cannot be read."""
+    if not clip.is_video:
+        files = list_images(clip.source)
+        return VideoSource(clip.name, len(files), frames=files)
+    n = _count_video_frames(clip.source)
+    if n == 0:
+        return None
+    # named by file name, not stem: a.mp4 and a.mov stay apart, and flow-cache keys stay as before
+    return VideoSource(clip.source.name, n, path=clip.source)
 
-    Raises :class:`DatasetError` (one line, naming the expected layout) for a missing root or a
-    wrong layout.
+
+def _paper_split(clips: list[Clip]) -> tuple[list[Clip], str | None]:
+    """The clips of ``splits/davis_train.txt`` in that file's order, and a warning when some are missing."""
+    base = clips[0].source.parent
+    wanted = read_split("davis_train")
+    by_name = {c.name: c for c in clips}
+    missing = [n for n in wanted if n not in by_name]
+    if len(missing) == len(wanted):
+        raise DatasetError(
+            f"none of the 60 DAVIS training sequences (test-dev + test-challenge 2017) is in "
+            f"{base}: add them, or use --split all to train on every sequence there"
+        )
+    warning = None
+    if missing:
+        warning = (f"{len(missing)} of the 60 DAVIS training sequences are missing from {base} "
+                   f"(first: {missing[0]}); training on the {len(wanted) - len(missing)} present")
+    return [by_name[n] for n in wanted if n in by_name], warning
+
+
+def discover(dataset: str, root: Path, split: str = "paper") -> list[VideoSource]:
+    """All usable videos of a dataset, without size filtering.
+
+    The layouts are :mod:`tsam_cli.datasets`'s (shared with ``tsam eval``); on top of them,
+    ``split`` selects DAVIS sequences: ``"paper"`` keeps those of ``splits/davis_train.txt``
+    (in that file's order, a warning naming missing ones), ``"all"`` keeps every sequence.
+    Unreadable video files are skipped with a warning.  Raises :class:`DatasetError` (one
+    line, naming the expected layout) for a missing root or a wrong layout.
     """
-    root = Path(root).expanduser()
-    if dataset not in DATASETS:
-        raise DatasetError(f"unknown dataset {dataset!r}: use one of {', '.join(DATASETS)}")
-    if not root.is_dir():
-        raise DatasetError(f"dataset root {root} does not exist: give the folder that holds the {dataset} data")
+    clips = datasets.discover(dataset, root)
+    if dataset == "davis" and split == "paper":
+        clips, warning = _paper_split(clips)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+    elif dataset == "davis" and split != "all":
+        raise DatasetError(f"unknown DAVIS split {split!r}: use paper or all")
     sources: list[VideoSource] = []
-    if dataset == "davis":
-        base = root / "JPEGImages" / "480p"
-        if not base.is_dir():
-            raise DatasetError(
-                f"{root} is not a DAVIS root: expected ROOT/JPEGImages/480p/<sequence>/*.jpg"
-            )
-        names = sorted((p.name for p in base.iterdir() if p.is_dir()), key=natural_key)
-        if split == "paper":
-            wanted = read_split("davis_train")
-            have = set(names)
-            missing = [n for n in wanted if n not in have]
-            if len(missing) == len(wanted):
-                raise DatasetError(
-                    f"none of the 60 DAVIS training sequences (test-dev + test-challenge 2017) is in "
-                    f"{base}: add them, or use --split all to train on every sequence there"
-                )
-            if missing:
-                warnings.warn(
-                    f"{len(missing)} of the 60 DAVIS training sequences are missing from {base} "
-                    f"(first: {missing[0]}); training on the {len(wanted) - len(missing)} present",
-                    stacklevel=2,
-                )
-            names = [n for n in wanted if n in have]
-        elif split != "all":
-            raise DatasetError(f"unknown DAVIS split {split!r}: use paper or all")
-        for n in names:
-            src = _frame_folder(base / n, n)
-            if src is not None:
-                sources.append(src)
-        layout = "ROOT/JPEGImages/480p/<sequence>/*.jpg"
-    elif dataset == "youtube-vos":
-        base = root / "train" / "JPEGImages"
-        if not base.is_dir():
-            raise DatasetError(
-                f"{root} is not a YouTube-VOS root: expected ROOT/train/JPEGImages/<video id>/*.jpg"
-            )
-        for p in sorted(base.iterdir(), key=lambda q: natural_key(q.name)):
-            if p.is_dir():
-                src = _frame_folder(p, p.name)
-                if src is not None:
-                    sources.append(src)
-        layout = "ROOT/train/JPEGImages/<video id>/*.jpg"
-    else:
-        for p in sorted(root.iterdir(), key=lambda q: natural_key(q.name)):
-            if p.name.startswith("."):
-                continue
-            if p.is_dir():
-                src = _frame_folder(p, p.name)
-                if src is not None:
-                    sources.append(src)
-            elif p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES:
-                n = _count_video_frames(p)
-                if n == 0:
-                    warnings.warn(f"skipping {p}: not a readable video", stacklevel=2)
-                    continue
-                sources.append(VideoSource(p.name, n, path=p))
-        layout = "ROOT/<video>.mp4 or ROOT/<video>/*.png|*.jpg"
+    for clip in clips:
+        src = _video_source(clip)
+        if src is None:
+            warnings.warn(f"skipping {clip.source}: not a readable video", stacklevel=2)
+        else:
+            sources.append(src)
     if not sources:
-        raise DatasetError(f"no videos found under {root}: expected {layout}")
+        raise DatasetError(f"no videos found under {root}: none of its video files can be read")
     return sources
 
 
@@ -236,20 +215,20 @@ class FlowCache:
     ``computed`` counts estimator runs in this process (tests use it).
     """
 
-    def __init__(self, directory: Optional[Path], method: str = "dis") -> None:
+    def __init__(self, directory: Path | None, method: str = "dis") -> None:
         self.dir = Path(directory) if directory is not None else None
         self.method = method
         self._estimator = None
         self.computed = 0
 
-    def _path(self, video: str, i: int, j: int, size: tuple[int, int]) -> Optional[Path]:
+    def _path(self, video: str, i: int, j: int, size: tuple[int, int]) -> Path | None:
         if self.dir is None:
             return None
         key = f"v{FLOW_CACHE_VERSION}|{self.method}|{video}|{i}|{j}|{size[0]}x{size[1]}"
         digest = hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
         return self.dir / digest[:2] / f"{digest}.npz"
 
-    def pair(self, video: str, i: int, j: int, img_i: np.ndarray, img_j: Optional[np.ndarray],
+    def pair(self, video: str, i: int, j: int, img_i: np.ndarray, img_j: np.ndarray | None,
              size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(fwd i->j on i, bwd j->i on j, valid_f, valid_b) at ``size``; images at ``size``."""
         path = self._path(video, i, j, size)
@@ -293,7 +272,7 @@ class ClipSpec:
     y0: int
     flip: bool
     mask_kind: str
-    mask_area: Optional[tuple[float, float]]
+    mask_area: tuple[float, float] | None
     mask_seed: int
 
 
@@ -309,7 +288,7 @@ class ClipDataset:
         self, sources: list[VideoSource], *, frames: int = 7, size: tuple[int, int] = (432, 240),
         seed: int = 0, max_stride: int = 3, max_scale: float = 1.25, flip: bool = True,
         mask_kinds: Sequence[str] = MASK_KINDS, mask_area: bool = True,
-        flow_cache: Optional[Path] = None, flow_method: str = "dis", with_flow: bool = True,
+        flow_cache: Path | None = None, flow_method: str = "dis", with_flow: bool = True,
     ) -> None:
         self.sources = keep_long_enough(list(sources), frames)
         self.T = int(frames)
