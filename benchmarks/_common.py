@@ -83,9 +83,10 @@ def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, **opts) -
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
-    """PSNR in dB over the pixels selected by ``where`` (float64, from uint8)."""
-    err = (a.astype(np.float64) - b.astype(np.float64))[where]
-    return float(10 * np.log10(255.0**2 / max(np.mean(err**2), 1e-12)))
+    """PSNR in dB over the pixels selected by ``where`` (tsam's own metric)."""
+    from tsam_cli.metrics.psnr import psnr_pixels
+
+    return psnr_pixels(b, a, where)
 
 
 @contextmanager

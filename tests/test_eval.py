@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tsam_cli.errors import DatasetError, UsageError
-from tsam_cli.evaluate import MaskSpec, discover, evaluate, read_frames, write_csv, write_json
+from tsam_cli.evaluate import EvalMasks, discover, evaluate, read_frames, write_csv, write_json
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 BMX = SHARED / "data" / "bmx-trees" / "frames"
@@ -79,12 +79,12 @@ def test_generated_masks_are_deterministic_per_clip(tmp_path):
     root = _make_davis(tmp_path / "davis")
     _noisy_results(root, tmp_path / "res")
     kw = dict(results=tmp_path / "res", metrics=["psnr"], size=SIZE)
-    a = evaluate("davis", root, masks=MaskSpec(kind="curve", seed=3), **kw)
-    b = evaluate("davis", root, masks=MaskSpec(kind="curve", seed=3), **kw)
-    c = evaluate("davis", root, masks=MaskSpec(kind="curve", seed=4), **kw)
+    a = evaluate("davis", root, masks=EvalMasks(kind="curve", seed=3), **kw)
+    b = evaluate("davis", root, masks=EvalMasks(kind="curve", seed=3), **kw)
+    c = evaluate("davis", root, masks=EvalMasks(kind="curve", seed=4), **kw)
     assert [v["hole_ratio"] for v in a["videos"]] == [v["hole_ratio"] for v in b["videos"]]
     assert [v["hole_ratio"] for v in a["videos"]] != [v["hole_ratio"] for v in c["videos"]]
-    d = evaluate("davis", root, masks=MaskSpec(kind="object", area=(0.3, 0.4)), **kw)
+    d = evaluate("davis", root, masks=EvalMasks(kind="object", area=(0.3, 0.4)), **kw)
     assert all(0.27 <= v["hole_ratio"] <= 0.43 for v in d["videos"])
 
 
@@ -161,7 +161,7 @@ def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
         frames = sorted(Path(input_path).glob("*.png"))
         masks = sorted(Path(opts.mask).glob("*.png"))
         assert len(frames) == len(masks) == 6
-        for f, m in zip(frames, masks):
+        for f, m in zip(frames, masks, strict=True):
             img = cv2.imread(str(f))
             hole = cv2.imread(str(m), cv2.IMREAD_GRAYSCALE) > 0  # 255 = hole
             assert img.shape[:2] == (SIZE[1], SIZE[0]) and hole.any()
@@ -185,7 +185,7 @@ def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
 def test_mode_a_with_real_pipeline(tmp_path):
     root = _make_davis(tmp_path / "davis")
     rep = evaluate("davis", root, metrics=["psnr"], size=SIZE, device="cpu",
-                   masks=MaskSpec(kind="object", area=(0.1, 0.2)))
+                   masks=EvalMasks(kind="object", area=(0.1, 0.2)))
     assert rep["mode"] == "run-tsam"
     assert 10 < rep["mean"]["psnr_hole"] < rep["mean"]["psnr"] < 100
 
@@ -269,11 +269,11 @@ def test_mask_folder(tmp_path):
     m[5:10, 5:20] = 255
     cv2.imwrite(str(md / "00000.png"), m)  # one mask for all frames (last one repeated)
     rep = evaluate("folder", tmp_path / "f", results=tmp_path / "r", metrics=["psnr"], size=(40, 24),
-                   masks=MaskSpec(source=str(tmp_path / "m")))
+                   masks=EvalMasks(source=str(tmp_path / "m")))
     assert rep["videos"][0]["hole_ratio"] == pytest.approx(75 / 960)
     assert rep["mean"]["psnr_hole"] == pytest.approx(10 * math.log10(255**2 / 100))
     with pytest.raises(DatasetError, match="mask folder"):
-        evaluate("folder", tmp_path / "f", results=tmp_path / "r", masks=MaskSpec(source=str(tmp_path / "nomasks")))
+        evaluate("folder", tmp_path / "f", results=tmp_path / "r", masks=EvalMasks(source=str(tmp_path / "nomasks")))
 
 
 # ---------------------------------------------------------------- CLI
@@ -344,8 +344,8 @@ def test_metrics_listed_after_one_option(tmp_path, capsys):
     import json
 
     import cv2
-
     from conftest import translating_video
+
     from tsam_cli.cli import main
 
     seq = tmp_path / "JPEGImages" / "480p" / "clip"
@@ -365,6 +365,7 @@ def test_metrics_listed_after_one_option(tmp_path, capsys):
 def test_frames_are_read_in_natural_order(tmp_path):
     """Unpadded frame numbers (1, 2, ..., 10): eval must pair frame 2 with ground truth 2, not 10."""
     from conftest import write_pngs
+
     from tsam_cli.evaluate import read_frames, read_masks
 
     frames = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(11)])

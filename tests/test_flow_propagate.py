@@ -5,12 +5,12 @@ import pytest
 from conftest import translating_video
 
 from tsam_cli.flow import DISFlow, in_bounds, pair_flow, sample, smooth_fill, validity
+from tsam_cli.metrics.psnr import psnr_pixels
 from tsam_cli.propagate import FILLER_HOPS, TeleaFiller, propagate
 
 
 def psnr(a, b, where):
-    err = (a.astype(np.float64) - b.astype(np.float64))[where]
-    return 10 * np.log10(255.0**2 / max(np.mean(err**2), 1e-12))
+    return psnr_pixels(b, a, where)
 
 
 def test_dis_recovers_known_translation():

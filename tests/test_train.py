@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import typer
+from conftest import translating_video
 from typer.testing import CliRunner
 
 from tsam_cli.errors import DatasetError, WeightsError
@@ -23,8 +24,6 @@ from tsam_cli.train import losses as L
 from tsam_cli.train.data import ClipDataset, VideoSource, discover, flip_flow, read_split, resize_flow
 from tsam_cli.train.vgg import VGG16_CFG, VGG16Features, load_vgg16
 from tsam_cli.train_cli import train_command
-
-from conftest import translating_video
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).parents[1].parent / "shared"
@@ -413,7 +412,7 @@ def test_flow_cache_second_epoch_does_not_recompute(tmp_path):
     again = ClipDataset(srcs, frames=3, size=(64, 32), seed=1, flow_cache=cache)
     redo = [again[(0, i)] for i in range(len(again))]
     assert again.flows.computed == 0
-    for a, b in zip(first, redo):  # a cache hit gives exactly what the first computation gave
+    for a, b in zip(first, redo, strict=True):  # a cache hit gives exactly what the first computation gave
         for k in a:
             assert torch.equal(a[k], b[k]), k
     assert len(second) == 2

@@ -163,11 +163,11 @@ def _metric_names(metrics: list[str], more_metrics: list[str] | None) -> list[st
 
 
 def _mask_spec(masks: str, kind: MaskKind, area: str, seed: int):
-    """``--masks``/``--mask-kind``/``--area``/``--seed`` as a :class:`tsam_cli.evaluate.MaskSpec`."""
-    from tsam_cli.evaluate import MaskSpec
+    """``--masks``/``--mask-kind``/``--area``/``--seed`` as a :class:`tsam_cli.evaluate.EvalMasks`."""
+    from tsam_cli.evaluate import EvalMasks
 
     source = "generate" if masks == "generate" else str(Path(masks).expanduser())
-    return MaskSpec(source=source, kind=kind.value, area=parse_area(area), seed=seed)
+    return EvalMasks(source=source, kind=kind.value, area=parse_area(area), seed=seed)
 
 
 def _command_line() -> str:

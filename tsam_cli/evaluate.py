@@ -45,7 +45,7 @@ from tsam_cli.media.images import read_image
 
 __all__ = [
     "ALL_METRICS", "CONVENTIONS", "DATASETS", "DEFAULT_METRICS", "DEFAULT_SIZE", "Clip", "EWarpMetric",
-    "LPIPSMetric", "MaskSpec", "PSNRMetric", "SSIMMetric", "VFIDMetric", "Metric", "build_metrics", "clip_masks",
+    "LPIPSMetric", "EvalMasks", "PSNRMetric", "SSIMMetric", "VFIDMetric", "Metric", "build_metrics", "clip_masks",
     "discover", "evaluate", "find_result", "read_frames", "read_masks", "versions", "write_csv", "write_frames",
     "write_json",
 ]
@@ -58,7 +58,7 @@ REPORT_ORDER = ("psnr", "ssim", "ewarp", "lpips", "vfid")
 
 
 @dataclass
-class MaskSpec:
+class EvalMasks:
     """Where masks come from: ``generate`` with a kind/area/seed, or a folder per clip."""
 
     source: str = "generate"  # "generate" or a directory path
@@ -188,7 +188,7 @@ def find_result(results: Path, name: str) -> Path | None:
     return None
 
 
-def clip_masks(clip: Clip, spec: MaskSpec, n_frames: int, size: tuple[int, int]) -> np.ndarray:
+def clip_masks(clip: Clip, spec: EvalMasks, n_frames: int, size: tuple[int, int]) -> np.ndarray:
     """Masks (T, H, W) uint8 {0,1}, 1 = hole, for one clip (generated or read)."""
     if spec.source != "generate":
         return read_masks(Path(spec.source) / clip.name, n_frames, size)
@@ -498,7 +498,7 @@ class _Settings:
     """What every clip is scored with."""
 
     size: tuple[int, int] | None
-    masks: MaskSpec
+    masks: EvalMasks
     max_frames: int | None
 
 
@@ -555,7 +555,7 @@ def _score_clips(clips: list[Clip], source, settings: _Settings, metrics: list[M
     return videos, unavailable
 
 
-def _check_settings(masks: MaskSpec, size: tuple[int, int] | None) -> None:
+def _check_settings(masks: EvalMasks, size: tuple[int, int] | None) -> None:
     if masks.source != "generate" and not Path(masks.source).is_dir():
         raise DatasetError(f"mask folder {masks.source} does not exist: pass --masks DIR with DIR/<clip>/*.png")
     if size is not None and (size[0] < 16 or size[1] < 16):
@@ -564,7 +564,7 @@ def _check_settings(masks: MaskSpec, size: tuple[int, int] | None) -> None:
 
 def evaluate(
     dataset: str, root: str | Path, *, results: str | Path | None = None, metrics=DEFAULT_METRICS,
-    size: tuple[int, int] = DEFAULT_SIZE, masks: MaskSpec | None = None, i3d: str | Path | None = None,
+    size: tuple[int, int] = DEFAULT_SIZE, masks: EvalMasks | None = None, i3d: str | Path | None = None,
     lpips_alex: str | Path | None = None, lpips_lin: str | Path | None = None, max_videos: int | None = None,
     max_frames: int | None = None, device: str = "auto", keep_results: str | Path | None = None,
     command: str | None = None, progress: Callable[[str], None] | None = None,
@@ -577,7 +577,7 @@ def evaluate(
         results: mode (b) results folder; ``None`` = mode (a), run tsam's pipeline.
         metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp", "lpips".
         size: evaluation size (W, H); ``None`` keeps the native size.
-        masks: :class:`MaskSpec` (default: generated object masks, mixed area buckets, seed 0).
+        masks: :class:`EvalMasks` (default: generated object masks, mixed area buckets, seed 0).
         i3d: path of ``i3d_rgb_imagenet.pt`` for VFID (else looked up, see
             :func:`tsam_cli.metrics.vfid.resolve_i3d_weights`).
         lpips_alex / lpips_lin: for LPIPS, torchvision ``alexnet-owt-7be5be79.pth`` and the
@@ -602,7 +602,7 @@ def evaluate(
     from tsam_cli.pipeline import resolve_device
 
     names = _parse_metrics(metrics)
-    masks = masks or MaskSpec()
+    masks = masks or EvalMasks()
     _check_settings(masks, size)
     clips = discover(dataset, root, max_videos)
     existing = ExistingResults(results, clips) if results is not None else None
@@ -618,7 +618,7 @@ def evaluate(
     return {**report, "videos": videos, "mean": mean, "unavailable": unavailable, "conventions": CONVENTIONS}
 
 
-def _report_settings(dataset: str, root, existing: ExistingResults | None, size, masks: MaskSpec,
+def _report_settings(dataset: str, root, existing: ExistingResults | None, size, masks: EvalMasks,
                      names: list[str], device: str, command: str | None) -> dict:
     """The report's first part: how the evaluation was run."""
     return {

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from .errors import WeightsError
+from .model.checkpoint import strip_module_prefix
 from .model.config import FULL, ModelConfig
 from .model.discriminator import TemporalPatchDiscriminator
 from .model.generator import TSAMGenerator
@@ -246,8 +247,7 @@ def _extract_state(obj: Any, prefix: str, what: str, path: PathLike) -> dict[str
     if not isinstance(state, Mapping):
         raise WeightsError(f"{path} has no state_dict: not a TSAM checkpoint")
     tensors = {k: v for k, v in state.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
-    if tensors and all(k.startswith("module.") for k in tensors):  # DataParallel-wrapped save
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    tensors = strip_module_prefix(tensors)  # DataParallel-wrapped save
     sub = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
     if not sub and prefix == GENERATOR_PREFIX and any(k.startswith("coarse_net.") for k in tensors):
         sub = {k: v for k, v in tensors.items() if k.startswith("coarse_net.")}  # bare generator

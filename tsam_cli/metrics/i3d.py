@@ -45,6 +45,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..model.checkpoint import strip_module_prefix
+
 # Endpoint order of the network (pytorch_i3d.py InceptionI3d.VALID_ENDPOINTS, minus
 # Logits/Predictions which are handled separately).
 ENDPOINTS = (
@@ -189,11 +191,7 @@ def published_layout(num_classes: int = NUM_CLASSES) -> OrderedDict[str, tuple[i
 def _normalise_state_dict(sd: dict, model: nn.Module) -> OrderedDict[str, torch.Tensor]:
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
-    out = OrderedDict()
-    keys = list(sd.keys())
-    strip = bool(keys) and all(k.startswith("module.") for k in keys)
-    for k, v in sd.items():
-        out[k[len("module.") :] if strip else k] = v
+    out = OrderedDict(strip_module_prefix(sd))
     # PyTorch-0.3 files have no BatchNorm batch counter: add it (it is unused in eval).
     for k, v in model.state_dict().items():
         if k.endswith("num_batches_tracked") and k not in out:

@@ -52,6 +52,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..model.checkpoint import strip_module_prefix
+
 # lpips/lpips.py ScalingLayer
 SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
@@ -198,10 +200,7 @@ def _read_state_dict(path: Path, what: str) -> dict:
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
         raise WeightsError(f"{what} {path} is not a state_dict (got {type(sd).__name__})")
-    keys = list(sd)
-    if keys and all(isinstance(k, str) and k.startswith("module.") for k in keys):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return strip_module_prefix(sd)
 
 
 def _check_layout(sd: dict, layout: OrderedDict[str, tuple[int, ...]], path: Path, what: str) -> None:

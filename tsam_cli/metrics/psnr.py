@@ -84,6 +84,13 @@ def psnr_from_mse(mse: np.ndarray | float, data_range: float = 255.0) -> np.ndar
         return 20.0 * np.log10(data_range) - 10.0 * np.log10(mse)
 
 
+def psnr_pixels(gt: np.ndarray, pred: np.ndarray, where: np.ndarray, data_range: float = 255.0) -> float:
+    """PSNR in dB over the pixels selected by ``where`` (bool, broadcast to ``gt``'s leading
+    dims, e.g. ``(T, H, W)`` for ``(T, H, W, 3)`` frames), float64; capped at mse 1e-12."""
+    err = (np.asarray(gt, np.float64) - np.asarray(pred, np.float64))[where]
+    return float(psnr_from_mse(max(float(np.mean(err**2)), 1e-12), data_range))
+
+
 def psnr_frames(
     gt: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None, data_range: float = 255.0
 ) -> np.ndarray:
