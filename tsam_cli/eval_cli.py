@@ -15,6 +15,8 @@ from pathlib import Path
 import typer
 
 from tsam_cli.errors import UsageError
+from tsam_cli.mask_gen import KINDS
+from tsam_cli.options import parse_size
 
 
 class Dataset(str, Enum):
@@ -23,21 +25,8 @@ class Dataset(str, Enum):
     folder = "folder"
 
 
-class MaskKind(str, Enum):
-    object = "object"
-    curve = "curve"
-    stationary = "stationary"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"432x240"`` -> (432, 240) (width x height)."""
-    try:
-        w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
-    except ValueError:
-        raise UsageError(f"size must be WIDTHxHEIGHT, e.g. 432x240, got {text!r}") from None
-    if w < 16 or h < 16:
-        raise UsageError(f"size {w}x{h} is too small: use at least 16x16")
-    return w, h
+#: the paper's mask kinds, as ``tsam_cli.mask_gen.KINDS`` names them
+MaskKind = Enum("MaskKind", {k: k for k in KINDS}, type=str)
 
 
 def parse_area(text: str | None):

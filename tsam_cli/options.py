@@ -125,6 +125,17 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise UsageError(f"{name} {value!r} is not known: use one of {', '.join(choices)}")
 
 
+def parse_size(text: str, flag: str = "--size", minimum: int = 16) -> tuple[int, int]:
+    """``"432x240"`` -> ``(432, 240)`` (width, height); each side at least ``minimum``."""
+    try:
+        w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: write WIDTHxHEIGHT, e.g. 432x240") from None
+    if w < minimum or h < minimum:
+        raise UsageError(f"{flag} {w}x{h} is too small: use at least {minimum}x{minimum}")
+    return w, h
+
+
 def cli_parameters(cls=InpaintOptions) -> list[inspect.Parameter]:
     """Typer parameters for every field of ``cls`` that has a flag (name, type, default, help)."""
     import typer

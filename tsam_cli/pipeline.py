@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import hooks
+from .device import cuda_available, resolve_device  # noqa: F401 - part of this module's API
 from .errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
 from .flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
 from .media import OutputTarget, VideoWriter, iter_frames, probe
@@ -55,30 +56,6 @@ def processing_size(width: int, height: int, max_size: int) -> tuple[int, int]:
     """Largest size with the same aspect whose long side is at most ``max_size`` (never upscales)."""
     scale = min(1.0, max_size / max(width, height))
     return max(1, round(width * scale)), max(1, round(height * scale))
-
-
-def cuda_available() -> bool:
-    """True when PyTorch is importable and sees a CUDA GPU."""
-    try:
-        import torch
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; validates explicit choices."""
-    if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise UsageError(f"--device {device!r} is not known: use auto, cpu or cuda")
-    if device == "cpu":
-        return "cpu"
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise UsageError(f"--device {device} asked for, but PyTorch sees no CUDA GPU: use --device cpu")
-    return device
 
 
 @dataclass

@@ -17,18 +17,10 @@ from pathlib import Path
 import typer
 
 from .errors import UsageError
+from .options import parse_size
 from .train.trainer import TrainConfig
 
 _D = TrainConfig()  # the defaults of the options below
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    """--size WIDTHxHEIGHT as two ints (their values are checked by TrainConfig.validate)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise UsageError(f"--size {text!r}: write WIDTHxHEIGHT, e.g. 432x240") from None
-    return w, h
 
 
 def _read_model(text: str) -> tuple[str, dict | None]:
@@ -104,7 +96,7 @@ def train_command(
     else:
         if root is None:
             raise UsageError("give --root, the dataset folder (or --resume RUN_DIR)")
-        width, height = _parse_size(size)
+        width, height = parse_size(size)
         model_name, model_config = _read_model(model)
         cfg = TrainConfig(
             dataset=dataset, root=str(root), split=split, model=model_name, model_config=model_config,

@@ -38,10 +38,10 @@ import numpy as np
 from .. import datasets
 from ..datasets import DATASETS, Clip
 from ..errors import DatasetError
-from ..mask_gen import AREA_BUCKETS, generate_masks
+from ..mask_gen import AREA_BUCKETS, KINDS, generate_masks
 from ..media import list_images
 
-MASK_KINDS = ("object", "curve", "stationary")
+MASK_KINDS = KINDS  # the paper's three kinds (tsam_cli.mask_gen)
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
 
 #: Cached flow format version: bump when the cache content changes meaning.

@@ -214,17 +214,12 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _pick_device(name: str, local_rank: int) -> torch.device:
+    """``--device`` -> a torch device; ``cuda`` is this process's GPU ``local_rank``."""
     import torch
 
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("--device cuda but no CUDA GPU is available: use --device cpu")
-        return torch.device("cuda", local_rank)
-    if name != "cpu":
-        raise UsageError(f"unknown device {name!r}: use auto, cpu or cuda")
-    return torch.device("cpu")
+    from ..device import resolve_device
+
+    return torch.device(resolve_device(name, local_rank))
 
 
 def _check_run_dir(run_dir: Path, resume: bool, master: bool) -> Path:
