@@ -114,3 +114,28 @@ def test_errors(tmp_path):
         with pytest.raises(UsageError, match="x,y,w,h"):
             parse_box(bad)
     assert parse_box(" 1, 2,3,4") == (1, 2, 3, 4)
+
+
+def test_box_and_masks_are_in_display_orientation():
+    """A video shown rotated 90 deg clockwise (coded 64x40, shown 40x64): --box and mask images
+    are drawn as the user sees it and turned into coded orientation."""
+    rep = NullReporter()
+    # display[i, j] = coded[H - 1 - j, i] for a clockwise quarter turn
+    got = next(iter(MaskStream(MaskSpec(box=(0, 0, 10, 5), dilate=0), W, H, 1, rep, rotation=90)))
+    expect = np.zeros((H, W), bool)
+    expect[H - 10 :, 0:5] = True
+    assert np.array_equal(got, expect)
+    shown = np.zeros((W, H), bool)  # what the user drew: display size 40 wide, 64 tall
+    shown[:5, :10] = True
+    assert np.array_equal(np.rot90(shown, k=1), expect)  # the same turn as a mask image
+    with pytest.raises(UsageError, match="40x64"):
+        MaskStream(MaskSpec(box=(45, 0, 4, 4), dilate=0), W, H, 1, rep, rotation=90)  # x beyond the shown width
+
+
+def test_mask_image_drawn_on_the_rotated_view(tmp_path):
+    shown = np.zeros((W, H), np.uint8)
+    shown[:5, :10] = 255
+    write_pngs(tmp_path / "m", [shown])
+    rep = NullReporter()
+    got = next(iter(MaskStream(MaskSpec(tmp_path / "m" / "00000.png", dilate=0), W, H, 1, rep, rotation=270)))
+    assert np.array_equal(got, np.rot90(shown > 0, k=3)) and rep.warnings == []  # no resize: sizes match when turned

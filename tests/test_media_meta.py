@@ -431,3 +431,18 @@ def test_fifo_input_is_refused_without_opening_it(tmp_path):
         os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         pytest.fail("probe opened the FIFO and blocked")
     assert "is not a regular file" in result.get("error", "")
+
+
+def test_box_is_given_in_display_orientation_end_to_end(tmp_path):
+    """Phone video (coded landscape, shown portrait): --box x,y,w,h counts what the user sees."""
+    src = _write(tmp_path / "in.mp4", setup=lambda vs: vs.set_display_rotation(-90))  # 90 deg clockwise
+    info = probe(src)
+    assert info.rotation == 90
+    out = tmp_path / "out.mkv"
+    inpaint(src, out, InpaintOptions(box="0,0,10,6", dilate=0, lossless=True, quiet=True))
+    before = np.stack([f.rgb for f in iter_frames(info)]).astype(int)
+    after = np.stack([f.rgb for f in iter_frames(probe(out))]).astype(int)
+    changed = np.abs(after - before).max(axis=(0, 3)) > 0
+    expect = np.zeros_like(changed)
+    expect[info.height - 10 :, 0:6] = True  # display top-left 10x6 = coded bottom-left 6 wide, 10 high
+    assert changed.any() and not (changed & ~expect).any()

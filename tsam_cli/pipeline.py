@@ -311,7 +311,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
         with rep.timed("mask check"):
             masks = MaskStream(
                 MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
-                info.width, info.height, info.n_frames, rep,
+                info.width, info.height, info.n_frames, rep, rotation=info.rotation,
             )
         writer = VideoWriter(target.tmp, info.width, info.height, info.fps, info.time_base,
                              audio_from=None if info.is_folder else info.path,

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MaskError, UsageError
+from ..errors import InputError, MaskError, UsageError
 from .images import ImageReadError, read_image
 from .reader import IMAGE_SUFFIXES, _av, _short, list_images
 
@@ -165,9 +165,14 @@ class MaskStream:
     (:func:`threshold_range`).
     """
 
-    def __init__(self, spec: MaskSpec, width: int, height: int, n_frames: int, reporter) -> None:
+    def __init__(self, spec: MaskSpec, width: int, height: int, n_frames: int, reporter, rotation: int = 0) -> None:
         self.spec, self.width, self.height, self.n_frames = spec, width, height, n_frames
         self.reporter = reporter
+        if rotation % 90:
+            raise ValueError(f"rotation {rotation} is not a multiple of 90 degrees")
+        self.rotation = rotation % 360
+        #: what the user sees (width, height): masks and --box are drawn in this orientation
+        self.display_size = (width, height) if self.rotation in (0, 180) else (height, width)
         if spec.path is None and spec.box is None:
             raise UsageError("no mask given: pass --mask FILE|FOLDER or --box x,y,w,h")
         if spec.dilate < 0:
@@ -188,15 +193,20 @@ class MaskStream:
 
     # -- opening -----------------------------------------------------------------------
     def _box_mask(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """``--box`` in display pixels (what the user sees) -> coded-orientation mask."""
         x, y, w, h = box
-        if x >= self.width or y >= self.height:
+        dw, dh = self.display_size
+        if x >= dw or y >= dh:
             raise UsageError(
-                f"--box {x},{y},{w},{h} starts outside the {self.width}x{self.height} video: "
-                "give x < width and y < height"
+                f"--box {x},{y},{w},{h} starts outside the {dw}x{dh} video: give x < width and y < height"
             )
-        m = np.zeros((self.height, self.width), bool)
+        m = np.zeros((dh, dw), bool)
         m[y : y + h, x : x + w] = True
-        return m
+        return self._to_coded(m)
+
+    def _to_coded(self, m: np.ndarray) -> np.ndarray:
+        """Display orientation -> the video's coded orientation (undo the clockwise display rotation)."""
+        return np.ascontiguousarray(np.rot90(m, k=self.rotation // 90)) if self.rotation else m
 
     def _open(self, path: Path) -> None:
         if not path.exists():
@@ -250,20 +260,23 @@ class MaskStream:
         return self._normalise(binarise(values, threshold), path.name)
 
     def _normalise(self, m: np.ndarray, name: str) -> np.ndarray:
-        """Binary ``(h, w) bool`` mask -> ``(H, W) bool`` at video size, inverted if asked."""
+        """Binary ``(h, w) bool`` mask in display orientation -> ``(H, W) bool`` in the video's
+        coded orientation at video size, inverted if asked."""
         if self.spec.invert:
             m = ~m
-        if m.shape != (self.height, self.width):
+        dw, dh = self.display_size
+        if m.shape != (dh, dw):
             import cv2
 
             if not getattr(self, "_warned_size", False):
+                turned = " (the video is shown rotated: masks are drawn as it is shown)" if self.rotation else ""
                 self.reporter.warn(
-                    f"mask {name} is {m.shape[1]}x{m.shape[0]}, the video {self.width}x{self.height}: "
+                    f"mask {name} is {m.shape[1]}x{m.shape[0]}, the video {dw}x{dh}{turned}: "
                     "mask resized (nearest neighbour)"
                 )
                 self._warned_size = True
-            m = cv2.resize(m.astype(np.uint8), (self.width, self.height), interpolation=cv2.INTER_NEAREST) > 0
-        return m
+            m = cv2.resize(m.astype(np.uint8), (dw, dh), interpolation=cv2.INTER_NEAREST) > 0
+        return self._to_coded(m)
 
     def _raw_frames(self) -> Iterator[np.ndarray]:
         """Undilated masks, one per video frame (box union included)."""
@@ -271,17 +284,28 @@ class MaskStream:
             for f in self._files[: self.n_frames]:
                 yield self._union(self._load(f))
         elif self._kind == "video":
-            av = _av()
-            with av.open(str(self.spec.path)) as c:
-                for i, frame in enumerate(c.decode(video=0)):
-                    if i >= self.n_frames:
-                        break
-                    m = binarise(frame.to_ndarray(format="rgb24"), self._video_threshold)
-                    yield self._union(self._normalise(m, self.spec.path.name))
+            yield from self._video_frames()
         else:
             static = self._union(self._static)
             for _ in range(self.n_frames):
                 yield static
+
+    def _video_frames(self) -> Iterator[np.ndarray]:
+        """Masks of a mask video, decoded by the media layer and turned as the mask video is shown."""
+        from .reader import iter_frames, probe
+
+        path = Path(self.spec.path)
+        try:
+            info = probe(path)
+            for i, frame in enumerate(iter_frames(info)):
+                if i >= self.n_frames:
+                    break
+                m = binarise(frame.rgb, self._video_threshold)
+                if info.rotation:  # the mask video's own display rotation, clockwise
+                    m = np.rot90(m, k=-(info.rotation // 90))
+                yield self._union(self._normalise(m, path.name))
+        except InputError as exc:
+            raise MaskError(f"mask {exc}") from None
 
     def _union(self, m: np.ndarray | None) -> np.ndarray:
         if m is None:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, UsageError
+from .images import read_image
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FOLDER_FPS = 25.0
@@ -148,12 +149,8 @@ def _open_input(path: Path):
 
 
 def _read_image(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise InputError(f"cannot read image {path}: the file is not a readable PNG/JPEG image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """A frame image as ``(H, W, 3) uint8 RGB``, oriented as a viewer shows it (EXIF), like masks."""
+    return read_image(path, error=InputError)
 
 
 def probe(path: str | os.PathLike, fps: float | None = None) -> VideoInfo:
@@ -192,12 +189,8 @@ def _probe_folder(path: Path, fps: float | None) -> VideoInfo:
 
 def _image_depth(path: Path) -> tuple[int, bool]:
     """(bits per component, has alpha) of an image file as stored."""
-    import cv2
-
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        return 8, False
-    return raw.dtype.itemsize * 8, raw.ndim == 3 and raw.shape[2] == 4
+    raw = read_image(path, keep_depth=True, keep_alpha=True, error=InputError)
+    return raw.dtype.itemsize * 8, raw.shape[2] == 4
 
 
 def _probe_video(path: Path) -> VideoInfo:
