@@ -61,7 +61,7 @@ def write_inputs(folder: Path, frames: np.ndarray, masks: np.ndarray, n: int, fp
 
 RUNNER = r"""
 import json, sys
-from tsam_cli.pipeline import InpaintOptions, inpaint
+from tsam_cli.core.pipeline import InpaintOptions, inpaint
 opts = InpaintOptions(**json.loads(sys.argv[3]))
 rep = inpaint(sys.argv[1], sys.argv[2], opts)
 # VmHWM: peak RSS of this process image. (ru_maxrss is not used: Linux carries the parent's

@@ -43,8 +43,8 @@ def main() -> None:
     args = ap.parse_args()
     import cv2
 
+    from tsam_cli.core.propagate import TeleaFiller
     from tsam_cli.media import create_video, iter_frames, probe
-    from tsam_cli.propagate import TeleaFiller
 
     frames, objects = bmx_frames(args.frames)
     holes = moving_ellipse_masks(frames, objects)

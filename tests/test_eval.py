@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tsam_cli.errors import DatasetError, UsageError
-from tsam_cli.evaluate import EvalMasks, discover, evaluate, read_frames, write_csv, write_json
+from tsam_cli.eval.evaluate import EvalMasks, discover, evaluate, read_frames, write_csv, write_json
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 BMX = SHARED / "data" / "bmx-trees" / "frames"
@@ -148,8 +148,8 @@ def _published_file(path, seed=0):
 def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
     import cv2
 
-    import tsam_cli.evaluate as ev
-    from tsam_cli.pipeline import InpaintOptions
+    import tsam_cli.eval.evaluate as ev
+    from tsam_cli.core.pipeline import InpaintOptions
 
     calls = []
 
@@ -282,7 +282,7 @@ def test_mask_folder(tmp_path):
 def _app():
     import typer
 
-    from tsam_cli.eval_cli import eval_command, masks_app
+    from tsam_cli.cli.eval import eval_command, masks_app
 
     app = typer.Typer()
     app.command("eval")(eval_command)
@@ -346,7 +346,7 @@ def test_metrics_listed_after_one_option(tmp_path, capsys):
     import cv2
     from conftest import translating_video
 
-    from tsam_cli.cli import main
+    from tsam_cli.cli.main import main
 
     seq = tmp_path / "JPEGImages" / "480p" / "clip"
     seq.mkdir(parents=True)
@@ -366,7 +366,7 @@ def test_frames_are_read_in_natural_order(tmp_path):
     """Unpadded frame numbers (1, 2, ..., 10): eval must pair frame 2 with ground truth 2, not 10."""
     from conftest import write_pngs
 
-    from tsam_cli.evaluate import read_frames, read_masks
+    from tsam_cli.eval.evaluate import read_frames, read_masks
 
     frames = np.stack([np.full((8, 8, 3), 20 * i, np.uint8) for i in range(11)])
     write_pngs(tmp_path / "f", frames, name="{}.png")

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import translating_video
 
-from tsam_cli.flow import DISFlow, in_bounds, pair_flow, sample, smooth_fill, validity
+from tsam_cli.core.flow import DISFlow, in_bounds, pair_flow, sample, smooth_fill, validity
+from tsam_cli.core.propagate import FILLER_HOPS, TeleaFiller, propagate
 from tsam_cli.metrics.psnr import psnr_pixels
-from tsam_cli.propagate import FILLER_HOPS, TeleaFiller, propagate
 
 
 def psnr(a, b, where):

@@ -244,8 +244,8 @@ def _davis(tmp_path: Path):
 
 
 def test_cli_eval_lpips_unavailable_then_with_files(tmp_path, monkeypatch, capsys):
-    from tsam_cli.cli import main
-    from tsam_cli.evaluate import read_frames
+    from tsam_cli.cli.main import main
+    from tsam_cli.eval.evaluate import read_frames
 
     monkeypatch.setenv("TSAM_HOME", str(tmp_path / "home"))
     root, res = _davis(tmp_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tsam_cli.mask_gen import AREA_BUCKETS, KINDS, clip_seed, generate_masks, hole_ratio
+from tsam_cli.data.mask_gen import AREA_BUCKETS, KINDS, clip_seed, generate_masks, hole_ratio
 
 H, W = 60, 108  # a quarter of 240x432 keeps the test fast
 

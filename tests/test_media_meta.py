@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tsam_cli.core.pipeline import InpaintOptions, inpaint
 from tsam_cli.errors import InputError
 from tsam_cli.media import iter_frames, probe
-from tsam_cli.pipeline import InpaintOptions, inpaint
 
 W, H = 64, 48
 BOX = (2, 2, 8, 8)
@@ -339,7 +339,7 @@ def _plain_logging():
 
 
 def _cli(capfd, args) -> tuple[int, list[str]]:
-    from tsam_cli.cli import main
+    from tsam_cli.cli.main import main
 
     capfd.readouterr()
     with _plain_logging():

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from tsam_cli.errors import WeightsError
 from tsam_cli.model import FULL, TSAMGenerator
-from tsam_cli.official import (
+from tsam_cli.model.official import (
     InertLogger,
     convert_official,
     load_generator,
@@ -551,8 +551,8 @@ def test_compact_save_load_roundtrip(tmp_path):
 
 def test_cli_convert(official_ckpt, tmp_path, capsys):
     """`tsam weights convert` on a synthetic official checkpoint writes a loadable file; bad input is one line."""
-    from tsam_cli.cli import main
-    from tsam_cli.official import load_generator
+    from tsam_cli.cli.main import main
+    from tsam_cli.model.official import load_generator
 
     src = official_ckpt
     out = tmp_path / "full.safetensors"

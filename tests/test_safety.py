@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, read_video, translating_video, write_pngs, write_video
 
-from tsam_cli.cli import main
+from tsam_cli.cli.main import main
 
 
 @pytest.fixture()

@@ -19,11 +19,11 @@ import typer
 from conftest import translating_video
 from typer.testing import CliRunner
 
+from tsam_cli.cli.train import train_command
 from tsam_cli.errors import DatasetError, WeightsError
 from tsam_cli.train import losses as L
 from tsam_cli.train.data import ClipDataset, VideoSource, discover, flip_flow, read_split, resize_flow
 from tsam_cli.train.vgg import VGG16_CFG, VGG16Features, load_vgg16
-from tsam_cli.train_cli import train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).parents[1].parent / "shared"
@@ -145,7 +145,7 @@ def test_train_cli_synthetic_few_steps(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["frames"] == 3 and cfg["model_config"]["name"] == "tiny"
 
-    from tsam_cli.official import load_generator
+    from tsam_cli.model.official import load_generator
 
     g = load_generator(run / "generator.safetensors")
     assert g.config.stem_width == 8
@@ -202,7 +202,7 @@ class _MemSource(VideoSource):
 
 # --------------------------------------------------------------------------- (b) resume
 LAUNCHER = """import typer
-from tsam_cli.train_cli import train_command
+from tsam_cli.cli.train import train_command
 app = typer.Typer(pretty_exceptions_enable=False)
 app.command("train")(train_command)
 @app.command("version")

@@ -20,9 +20,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tsam_cli import weights
+from tsam_cli.cli.weights import app
 from tsam_cli.errors import WeightsError
 from tsam_cli.weights import Source, WeightSpec
-from tsam_cli.weights_cli import app
 
 PAYLOAD = bytes(range(256)) * 1024 * 3  # 768 KiB: several 1 MiB-read chunks are not needed
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -15,11 +15,11 @@ import pytest
 import torch
 from conftest import translating_video, write_video
 
-import tsam_cli.official as official
+import tsam_cli.model.official as official
 from tsam_cli.errors import WeightsError
 from tsam_cli.model.config import ModelConfig
 from tsam_cli.model.generator import TSAMGenerator
-from tsam_cli.official import load_generator, read_safetensors_header, save_generator
+from tsam_cli.model.official import load_generator, read_safetensors_header, save_generator
 
 TINY = ModelConfig(name="tiny", stem_width=8, widths=(4, 8, 8, 8), depths=(1, 1, 1, 1), decoder_width=16)
 
@@ -215,7 +215,7 @@ def test_config_bounds_in_python():
 
 
 def test_cli_refuses_bad_model_with_exit_6(tmp_path, capsys):
-    from tsam_cli.cli import main
+    from tsam_cli.cli.main import main
 
     video = write_video(tmp_path / "in.mp4", translating_video(T=4, h=32, w=48))
     bad = with_config_text_file(tmp_path)

@@ -1,6 +1,7 @@
 """A normal (non-editable) install must carry everything tsam needs, shipped weights included."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,14 @@ from conftest import ROOT, translating_video, write_video
 def test_wheel_install_runs_compact_model(tmp_path):
     if not (ROOT / "tsam_cli" / "shipped" / "tsam-compact.safetensors").is_file():
         pytest.skip("tsam_cli/shipped/tsam-compact.safetensors is not in this checkout")
-    dist, site = tmp_path / "dist", tmp_path / "site"
+    dist, site, src = tmp_path / "dist", tmp_path / "site", tmp_path / "src"
+    # build from a copy: setuptools writes build/ and *.egg-info next to the sources it builds
+    for name in ("pyproject.toml", "README.md", "tsam_cli"):
+        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy2
+        src.mkdir(exist_ok=True)
+        copy(ROOT / name, src / name, **({"ignore": shutil.ignore_patterns("__pycache__")} if name == "tsam_cli" else {}))
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                            "-w", str(dist), str(ROOT)], capture_output=True, text=True, timeout=600)
+                            "-w", str(dist), str(src)], capture_output=True, text=True, timeout=600)
     assert build.returncode == 0, build.stderr
     wheel = next(dist.glob("tsam-*.whl"))
     inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import UsageError
+from tsam_cli.errors import UsageError
 
 
 def cuda_available() -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from .errors import Signalled, signal_number
+from tsam_cli.errors import Signalled, signal_number
 
 _HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -31,10 +31,10 @@ def run() -> None:
     """Console script: ``tsam ...``."""
     install_signal_handlers()
     try:
-        from . import hooks
+        from tsam_cli import hooks
 
         hooks.pause_point("startup")
-        from .cli import main
+        from tsam_cli.cli.main import main
 
         code = main()
     except (Signalled, KeyboardInterrupt) as exc:

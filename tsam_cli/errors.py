@@ -2,7 +2,7 @@
 
 Every error a user can cause (bad path, bad mask, unwritable output, missing weights) is
 raised as a subclass of :class:`TsamError`. The CLI catches ``TsamError`` in one place
-(``tsam_cli.cli.main``), prints ``error: <message>`` on one line and exits with
+(``tsam_cli.cli.main.main``), prints ``error: <message>`` on one line and exits with
 ``exit_code``. Anything else is a bug and shows a traceback only with ``--debug``.
 
 Messages name the problem *and* the fix, e.g.

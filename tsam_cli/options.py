@@ -13,9 +13,9 @@ import re
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
-from .errors import UsageError
+from tsam_cli.errors import UsageError
 
-#: ``--flow`` names (tsam_cli.flow.make_estimator)
+#: ``--flow`` names (tsam_cli.core.flow.make_estimator)
 FLOW_METHODS = ("dis", "dis-fast", "dis-ultrafast")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEFAULT_MAX_SIZE = 960

@@ -6,9 +6,9 @@
 * :mod:`.output`: the rules for ``-o`` (never an input, atomic replace, locking, file modes).
 """
 
-from .output import VIDEO_OUT_SUFFIXES, OutputTarget, check_output_path
-from .reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
-from .writer import VideoWriter, create_video
+from tsam_cli.media.output import VIDEO_OUT_SUFFIXES, OutputTarget, check_output_path
+from tsam_cli.media.reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
+from tsam_cli.media.writer import VideoWriter, create_video
 
 __all__ = [
     "IMAGE_SUFFIXES", "VIDEO_OUT_SUFFIXES", "Frame", "VideoInfo", "VideoWriter", "OutputTarget", "check_output_path", "create_video",

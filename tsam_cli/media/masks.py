@@ -46,9 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, MaskError, UsageError
-from .images import ImageReadError, read_image
-from .reader import IMAGE_SUFFIXES, _av, _short, list_images
+from tsam_cli.errors import InputError, MaskError, UsageError
+from tsam_cli.media.images import ImageReadError, read_image
+from tsam_cli.media.reader import IMAGE_SUFFIXES, _av, _short, list_images
 
 LOSSLESS_IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}
 #: warn when a frame has more than this fraction masked (usually inverted polarity)
@@ -292,7 +292,7 @@ class MaskStream:
 
     def _video_frames(self) -> Iterator[np.ndarray]:
         """Masks of a mask video, decoded by the media layer and turned as the mask video is shown."""
-        from .reader import iter_frames, probe
+        from tsam_cli.media.reader import iter_frames, probe
 
         path = Path(self.spec.path)
         try:

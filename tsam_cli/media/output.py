@@ -35,8 +35,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import hooks
-from ..errors import STOP_SIGNALS, Interrupted, OutputError, signal_number
+from tsam_cli import hooks
+from tsam_cli.errors import STOP_SIGNALS, Interrupted, OutputError, signal_number
 
 VIDEO_OUT_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv"}
 #: names tsam gives the frames of a folder output (``VideoWriter``): ``00000.png`` ...

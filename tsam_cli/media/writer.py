@@ -38,9 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError
-from .output import OutputTarget, describe_os_error
-from .reader import VideoInfo, _av
+from tsam_cli.errors import OutputError
+from tsam_cli.media.output import OutputTarget, describe_os_error
+from tsam_cli.media.reader import VideoInfo, _av
 
 #: output suffix -> FFmpeg muxer: .mov is QuickTime ("mov"), not MP4 (ISO/IEC 14496-14)
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}

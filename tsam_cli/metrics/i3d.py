@@ -45,7 +45,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..model.checkpoint import strip_module_prefix
+from tsam_cli.model.checkpoint import strip_module_prefix
 
 # Endpoint order of the network (pytorch_i3d.py InceptionI3d.VALID_ENDPOINTS, minus
 # Logits/Predictions which are handled separately).

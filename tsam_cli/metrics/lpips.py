@@ -52,7 +52,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ..model.checkpoint import strip_module_prefix
+from tsam_cli.model.checkpoint import strip_module_prefix
 
 # lpips/lpips.py ScalingLayer
 SHIFT = (-0.030, -0.088, -0.188)

@@ -1,9 +1,9 @@
 """TSAM networks: config presets, TSAM convs, generator and temporal discriminator."""
 
-from .config import COMPACT, FULL, PRESETS, ModelConfig, get_preset
-from .discriminator import TemporalPatchDiscriminator
-from .generator import TSAMGenerator
-from .tsam_conv import (
+from tsam_cli.model.config import COMPACT, FULL, PRESETS, ModelConfig, get_preset
+from tsam_cli.model.discriminator import TemporalPatchDiscriminator
+from tsam_cli.model.generator import TSAMGenerator
+from tsam_cli.model.tsam_conv import (
     DecoderGatedConv,
     EncoderGatedShiftConv,
     ShiftAlign,

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .tsam_conv import ShiftFrameConv
+from tsam_cli.model.tsam_conv import ShiftFrameConv
 
 
 class DiscriminatorConv(nn.Module):

@@ -2,7 +2,7 @@
 
 Module tree (attribute names chosen so that, for ``FULL``, our ``state_dict()`` keys are exactly
 the official generator keys minus the 48 spectral-norm alias/buffer keys, see
-:mod:`tsam_cli.official`)::
+:mod:`tsam_cli.model.official`)::
 
     TSAMGenerator
       coarse_net: CoarseNet
@@ -23,8 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import EXPANSION, FULL, ModelConfig
-from .tsam_conv import DecoderGatedConv, EncoderGatedShiftConv, FlowGuide, ShiftAlign, UpConv
+from tsam_cli.model.config import EXPANSION, FULL, ModelConfig
+from tsam_cli.model.tsam_conv import DecoderGatedConv, EncoderGatedShiftConv, FlowGuide, ShiftAlign, UpConv
 
 FlowsArg = Mapping[str, torch.Tensor] | Sequence[torch.Tensor] | None
 

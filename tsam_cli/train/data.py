@@ -1,11 +1,11 @@
 """Training data: video discovery, random clips, on-the-fly masks and cached optical flow.
 
-Datasets (``discover``): the layouts of :mod:`tsam_cli.datasets`, shared with ``tsam eval``:
+Datasets (``discover``): the layouts of :mod:`tsam_cli.data.layouts`, shared with ``tsam eval``:
   * ``davis``: ``ROOT/JPEGImages/480p/<sequence>/*.jpg`` (DAVIS 2017 layout). ``split="paper"``
     keeps the 60 sequences of ``splits/davis_train.txt`` (paper §4.1: the 60 first-frame-only
     videos = DAVIS-2017 test-dev + test-challenge); ``split="all"`` keeps every sequence.
   * ``youtube-vos``: ``ROOT/train/JPEGImages/<video id>/*.jpg`` (the FVI training videos are
-    YouTube-VOS train videos, paper §4.1); see :mod:`tsam_cli.datasets` for the other accepted roots.
+    YouTube-VOS train videos, paper §4.1); see :mod:`tsam_cli.data.layouts` for the other accepted roots.
   * ``folder``: every video file and every folder of frames directly inside ``ROOT``.
 
 One sample = one random clip of ``T`` frames of one video (the official loader also draws one
@@ -35,13 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import datasets
-from ..datasets import DATASETS, Clip
-from ..errors import DatasetError
-from ..mask_gen import AREA_BUCKETS, KINDS, generate_masks
-from ..media import list_images
+from tsam_cli.data import layouts as datasets
+from tsam_cli.data.layouts import DATASETS, Clip
+from tsam_cli.data.mask_gen import AREA_BUCKETS, KINDS, generate_masks
+from tsam_cli.errors import DatasetError
+from tsam_cli.media import list_images
 
-MASK_KINDS = KINDS  # the paper's three kinds (tsam_cli.mask_gen)
+MASK_KINDS = KINDS  # the paper's three kinds (tsam_cli.data.mask_gen)
 SPLIT_DIR = Path(__file__).resolve().parent / "splits"
 
 #: Cached flow format version: bump when the cache content changes meaning.
@@ -139,7 +139,7 @@ def _paper_split(clips: list[Clip]) -> tuple[list[Clip], str | None]:
 def discover(dataset: str, root: Path, split: str = "paper") -> list[VideoSource]:
     """All usable videos of a dataset, without size filtering.
 
-    The layouts are :mod:`tsam_cli.datasets`'s (shared with ``tsam eval``); on top of them,
+    The layouts are :mod:`tsam_cli.data.layouts`'s (shared with ``tsam eval``); on top of them,
     ``split`` selects DAVIS sequences: ``"paper"`` keeps those of ``splits/davis_train.txt``
     (in that file's order, a warning naming missing ones), ``"all"`` keeps every sequence.
     Unreadable video files are skipped with a warning.  Raises :class:`DatasetError` (one
@@ -239,7 +239,7 @@ class FlowCache:
                             z["valid_f"], z["valid_b"])
             except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
                 pass
-        from .. import flow as flow_mod
+        from tsam_cli.core import flow as flow_mod
 
         if self._estimator is None:
             self._estimator = flow_mod.make_estimator(self.method)

@@ -18,7 +18,7 @@ Run directory::
     RUN_DIR/metrics.csv            step, epoch, stage, every loss term, lr, it/s (rank 0's batch)
     RUN_DIR/samples/step_N.png     rows: input with holes, output, ground truth
     RUN_DIR/checkpoint.pt          model + optimisers + schedulers + scaler + RNG + data position
-    RUN_DIR/generator.safetensors  final generator (tsam_cli.official.save_generator)
+    RUN_DIR/generator.safetensors  final generator (tsam_cli.model.official.save_generator)
     RUN_DIR/flow_cache/            cached optical flow (default location)
 
 Checkpoints are written to a temporary file and moved in place with ``os.replace``, so a kill
@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import DatasetError, UsageError, WeightsError
+from tsam_cli.errors import DatasetError, UsageError, WeightsError
 
 if TYPE_CHECKING:
     import torch
@@ -131,9 +131,9 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise a one-line :class:`UsageError` naming the option for a value no run can use."""
-        from ..model.config import PRESETS
-        from .data import DATASETS
-        from .losses import GAN_KINDS
+        from tsam_cli.model.config import PRESETS
+        from tsam_cli.train.data import DATASETS
+        from tsam_cli.train.losses import GAN_KINDS
 
         w, h = self.width, self.height
         if w < 16 or h < 16 or w % 8 or h % 8:
@@ -217,7 +217,7 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
     """``--device`` -> a torch device; ``cuda`` is this process's GPU ``local_rank``."""
     import torch
 
-    from ..device import resolve_device
+    from tsam_cli.device import resolve_device
 
     return torch.device(resolve_device(name, local_rank))
 
@@ -335,7 +335,7 @@ def make_data(cfg: TrainConfig, run_dir: Path, rt: Runtime) -> Data:
 
     from torch.utils.data import BatchSampler, DataLoader
 
-    from .data import ClipDataset, EpochSampler, discover, worker_init
+    from tsam_cli.train.data import ClipDataset, EpochSampler, discover, worker_init
 
     flow_cache = Path(cfg.flow_cache) if cfg.flow_cache else run_dir / "flow_cache"
     with warnings.catch_warnings(record=True) as caught:
@@ -379,9 +379,9 @@ def get_batch(batch: dict, device: torch.device) -> tuple:
 
 # ------------------------------------------------------------------- models, optimisers, state
 def _build_generator(cfg: TrainConfig, resume: bool = False):
-    from ..model import TSAMGenerator, get_preset
-    from ..model.config import ModelConfig
-    from ..official import load_generator
+    from tsam_cli.model import TSAMGenerator, get_preset
+    from tsam_cli.model.config import ModelConfig
+    from tsam_cli.model.official import load_generator
 
     if cfg.init and not (resume and cfg.model_config):  # on resume the checkpoint has the weights
         g = load_generator(cfg.init)  # raises WeightsError
@@ -401,8 +401,8 @@ def _build_generator(cfg: TrainConfig, resume: bool = False):
 def _load_vgg(cfg: TrainConfig, rank: int):
     if not cfg.perceptual or (cfg.w_perceptual == 0 and cfg.w_style == 0):
         return None
-    from .. import weights
-    from .vgg import load_vgg16
+    from tsam_cli import weights
+    from tsam_cli.train.vgg import load_vgg16
 
     try:
         path = weights.resolve(cfg.vgg or "vgg16-imagenet")
@@ -491,7 +491,7 @@ def build_training(cfg: TrainConfig, rt: Runtime, resume: bool) -> tuple[TrainSt
     the perceptual losses (None without them). Built in this order: the order draws the init RNG."""
     import torch
 
-    from ..model import TemporalPatchDiscriminator
+    from tsam_cli.model import TemporalPatchDiscriminator
 
     gen = _build_generator(cfg, resume).to(rt.device)
     disc = None
@@ -567,7 +567,7 @@ def _optimizer_step(opt, scaler, loss, params, grad_clip: float) -> None:
 def _adversarial_loss(cfg: TrainConfig, nets: Nets, disc: Any, out, masks):
     """G's GAN term. D scores through the bare module with frozen parameters: D is not updated
     by this pass."""
-    from . import losses as L
+    from tsam_cli.train import losses as L
 
     for p in disc.parameters():
         p.requires_grad_(False)
@@ -583,7 +583,7 @@ def generator_loss(cfg: TrainConfig, nets: Nets, disc: Any, frames, masks, flows
     """G's forward pass and loss (paper Eq. 5-6): L1 on all pixels, + L1 in the holes in stage 2,
     + perceptual and style with a VGG, + the GAN term when ``disc`` (the bare D) is given.
     Returns the output (float32), the loss and its terms."""
-    from . import losses as L
+    from tsam_cli.train import losses as L
 
     with nets.autocast():
         out = nets.gen(frames, masks, flows or None, clamp=False)  # official: no clamp in training
@@ -605,7 +605,7 @@ def discriminator_step(cfg: TrainConfig, nets: Nets, state: TrainState, frames, 
     """One D update, real and fake clips in one batch (D has no batch norm); returns D's loss."""
     import torch
 
-    from . import losses as L
+    from tsam_cli.train import losses as L
 
     both = torch.cat([L.disc_input(frames, masks), L.disc_input(out.detach(), masks)])
     with nets.autocast():
@@ -704,7 +704,7 @@ def train_loop(cfg: TrainConfig, state: TrainState, nets: Nets, data: Data, tota
 
 def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
     """Train (or resume) a run in ``run_dir``; returns the exported generator's path."""
-    from ..official import save_generator
+    from tsam_cli.model.official import save_generator
 
     run_dir = Path(run_dir)
     rt = setup_distributed(cfg)

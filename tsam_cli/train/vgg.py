@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from ..errors import WeightsError
+from tsam_cli.errors import WeightsError
 
 #: torchvision VGG-16 "D" configuration: channels per conv, "M" = 2x2 max-pool.
 VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")

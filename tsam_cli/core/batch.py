@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import Interrupted, TsamError, UsageError
-from .media import natural_key
+from tsam_cli.errors import Interrupted, TsamError, UsageError
+from tsam_cli.media import natural_key
 
 KEEP_SUFFIXES = {".mp4", ".mov", ".mkv"}
 MASK_SUFFIXES = [".png", ".jpg", ".jpeg", ".bmp", ".mp4", ".mkv", ".mov", ".avi", ".webm"]
@@ -148,7 +148,7 @@ def _refuse_collisions(inputs: list[Path], out_dir: Path) -> None:
 
 def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Job]:
     """Run every job; never raises for a job's own failure (recorded in the job instead)."""
-    from .pipeline import inpaint
+    from tsam_cli.core.pipeline import inpaint
 
     for job in jobs:
         if job.output.exists() and not opts.overwrite:

@@ -120,8 +120,8 @@ def convert_weights(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
     """Convert the official checkpoint to tsam's safetensors format (loaded safely: no code runs)."""
-    from .errors import OutputError
-    from .official import convert_official
+    from tsam_cli.errors import OutputError
+    from tsam_cli.model.official import convert_official
 
     if output.exists() and not overwrite:
         raise OutputError(f"output {output} already exists: pass --overwrite or choose another -o path")

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import typer
 
+from tsam_cli.data.mask_gen import KINDS
 from tsam_cli.errors import UsageError
-from tsam_cli.mask_gen import KINDS
 from tsam_cli.options import parse_size
 
 
@@ -25,7 +25,7 @@ class Dataset(str, Enum):
     folder = "folder"
 
 
-#: the paper's mask kinds, as ``tsam_cli.mask_gen.KINDS`` names them
+#: the paper's mask kinds, as ``tsam_cli.data.mask_gen.KINDS`` names them
 MaskKind = Enum("MaskKind", {k: k for k in KINDS}, type=str)
 
 
@@ -122,7 +122,7 @@ def eval_command(
     quiet: bool = _QUIET,
 ) -> None:
     """Score video inpainting against ground truth: PSNR, SSIM, VFID (TSAM paper, Table 1), E_warp, LPIPS."""
-    from tsam_cli.evaluate import evaluate
+    from tsam_cli.eval.evaluate import evaluate
 
     metric_names = _metric_names(metrics, more_metrics)
     spec = _mask_spec(masks, mask_kind, area, seed)
@@ -143,7 +143,7 @@ def _metric_names(metrics: list[str], more_metrics: list[str] | None) -> list[st
     """``--metrics`` values plus the metric names given as arguments after it."""
     if not more_metrics:
         return metrics
-    from tsam_cli.evaluate import ALL_METRICS
+    from tsam_cli.eval.evaluate import ALL_METRICS
 
     unknown = [m for m in more_metrics if m.lower() not in ALL_METRICS]
     if unknown:
@@ -152,8 +152,8 @@ def _metric_names(metrics: list[str], more_metrics: list[str] | None) -> list[st
 
 
 def _mask_spec(masks: str, kind: MaskKind, area: str, seed: int):
-    """``--masks``/``--mask-kind``/``--area``/``--seed`` as a :class:`tsam_cli.evaluate.EvalMasks`."""
-    from tsam_cli.evaluate import EvalMasks
+    """``--masks``/``--mask-kind``/``--area``/``--seed`` as a :class:`tsam_cli.eval.evaluate.EvalMasks`."""
+    from tsam_cli.eval.evaluate import EvalMasks
 
     source = "generate" if masks == "generate" else str(Path(masks).expanduser())
     return EvalMasks(source=source, kind=kind.value, area=parse_area(area), seed=seed)
@@ -176,13 +176,13 @@ def _print_to_stderr(*lines: str) -> None:
 
 
 def _progress_printer(quiet: bool):
-    """Per-clip progress callback for :func:`tsam_cli.evaluate.evaluate` (None when quiet)."""
+    """Per-clip progress callback for :func:`tsam_cli.eval.evaluate.evaluate` (None when quiet)."""
     return None if quiet else _print_to_stderr
 
 
 def _write_reports(report: dict, json_out: Path | None, csv_out: Path | None) -> list[Path]:
     """Write the ``--json`` / ``--csv`` files asked for; returns their paths."""
-    from tsam_cli.evaluate import write_csv, write_json
+    from tsam_cli.eval.evaluate import write_csv, write_json
 
     written = []
     for path, write in ((json_out, write_json), (csv_out, write_csv)):
@@ -259,9 +259,9 @@ def masks_generate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace PNGs already in the folder."),
 ) -> None:
     """Write one seeded mask video as a folder of PNGs (white = region to fill)."""
+    from tsam_cli.data.mask_gen import generate_masks, hole_ratio
     from tsam_cli.errors import OutputError
-    from tsam_cli.evaluate import write_frames
-    from tsam_cli.mask_gen import generate_masks, hole_ratio
+    from tsam_cli.eval.evaluate import write_frames
 
     if frames < 1:
         raise UsageError(f"--frames must be >= 1, got {frames}")

@@ -26,15 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import hooks
-from .device import cuda_available, resolve_device  # noqa: F401 - part of this module's API
-from .errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
-from .flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
-from .media import OutputTarget, VideoWriter, iter_frames, probe
-from .media.masks import MaskSpec, MaskStream, parse_box
-from .options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
-from .propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
-from .ui import NullReporter
+from tsam_cli import hooks
+from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
+from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
+from tsam_cli.device import cuda_available, resolve_device  # noqa: F401 - part of this module's API
+from tsam_cli.errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
+from tsam_cli.media import OutputTarget, VideoWriter, iter_frames, probe
+from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
+from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
+from tsam_cli.ui import NullReporter
 
 
 @dataclass
@@ -158,7 +158,7 @@ class ModelRunner:
     """Runs a :class:`~tsam_cli.model.TSAMGenerator` over a stack of frames in windows.
 
     Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
-    ``T - 1`` pair flows (:class:`~tsam_cli.flow.PairFlow` or None for "no flow known");
+    ``T - 1`` pair flows (:class:`~tsam_cli.core.flow.PairFlow` or None for "no flow known");
     returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. Windows of
     ``length`` frames every ``stride`` frames; overlaps are blended with
     :func:`window_weights`. Memory is set by ``length``, not by T.
@@ -245,8 +245,8 @@ def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
     """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
     if opts.model == "classical":
         return None
-    from .official import load_generator
-    from .weights import resolve
+    from tsam_cli.model.official import load_generator
+    from tsam_cli.weights import resolve
 
     if opts.model in MODEL_NAMES:
         path = resolve(MODEL_NAMES[opts.model])

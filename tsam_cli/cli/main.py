@@ -1,4 +1,4 @@
-"""The ``tsam`` command line: a thin Typer layer over :mod:`tsam_cli.pipeline`.
+"""The ``tsam`` command line: a thin Typer layer over :mod:`tsam_cli.core.pipeline`.
 
 Heavy modules (torch, cv2, av) are imported inside the commands, so ``tsam --help`` and
 ``tsam --version`` answer instantly. Errors: every :class:`~tsam_cli.errors.TsamError` is
@@ -9,14 +9,13 @@ else; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import inspect
-import sys
 from pathlib import Path
 
 import typer
 
-from . import __version__
-from .errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
-from .options import cli_parameters, from_cli
+from tsam_cli import __version__
+from tsam_cli.errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
+from tsam_cli.options import cli_parameters, from_cli
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -44,9 +43,9 @@ def _root(
 
 def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str | None, **values) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
-    from .batch import is_batch
-    from .pipeline import inpaint as run
-    from .ui import RichReporter
+    from tsam_cli.core.batch import is_batch
+    from tsam_cli.core.pipeline import inpaint as run
+    from tsam_cli.ui import RichReporter
 
     opts = from_cli(values)
     quiet, mask, box = opts.quiet, values["mask"], opts.box
@@ -97,12 +96,12 @@ def _print_summary(report, rep) -> None:
 def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> None:
     import os
 
-    from .batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
-    from .errors import EXIT_PARTIAL
+    from tsam_cli.core.batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
+    from tsam_cli.errors import EXIT_PARTIAL
 
     where = shard_from_env(shard)
     if where[1] > 1 and "LOCAL_RANK" in os.environ and opts.device in ("auto", "cuda"):
-        from .pipeline import cuda_available
+        from tsam_cli.core.pipeline import cuda_available
 
         if cuda_available():
             opts.device = f"cuda:{os.environ['LOCAL_RANK']}"
@@ -128,17 +127,17 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
 def _mount_optional() -> None:
     """Mount sub-commands whose modules exist (weights, eval, masks)."""
     try:
-        from .weights_cli import app as weights_app
+        from tsam_cli.cli.weights import app as weights_app
     except ImportError:
         weights_app = None
     if weights_app is not None:
         app.add_typer(weights_app, name="weights", help="List and download model weights.")
     try:
-        from .eval_cli import eval_command, masks_app
+        from tsam_cli.cli.eval import eval_command, masks_app
     except ImportError:
         eval_command = masks_app = None
     try:
-        from .train_cli import train_command
+        from tsam_cli.cli.train import train_command
     except ImportError:
         train_command = None
     if train_command is not None:
@@ -169,10 +168,3 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo("error: interrupted", err=True)
         return 128 + exc.signum
     return 0
-
-
-if __name__ == "__main__":  # python -m tsam_cli.cli (torchrun)
-    from .entry import install_signal_handlers
-
-    install_signal_handlers()
-    sys.exit(main())

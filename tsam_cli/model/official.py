@@ -38,11 +38,11 @@ from typing import Any
 
 import torch
 
-from .errors import WeightsError
-from .model.checkpoint import strip_module_prefix
-from .model.config import FULL, ModelConfig
-from .model.discriminator import TemporalPatchDiscriminator
-from .model.generator import TSAMGenerator
+from tsam_cli.errors import WeightsError
+from tsam_cli.model.checkpoint import strip_module_prefix
+from tsam_cli.model.config import FULL, ModelConfig
+from tsam_cli.model.discriminator import TemporalPatchDiscriminator
+from tsam_cli.model.generator import TSAMGenerator
 
 PathLike = str | os.PathLike
 
@@ -208,7 +208,7 @@ def _restricted_load(file: Any, **kwargs: Any) -> Any:
 #: A stand-in for the ``pickle`` module, for ``torch.load(pickle_module=...)``.
 restricted_pickle = types.SimpleNamespace(
     Unpickler=RestrictedUnpickler, load=_restricted_load, UnpicklingError=pickle.UnpicklingError,
-    __name__="tsam_cli.official.restricted_pickle",
+    __name__="tsam_cli.model.official.restricted_pickle",
 )
 
 

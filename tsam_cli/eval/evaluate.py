@@ -7,7 +7,7 @@ Two modes:
   (any container PyAV reads); each is compared with the clip's ground-truth frames.
 * **(a) run tsam**: ``results=None``.  Each clip's ground-truth frames (resized to the
   evaluation size) and its masks are written as PNG folders to a temporary directory,
-  ``tsam_cli.pipeline.inpaint`` fills the holes, and the output is scored as in (b).
+  ``tsam_cli.core.pipeline.inpaint`` fills the holes, and the output is scored as in (b).
 
 Protocol defaults follow the TSAM paper (§4.2-4.3) and the official/E2FGVI evaluation
 code: frames resized to 432x240 (W x H), masks generated per clip with a fixed seed, PSNR
@@ -16,7 +16,7 @@ Everything is computed at the evaluation size; a result whose frames have anothe
 resized (bilinear) to it, which costs a little PSNR: produce results at the evaluation
 size.  Results are scored as given (no re-compositing of known pixels).
 
-Dataset layouts are :mod:`tsam_cli.datasets`'s (shared with ``tsam train``).  Each metric is
+Dataset layouts are :mod:`tsam_cli.data.layouts`'s (shared with ``tsam train``).  Each metric is
 an object with ``update(result, gt, mask)`` (one clip; returns that clip's values) and
 ``summary()`` (the dataset values), like :class:`tsam_cli.metrics.vfid.VFIDScorer`.
 
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tsam_cli import datasets
-from tsam_cli.datasets import DATASETS, VIDEO_SUFFIXES, Clip, is_frame_dir
+from tsam_cli.data import layouts as datasets
+from tsam_cli.data.layouts import DATASETS, VIDEO_SUFFIXES, Clip, is_frame_dir
 from tsam_cli.errors import DatasetError, TsamError, UsageError
 from tsam_cli.media import list_images
 from tsam_cli.media.images import read_image
@@ -69,7 +69,7 @@ class EvalMasks:
     def describe(self) -> dict:
         if self.source != "generate":
             return {"source": str(self.source), "polarity": "non-zero = hole"}
-        from tsam_cli.mask_gen import AREA_BUCKETS
+        from tsam_cli.data.mask_gen import AREA_BUCKETS
 
         area = self.area
         if area == "mixed":
@@ -83,7 +83,7 @@ class EvalMasks:
             "kind": self.kind,
             "area": area_s,
             "seed": self.seed,
-            "clip_seed": "tsam_cli.mask_gen.clip_seed(clip_name, seed, kind)",
+            "clip_seed": "tsam_cli.data.mask_gen.clip_seed(clip_name, seed, kind)",
             "moving": "paper evaluation setting (object/curve move, stationary static)",
         }
 
@@ -92,7 +92,7 @@ class EvalMasks:
 
 
 def discover(dataset: str, root: str | Path, max_videos: int | None = None) -> list[Clip]:
-    """The clips of a dataset (layouts: :func:`tsam_cli.datasets.discover`), natural order by name.
+    """The clips of a dataset (layouts: :func:`tsam_cli.data.layouts.discover`), natural order by name.
 
     Clips are matched to results, mask folders and mask seeds by name, so two clips with one
     name (``a/`` and ``a.mp4`` in a folder dataset) are a ``DatasetError``.  ``max_videos``
@@ -177,7 +177,7 @@ def write_frames(folder: Path, frames: np.ndarray) -> None:
 
 def find_result(results: Path, name: str) -> Path | None:
     """``results/<name>/`` (frames) or ``results/<name>.<video suffix>`` (suffix in
-    ``tsam_cli.datasets.VIDEO_SUFFIXES``, lower or upper case); None if absent."""
+    ``tsam_cli.data.layouts.VIDEO_SUFFIXES``, lower or upper case); None if absent."""
     d = results / name
     if is_frame_dir(d):
         return d
@@ -192,7 +192,7 @@ def clip_masks(clip: Clip, spec: EvalMasks, n_frames: int, size: tuple[int, int]
     """Masks (T, H, W) uint8 {0,1}, 1 = hole, for one clip (generated or read)."""
     if spec.source != "generate":
         return read_masks(Path(spec.source) / clip.name, n_frames, size)
-    from tsam_cli.mask_gen import AREA_BUCKETS, clip_seed, generate_masks
+    from tsam_cli.data.mask_gen import AREA_BUCKETS, clip_seed, generate_masks
 
     seed = clip_seed(clip.name, spec.seed, spec.kind)
     area = spec.area
@@ -469,10 +469,10 @@ class TsamResults:
 
 def _load_pipeline():
     try:
-        from tsam_cli.pipeline import InpaintOptions, inpaint
+        from tsam_cli.core.pipeline import InpaintOptions, inpaint
     except ImportError as exc:
         raise TsamError(
-            f"running tsam on the dataset needs tsam_cli.pipeline ({exc}); "
+            f"running tsam on the dataset needs tsam_cli.core.pipeline ({exc}); "
             "or score existing results with --results DIR"
         ) from exc
     return inpaint, InpaintOptions
@@ -584,7 +584,7 @@ def evaluate(
             lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
             ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
         max_videos / max_frames: keep the first N clips / frames per clip.
-        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.pipeline.resolve_device`:
+        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.core.pipeline.resolve_device`:
             "auto" = CUDA when available).
         keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
         command: the command line to record (default: ``sys.argv``).
@@ -599,7 +599,7 @@ def evaluate(
     for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
     the reason.
     """
-    from tsam_cli.pipeline import resolve_device
+    from tsam_cli.core.pipeline import resolve_device
 
     names = _parse_metrics(metrics)
     masks = masks or EvalMasks()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import typer
 
-from .errors import UsageError
-from .options import parse_size
-from .train.trainer import TrainConfig
+from tsam_cli.errors import UsageError
+from tsam_cli.options import parse_size
+from tsam_cli.train.trainer import TrainConfig
 
 _D = TrainConfig()  # the defaults of the options below
 
@@ -40,7 +40,7 @@ def _read_model(text: str) -> tuple[str, dict | None]:
 def _resumed_config(run_dir: Path, steps: int | None, epochs: int | None, **runtime) -> TrainConfig:
     """The saved config of ``run_dir``, with a new total length if one is given and the
     ``runtime`` options (quiet, workers, device) of this command."""
-    from .train.trainer import load_run_config
+    from tsam_cli.train.trainer import load_run_config
 
     cfg = load_run_config(run_dir)
     if steps is not None:
@@ -88,7 +88,7 @@ def train_command(
     quiet: bool = typer.Option(_D.quiet, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Train a TSAM generator (paper §4.2 schedule); see docs/training.md."""
-    from .train.trainer import train
+    from tsam_cli.train.trainer import train
 
     if resume is not None:
         cfg = _resumed_config(resume, steps, epochs, quiet=quiet, workers=workers, device=device)
