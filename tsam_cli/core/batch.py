@@ -20,11 +20,15 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from tsam_cli.data.layouts import VIDEO_SUFFIXES
 from tsam_cli.errors import Interrupted, TsamError, UsageError
-from tsam_cli.media import natural_key
+from tsam_cli.media import IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, natural_key
+from tsam_cli.media.masks import LOSSLESS_IMAGE_SUFFIXES
 
-KEEP_SUFFIXES = {".mp4", ".mov", ".mkv"}
-MASK_SUFFIXES = [".png", ".jpg", ".jpeg", ".bmp", ".mp4", ".mkv", ".mov", ".avi", ".webm"]
+#: inputs in a container tsam writes keep it; anything else (avi, webm, folders) becomes .mp4
+KEEP_SUFFIXES = VIDEO_OUT_SUFFIXES
+#: mask files looked for in --mask-dir, lossless images first, then videos
+MASK_SUFFIXES = [*sorted(IMAGE_SUFFIXES, key=lambda s: (s not in LOSSLESS_IMAGE_SUFFIXES, s)), *VIDEO_SUFFIXES]
 
 
 @dataclass
