@@ -333,3 +333,23 @@ def _box(h, w):
     m = np.zeros((h, w), np.uint8)
     m[10:20, 10:30] = 255
     return m
+
+
+@pytest.mark.parametrize("code,fragment", [(30, "read-only"), (28, "disk is full")])  # EROFS, ENOSPC
+def test_write_errors_name_their_cause(small, tmp_path, capsys, monkeypatch, code, fragment):
+    """A filesystem turning read-only (or full) mid-run: exit 5 naming it, nothing left behind."""
+    import tsam_cli.media.writer as writer
+
+    calls = {"n": 0}
+
+    def failing_open(path, mode="r", *args, **kw):
+        calls["n"] += 1
+        if calls["n"] > 2:  # a few frames are written first
+            raise OSError(code, os.strerror(code))
+        return open(path, mode, *args, **kw)
+
+    monkeypatch.setattr(writer, "open", failing_open, raising=False)
+    out = tmp_path / "frames"
+    code_, err = run(["inpaint", small, "--box", "1,1,4,4", "-o", out], capsys)
+    assert code_ == 5 and fragment in err and one_error_line(err), err
+    assert not out.exists() and _leftovers(tmp_path) == []
