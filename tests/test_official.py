@@ -30,7 +30,7 @@ from tsam_cli.model.official import (
     save_generator,
 )
 
-REFERENCE_MD = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "tsam_official_state_dict.md"
+REFERENCE_MD = Path(__file__).resolve().parents[1] / "docs" / "official-checkpoint.md"  # the project's reference notes
 
 
 # ============================================================================ official key list
