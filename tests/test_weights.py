@@ -161,7 +161,8 @@ def _cache_files(home: Path) -> list[str]:
 
 def test_default_registry_entries():
     reg = weights.REGISTRY
-    assert {"tsam-official", "i3d-rgb-imagenet", "vgg16-imagenet", "raft-things"} <= set(reg)
+    assert {"tsam-official", "i3d-rgb-imagenet", "vgg16-imagenet"} <= set(reg)
+    assert "raft-things" not in reg  # no RAFT network behind it: no entry
     official = reg["tsam-official"]
     assert official.source.kind == "gdrive"
     assert official.source.ref == "17PN5aB34M-TkGP5jwCrcQRo76TNbfMu-"
@@ -169,10 +170,8 @@ def test_default_registry_entries():
     vgg = reg["vgg16-imagenet"]
     assert vgg.source.ref == "https://download.pytorch.org/models/vgg16-397923af.pth"
     assert vgg.sha256 is not None and vgg.sha256.startswith("397923af")
-    raft = reg["raft-things"]
-    assert raft.source.ref.startswith("https://download.pytorch.org/models/raft_large_C_T_V2-")
     # torchvision convention: the file name carries the sha256 prefix
-    for spec in (vgg, raft):
+    for spec in (vgg,):
         prefix = re.search(r"-([0-9a-f]{8})\.pth$", spec.filename).group(1)
         assert spec.sha256.startswith(prefix)
     assert reg["i3d-rgb-imagenet"].filename == "i3d_rgb_imagenet.pt"
@@ -192,7 +191,7 @@ def test_register_rejects_duplicates_and_bad_specs():
 
 def test_tsam_home_override(isolated, monkeypatch):
     assert weights.cache_dir() == isolated / "weights"
-    assert weights.target_path("raft-things") == isolated / "weights" / "raft_large_C_T_V2-1bb1363a.pth"
+    assert weights.target_path("vgg16-imagenet") == isolated / "weights" / weights.REGISTRY["vgg16-imagenet"].filename
     monkeypatch.delenv("TSAM_HOME")
     import platformdirs
 
@@ -452,7 +451,7 @@ def test_resolve_corrupt_cached_file_is_refused(server, isolated):
 
 
 def test_resolve_unknown_name_and_missing_path(tmp_path):
-    with pytest.raises(WeightsError, match="unknown weights 'nope'.*raft-things"):
+    with pytest.raises(WeightsError, match="unknown weights 'nope'.*vgg16-imagenet"):
         weights.resolve("nope")
     with pytest.raises(WeightsError, match="does not exist"):
         weights.resolve(tmp_path / "missing.pth")
@@ -508,12 +507,12 @@ def test_cli_list(server):
     result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = result.output
-    for name in ("tsam-official", "i3d-rgb-imagenet", "vgg16-imagenet", "raft-things", "test-url"):
+    for name in ("tsam-official", "i3d-rgb-imagenet", "vgg16-imagenet", "test-url"):
         assert name in out
     assert "gdrive" in out and "download.pytorch.org" in out
     row = next(line for line in out.splitlines() if "test-url" in line)
     assert "yes" in row and "ok" in row
-    row = next(line for line in out.splitlines() if "raft-things" in line)
+    row = next(line for line in out.splitlines() if "vgg16-imagenet" in line)
     assert "no" in row and "missing" in row
 
 

@@ -234,21 +234,6 @@ REGISTRY: dict[str, WeightSpec] = {
         description="LPIPS v0.1 linear layers for AlexNet (lin0..lin4), for the LPIPS metric",
         reference="richzhang/PerceptualSimilarity lpips/weights/v0.1/alex.pth (the lpips package's net='alex')",
     ),
-    "raft-things": WeightSpec(
-        name="raft-things",
-        source=Source(
-            kind="url",
-            # torchvision's Raft_Large_Weights.C_T_V2 (Chairs + Things). Note the name ends in
-            # ...1bb1363a (not ...1bb1363b): that is the URL in torchvision's raft.py.
-            ref="https://download.pytorch.org/models/raft_large_C_T_V2-1bb1363a.pth",
-            page="https://pytorch.org/vision/stable/models/generated/torchvision.models.optical_flow.raft_large.html",
-        ),
-        filename="raft_large_C_T_V2-1bb1363a.pth",
-        sha256="1bb1363a43b40f8dea96c530217a7e8b1804ffc77506058db2ec0afa428ad4f6",
-        size=21106607,
-        description="RAFT-large optical flow, Chairs+Things (torchvision)",
-        reference="torchvision Raft_Large_Weights.C_T_V2 (torchvision/models/optical_flow/raft.py)",
-    ),
     "tsam-compact": WeightSpec(
         name="tsam-compact",
         source=Source(kind="local", ref="tsam-compact.safetensors"),

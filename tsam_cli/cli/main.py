@@ -124,30 +124,19 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
         raise typer.Exit(EXIT_PARTIAL)
 
 
-def _mount_optional() -> None:
-    """Mount sub-commands whose modules exist (weights, eval, masks)."""
-    try:
-        from tsam_cli.cli.weights import app as weights_app
-    except ImportError:
-        weights_app = None
-    if weights_app is not None:
-        app.add_typer(weights_app, name="weights", help="List and download model weights.")
-    try:
-        from tsam_cli.cli.eval import eval_command, masks_app
-    except ImportError:
-        eval_command = masks_app = None
-    try:
-        from tsam_cli.cli.train import train_command
-    except ImportError:
-        train_command = None
-    if train_command is not None:
-        app.command("train", help="Train a TSAM generator (datasets, losses, two-stage schedule, torchrun DDP).")(train_command)
-    if eval_command is not None:
-        app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp, LPIPS).")(eval_command)
-        app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
+def _mount_subcommands() -> None:
+    """Mount the other command groups (their modules import only typer at load time)."""
+    from tsam_cli.cli.eval import eval_command, masks_app
+    from tsam_cli.cli.train import train_command
+    from tsam_cli.cli.weights import app as weights_app
+
+    app.add_typer(weights_app, name="weights", help="List and download model weights.")
+    app.command("train", help="Train a TSAM generator (datasets, losses, two-stage schedule, torchrun DDP).")(train_command)
+    app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp, LPIPS).")(eval_command)
+    app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
 
 
-_mount_optional()
+_mount_subcommands()
 
 
 def main(argv: list[str] | None = None) -> int:

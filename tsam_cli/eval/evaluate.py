@@ -468,13 +468,8 @@ class TsamResults:
 
 
 def _load_pipeline():
-    try:
-        from tsam_cli.core.pipeline import InpaintOptions, inpaint
-    except ImportError as exc:
-        raise TsamError(
-            f"running tsam on the dataset needs tsam_cli.core.pipeline ({exc}); "
-            "or score existing results with --results DIR"
-        ) from exc
+    from tsam_cli.core.pipeline import InpaintOptions, inpaint
+
     return inpaint, InpaintOptions
 
 

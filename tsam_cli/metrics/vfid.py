@@ -16,7 +16,6 @@ cannot be found it raises ``tsam_cli.errors.WeightsError`` with a one-line messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +36,12 @@ def resolve_i3d_weights(path: str | Path | None = None) -> Path:
                 f"I3D weights not found at {p}: download {I3D_FILENAME} ({I3D_SOURCE}) and pass its path with --i3d"
             )
         return p
+    from tsam_cli.weights import resolve
+
     try:
-        from tsam_cli.weights import resolve  # written by another part of the project
-    except ImportError:
-        resolve = None
-    if resolve is not None:
-        try:
-            return Path(resolve(I3D_WEIGHTS_NAME))
-        except WeightsError as exc:
-            raise WeightsError(f"{str(exc).splitlines()[0]} (or pass --i3d PATH to {I3D_FILENAME})") from exc
-    raise WeightsError(
-        f"VFID needs the I3D weights {I3D_FILENAME}: download {I3D_SOURCE} and pass it with --i3d PATH"
-    )
+        return Path(resolve(I3D_WEIGHTS_NAME))
+    except WeightsError as exc:
+        raise WeightsError(f"{str(exc).splitlines()[0]} (or pass --i3d PATH to {I3D_FILENAME})") from exc
 
 
 class VFIDScorer:
@@ -84,16 +77,3 @@ class VFIDScorer:
         if len(self.real) < 2:
             raise ValueError(f"VFID needs at least 2 videos, got {len(self.real)}")
         return frechet_distance_from_features(np.stack(self.real), np.stack(self.fake))
-
-
-def vfid(
-    pairs: Iterable[tuple[np.ndarray, np.ndarray]],
-    weights: str | Path | None = None,
-    device: str = "cpu",
-    input_range: str = "0,1",
-) -> float:
-    """VFID of an iterable of (ground truth, result) uint8 (T, H, W, 3) RGB video pairs."""
-    s = VFIDScorer(weights, device, input_range)
-    for gt, res in pairs:
-        s.add(gt, res)
-    return s.compute()

@@ -10,16 +10,8 @@ from tsam_cli.model.tsam_conv import (
     TemporalShift,
 )
 
-
-def build_generator(config: ModelConfig | str = FULL) -> TSAMGenerator:
-    """A randomly initialised generator for a config or preset name ("full", "compact")."""
-    if isinstance(config, str):
-        config = get_preset(config)
-    return TSAMGenerator(config)
-
-
 __all__ = [
-    "COMPACT", "FULL", "PRESETS", "ModelConfig", "get_preset", "build_generator",
+    "COMPACT", "FULL", "PRESETS", "ModelConfig", "get_preset",
     "TSAMGenerator", "TemporalPatchDiscriminator", "ShiftAlign", "TemporalShift",
     "EncoderGatedShiftConv", "DecoderGatedConv",
 ]

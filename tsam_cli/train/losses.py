@@ -22,23 +22,10 @@ Normalisation (Eq. 6 writes sums; the official code takes means):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 GAN_KINDS = ("lsgan", "hinge", "bce")
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Eq. 5-6 coefficients (paper §4.2)."""
-
-    l1: float = 1.0
-    hole: float = 6.0
-    perceptual: float = 1.0
-    style: float = 2.0
-    gan: float = 0.1
 
 
 def l1_all(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -111,6 +98,6 @@ def gan_d_loss(kind: str, real_scores: torch.Tensor, fake_scores: torch.Tensor) 
 
 
 __all__ = [
-    "GAN_KINDS", "LossWeights", "l1_all", "l1_hole", "gram", "vgg_losses", "disc_input",
+    "GAN_KINDS", "l1_all", "l1_hole", "gram", "vgg_losses", "disc_input",
     "gan_g_loss", "gan_d_loss",
 ]
