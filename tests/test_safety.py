@@ -353,3 +353,14 @@ def test_write_errors_name_their_cause(small, tmp_path, capsys, monkeypatch, cod
     code_, err = run(["inpaint", small, "--box", "1,1,4,4", "-o", out], capsys)
     assert code_ == 5 and fragment in err and one_error_line(err), err
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_batch_with_markup_in_names_finishes_every_input(tmp_path, capsys):
+    """Names with [brackets] once aborted a batch after its first output (rich markup)."""
+    v = translating_video(T=4, h=32, w=48)
+    a = write_video(tmp_path / "[red]a[b].mp4", v, fps=10)
+    b = write_video(tmp_path / "c[1].mp4", v, fps=10)
+    code, err = run(["inpaint", a, b, "--box", "2,2,6,6", "-o", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["[red]a[b].mp4", "c[1].mp4"]
+    assert "[red]a[b].mp4" in err  # printed as it is, not parsed as markup
