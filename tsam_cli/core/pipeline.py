@@ -31,7 +31,7 @@ from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, upscale_pair
 from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
 from tsam_cli.device import cuda_available, resolve_device  # noqa: F401 - part of this module's API
 from tsam_cli.errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
-from tsam_cli.media import OutputTarget, VideoWriter, iter_frames, probe
+from tsam_cli.media import OutputTarget, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
 from tsam_cli.ui import NullReporter
@@ -313,9 +313,9 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
                 MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
                 info.width, info.height, info.n_frames, rep, rotation=info.rotation,
             )
-        writer = VideoWriter(target.tmp, info.width, info.height, info.fps, info.time_base,
+        writer = open_writer(target.tmp, info.width, info.height, info.fps, kind=target.kind, time_base=info.time_base,
                              audio_from=None if info.is_folder else info.path,
-                             lossless=opts.lossless, crf=opts.crf, kind=target.kind, suffix=out.suffix, meta=info)
+                             lossless=opts.lossless, crf=opts.crf, suffix=out.suffix, meta=info)
         with writer:
             n_done = _run_windows(info, masks, writer, runner, opts, rep)
         rep.stop()

@@ -279,7 +279,8 @@ class _Extras:
 
 
 class VideoWriter:
-    """Streamed writer for a video file or a PNG frame folder, into a path it is given.
+    """Streamed writer into a path it is given; :func:`open_writer` picks the kind
+    (:class:`ContainerWriter` for a video file, :class:`FrameFolderWriter` for PNG frames).
 
     The path is the temporary of an :class:`~tsam_cli.media.output.OutputTarget` (an empty
     file or folder); the target swaps it in once the writer is closed. Use as a context
@@ -290,7 +291,6 @@ class VideoWriter:
 
     Args:
         path: where to write (a file, or a folder for PNG frames).
-        kind: ``"file"`` or ``"folder"``.
         suffix: container of the final output (``.mp4/.m4v`` MP4, ``.mov`` QuickTime, ``.mkv``).
         width, height: frame size (kept exactly, odd sizes included).
         fps: nominal frame rate; ``time_base`` + per-frame ``pts`` keep exact timing.
@@ -313,7 +313,6 @@ class VideoWriter:
         audio_from: Path | None = None,
         lossless: bool = False,
         crf: int = 18,
-        kind: str = "file",
         suffix: str = ".mp4",
         meta: VideoInfo | None = None,
     ) -> None:
@@ -324,7 +323,6 @@ class VideoWriter:
         self.audio_from = audio_from
         self.lossless = lossless
         self.crf = crf
-        self.is_folder = kind == "folder"
         self.suffix = suffix.lower()
         self.meta = meta if meta is not None else VideoInfo(self.path, width, height, 0, self.fps, False)
         self._notes: list[str] = []
@@ -342,12 +340,11 @@ class VideoWriter:
 
     # -- context management ------------------------------------------------------------
     def __enter__(self) -> VideoWriter:
-        if not self.is_folder:
-            try:
-                self._open_container()
-            except (OSError, _av().error.FFmpegError) as exc:
-                self._abort()
-                raise OutputError(f"cannot write {self.path.name}: {describe_os_error(exc)}") from None
+        try:
+            self._open()
+        except (OSError, _av().error.FFmpegError) as exc:
+            self._abort()
+            raise OutputError(f"cannot write {self.path.name}: {describe_os_error(exc)}") from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -363,7 +360,59 @@ class VideoWriter:
             self._abort()
             raise
 
-    # -- video -------------------------------------------------------------------------
+    def _source_notes(self) -> None:
+        """One line for each property of the input the output cannot keep."""
+        m = self.meta
+        pix = f" ({m.pix_fmt})" if m.pix_fmt else ""
+        if m.has_alpha:
+            self._notes.append(f"the input has an alpha channel{pix}: tsam processes RGB, the output is opaque")
+        if m.bit_depth > 8:
+            self._notes.append(f"the input has {m.bit_depth}-bit samples{pix}: tsam processes 8-bit RGB, the output is 8-bit")
+
+    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
+        """Append one ``(H, W, 3) uint8 RGB`` frame; ``pts`` in the writer's ``time_base``."""
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
+        self._write_frame(rgb, pts)
+        self.n_written += 1
+
+    def _finish(self) -> None:
+        self._close()
+        if self._times.repaired:
+            self._notes.append(
+                f"{_count(self._times.repaired, 'video timestamp')} not increasing (duplicates or a jump back): "
+                "repaired - a duplicate is put 1 tick after the previous frame, a jump back continues one frame after it"
+            )
+
+    def _abort(self) -> None:
+        """Close what is open, ignoring errors: the cause is already being raised."""
+        for name in ("_out", "_ain"):
+            obj = getattr(self, name, None)
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - best effort while already failing
+                    pass
+                setattr(self, name, None)
+
+    # -- what each kind of output does ----------------------------------------------------
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _write_frame(self, rgb: np.ndarray, pts: int | None) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+
+class ContainerWriter(VideoWriter):
+    """A video file (mp4/m4v, QuickTime mov, Matroska mkv): H.264 or lossless RGB, the input's
+    picture metadata, and its audio/subtitle streams interleaved."""
+
+    def _open(self) -> None:
+        self._open_container()
+
     def _open_container(self) -> None:
         av = _av()
         fmt = _MUXERS.get(self.suffix, "mp4")
@@ -405,21 +454,6 @@ class VideoWriter:
         self._tags = (m.color_primaries, m.color_trc, matrix, rng)
         cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range = self._tags
 
-    def _source_notes(self) -> None:
-        """One line for each property of the input the output cannot keep."""
-        m = self.meta
-        pix = f" ({m.pix_fmt})" if m.pix_fmt else ""
-        if m.has_alpha:
-            self._notes.append(f"the input has an alpha channel{pix}: tsam processes RGB, the output is opaque")
-        if m.bit_depth > 8:
-            self._notes.append(f"the input has {m.bit_depth}-bit samples{pix}: tsam processes 8-bit RGB, the output is 8-bit")
-        if self.is_folder and m.rotation:
-            self._notes.append(f"PNG frames carry no rotation: they are stored as coded, a player rotates the input {m.rotation} deg clockwise")
-        if self.is_folder and self.audio_from is not None and m.has_audio:
-            self._notes.append("a folder of PNG frames holds no audio: the input's audio and subtitle streams are not kept")
-        if self.is_folder and m.sample_aspect_ratio:
-            self._notes.append(f"PNG frames carry no pixel aspect ratio: the input's {m.sample_aspect_ratio} is not kept")
-
     def _setup_extras(self, fmt: str) -> None:
         if self.audio_from is None:
             return
@@ -436,13 +470,8 @@ class VideoWriter:
         self._notes.extend(self._extras.notes)
         self._extras.notes = []
 
-    def write(self, rgb: np.ndarray, pts: int | None = None) -> None:
-        """Append one ``(H, W, 3) uint8 RGB`` frame; ``pts`` in the writer's ``time_base``."""
-        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
-            raise ValueError(f"frame must be ({self.height}, {self.width}, 3) uint8, got {rgb.shape} {rgb.dtype}")
-        if self.is_folder:
-            self._write_png(rgb)
-            return
+
+    def _write_frame(self, rgb: np.ndarray, pts: int | None) -> None:
         av = _av()
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         if self._yuv is not None:  # the input's matrix and range: the ones the reader decoded with
@@ -461,9 +490,33 @@ class VideoWriter:
                 self._extras.pump(float(frame.pts * tb))
         except (OSError, av.error.FFmpegError) as exc:  # FFmpegError carries errno/strerror too
             raise OutputError(f"writing the output failed: {describe_os_error(exc)}") from None
-        self.n_written += 1
 
-    def _write_png(self, rgb: np.ndarray) -> None:
+    def _close(self) -> None:
+        self._out.mux(self._vs.encode(None))
+        if self._extras is not None:
+            self._extras.pump(None)
+            self._notes.extend(self._extras.notes)
+        self._out.close()
+        self._out = None
+        if self._ain is not None:
+            self._ain.close()
+            self._ain = None
+
+
+class FrameFolderWriter(VideoWriter):
+    """A folder of lossless PNG frames ``00000.png``, ``00001.png`` ... (no audio, no metadata:
+    what is lost is said in ``notes``)."""
+
+    def _open(self) -> None:
+        m = self.meta
+        if m.rotation:
+            self._notes.append(f"PNG frames carry no rotation: they are stored as coded, a player rotates the input {m.rotation} deg clockwise")
+        if self.audio_from is not None and m.has_audio:
+            self._notes.append("a folder of PNG frames holds no audio: the input's audio and subtitle streams are not kept")
+        if m.sample_aspect_ratio:
+            self._notes.append(f"PNG frames carry no pixel aspect ratio: the input's {m.sample_aspect_ratio} is not kept")
+
+    def _write_frame(self, rgb: np.ndarray, pts: int | None) -> None:
         import cv2
 
         target = self.path / f"{self.n_written:05d}.png"
@@ -475,35 +528,16 @@ class VideoWriter:
                 fh.write(data.tobytes())
         except OSError as exc:
             raise OutputError(f"cannot write frame {target.name}: {describe_os_error(exc)}") from None
-        self.n_written += 1
 
-    def _finish(self) -> None:
-        if not self.is_folder:
-            self._out.mux(self._vs.encode(None))
-            if self._extras is not None:
-                self._extras.pump(None)
-                self._notes.extend(self._extras.notes)
-            self._out.close()
-            self._out = None
-            if self._ain is not None:
-                self._ain.close()
-                self._ain = None
-        if self._times.repaired:
-            self._notes.append(
-                f"{_count(self._times.repaired, 'video timestamp')} not increasing (duplicates or a jump back): "
-                "repaired - a duplicate is put 1 tick after the previous frame, a jump back continues one frame after it"
-            )
+    def _close(self) -> None:
+        pass
 
-    def _abort(self) -> None:
-        """Close what is open, ignoring errors: the cause is already being raised."""
-        for name in ("_out", "_ain"):
-            obj = getattr(self, name, None)
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001 - best effort while already failing
-                    pass
-                setattr(self, name, None)
+
+def open_writer(path: Path, width: int, height: int, fps: Fraction, kind: str = "file", **options) -> VideoWriter:
+    """The writer for ``kind`` (``"file"`` or ``"folder"``, as :class:`OutputTarget` says);
+    ``options`` as :class:`VideoWriter` takes them."""
+    cls = FrameFolderWriter if kind == "folder" else ContainerWriter
+    return cls(path, width, height, fps, **options)
 
 
 @contextmanager
@@ -516,6 +550,6 @@ def create_video(path: str | os.PathLike, width: int, height: int, fps: Fraction
     """
     path = Path(path)
     with OutputTarget(path, list(protected), overwrite) as target:
-        with VideoWriter(target.tmp, width, height, fps, kind=target.kind, suffix=path.suffix, **options) as writer:
+        with open_writer(target.tmp, width, height, fps, kind=target.kind, suffix=path.suffix, **options) as writer:
             yield writer
         target.commit()
