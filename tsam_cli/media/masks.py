@@ -48,7 +48,7 @@ import numpy as np
 
 from tsam_cli.errors import InputError, MaskError, UsageError
 from tsam_cli.media.images import ImageReadError, read_image
-from tsam_cli.media.reader import IMAGE_SUFFIXES, _av, _short, list_images
+from tsam_cli.media.reader import IMAGE_SUFFIXES, list_images
 
 LOSSLESS_IMAGE_SUFFIXES = {".png", ".bmp", ".tif", ".tiff"}
 #: warn when a frame has more than this fraction masked (usually inverted polarity)
@@ -150,6 +150,94 @@ def mask_values(img: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.where(alpha > 0, colour, 0).astype(img.dtype), False
 
 
+def read_mask_image(path: Path, threshold: int | None) -> tuple[np.ndarray, bool]:
+    """Mask image file -> ``((h, w) bool, had alpha)``: True = hole, in display orientation
+    (EXIF applied), thresholded in its own value range (:func:`effective_threshold`), alpha
+    as :func:`mask_values` says. Not inverted, not resized. Raises MaskError / UsageError."""
+    try:
+        img = read_image(path, keep_depth=True, keep_alpha=True)
+    except ImageReadError as exc:
+        raise MaskError(f"cannot read mask image {path} ({exc.reason}): give a PNG/JPEG image") from None
+    values, _ = mask_values(img)
+    lossy = path.suffix.lower() not in LOSSLESS_IMAGE_SUFFIXES
+    return binarise(values, effective_threshold(threshold, values.dtype, lossy)), img.shape[2] == 4
+
+
+class _MaskSource:
+    """Where raw masks come from. ``count``: mask frames (None: one mask for every frame);
+    ``frames(n)`` yields ``(h, w) bool`` masks in display orientation, True = hole;
+    ``alpha_seen``: some image had an alpha channel (named in the "empty" error)."""
+
+    count: int | None = None
+    alpha_seen = False
+
+    def __init__(self, path: Path, threshold: int | None) -> None:
+        self.path, self.threshold = path, threshold
+
+    def frames(self, n: int) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def _read(self, path: Path) -> np.ndarray:
+        mask, alpha = read_mask_image(path, self.threshold)
+        self.alpha_seen |= alpha
+        return mask
+
+
+class _ImageMask(_MaskSource):
+    """One image for every frame (read once)."""
+
+    def __init__(self, path: Path, threshold: int | None) -> None:
+        super().__init__(path, threshold)
+        self.mask = self._read(path)
+
+    def frames(self, n: int) -> Iterator[np.ndarray]:
+        for _ in range(n):
+            yield self.mask
+
+
+class _FolderMasks(_MaskSource):
+    """One image per frame, natural order."""
+
+    def __init__(self, path: Path, threshold: int | None) -> None:
+        super().__init__(path, threshold)
+        self.files = list_images(path)
+        if not self.files:
+            raise MaskError(f"mask folder {path} holds no PNG/JPEG images: give one mask image per frame")
+        self.count = len(self.files)
+
+    def frames(self, n: int) -> Iterator[np.ndarray]:
+        for f in self.files[:n]:
+            yield self._read(f)
+
+
+class _VideoMasks(_MaskSource):
+    """A mask video, decoded by the media layer, turned as the mask video itself is shown;
+    lossy, so thresholded at the midpoint unless ``--mask-threshold`` says otherwise."""
+
+    def __init__(self, path: Path, threshold: int | None) -> None:
+        from tsam_cli.media.reader import probe
+
+        super().__init__(path, threshold)
+        self.video_threshold = effective_threshold(threshold, np.uint8, lossy=True)
+        try:
+            self.info = probe(path)
+        except InputError as exc:
+            raise MaskError(f"mask {exc}") from None
+        self.count = self.info.n_frames
+
+    def frames(self, n: int) -> Iterator[np.ndarray]:
+        from tsam_cli.media.reader import iter_frames
+
+        try:
+            for i, frame in enumerate(iter_frames(self.info)):
+                if i >= n:
+                    break
+                m = binarise(frame.rgb, self.video_threshold)
+                yield np.rot90(m, k=-(self.info.rotation // 90)) if self.info.rotation else m  # clockwise
+        except InputError as exc:
+            raise MaskError(f"mask {exc}") from None
+
+
 class MaskStream:
     """Validated mask source for one video; iterate to get ``(H, W) bool`` masks (1 = hole).
 
@@ -178,12 +266,7 @@ class MaskStream:
         if spec.dilate < 0:
             raise UsageError(f"--dilate {spec.dilate} is negative: give 0 or more pixels")
         self._box = self._box_mask(spec.box) if spec.box is not None else None
-        self._kind = "none"
-        self._alpha_seen = False  # some mask image had an alpha channel (named in errors)
-        self._static: np.ndarray | None = None
-        self._files: list[Path] = []
-        if spec.path is not None:
-            self._open(Path(spec.path))
+        self._source: _MaskSource | None = self._open(Path(spec.path)) if spec.path is not None else None
         self._kernel = None
         if spec.dilate > 0:
             import cv2
@@ -208,57 +291,28 @@ class MaskStream:
         """Display orientation -> the video's coded orientation (undo the clockwise display rotation)."""
         return np.ascontiguousarray(np.rot90(m, k=self.rotation // 90)) if self.rotation else m
 
-    def _open(self, path: Path) -> None:
+    def _open(self, path: Path) -> _MaskSource:
+        """The source for ``--mask PATH``; checks it has enough frames."""
         if not path.exists():
             raise MaskError(f"mask not found: {path}: check the --mask path")
         if not (path.is_dir() or path.is_file()):  # a FIFO would hang: it is read twice
             raise MaskError(f"mask {path} is not a regular file or folder (FIFO, device, socket): give a mask file or folder")
         if path.is_dir():
-            self._files = list_images(path)
-            if not self._files:
-                raise MaskError(f"mask folder {path} holds no PNG/JPEG images: give one mask image per frame")
-            self._kind = "folder"
-            self._count = len(self._files)
+            source = _FolderMasks(path, self.spec.threshold)
         elif path.suffix.lower() in IMAGE_SUFFIXES:
-            self._kind = "image"
-            self._static = self._load(path)
-            self._count = None
+            source = _ImageMask(path, self.spec.threshold)
         else:
-            self._kind = "video"
-            self._video_threshold = effective_threshold(self.spec.threshold, np.uint8, lossy=True)
-            av = _av()
-            try:
-                with av.open(str(path)) as c:
-                    if not c.streams.video:
-                        raise MaskError(f"mask {path} has no video stream: give a mask video, image or folder")
-                    self._count = sum(1 for p in c.demux(c.streams.video[0]) if p.size)
-            except av.error.FFmpegError as exc:
-                raise MaskError(f"cannot read mask {path} ({_short(exc)}): give a mask video, image or folder") from None
-        if self._count is not None and self._count < self.n_frames:
+            source = _VideoMasks(path, self.spec.threshold)
+        if source.count is not None and source.count < self.n_frames:
             raise MaskError(
-                f"mask {path} has {self._count} frames but the video has {self.n_frames}: "
+                f"mask {path} has {source.count} frames but the video has {self.n_frames}: "
                 f"give a mask with at least {self.n_frames} frames (or one image for all frames)"
             )
-        if self._count is not None and self._count > self.n_frames:
-            self.reporter.warn(f"mask has {self._count} frames, the video {self.n_frames}: extra mask frames ignored")
+        if source.count is not None and source.count > self.n_frames:
+            self.reporter.warn(f"mask has {source.count} frames, the video {self.n_frames}: extra mask frames ignored")
+        return source
 
     # -- per frame ---------------------------------------------------------------------
-    def _load(self, path: Path) -> np.ndarray:
-        """Mask image file -> ``(H, W) bool`` at video size (True = hole), NOT dilated.
-
-        Read oriented, in its own depth, alpha kept (:func:`mask_values`); thresholded in
-        its own range (:func:`effective_threshold`). Raises MaskError / UsageError.
-        """
-        try:
-            img = read_image(path, keep_depth=True, keep_alpha=True)
-        except ImageReadError as exc:
-            raise MaskError(f"cannot read mask image {path} ({exc.reason}): give a PNG/JPEG image") from None
-        self._alpha_seen |= img.shape[2] == 4
-        values, _ = mask_values(img)
-        lossy = path.suffix.lower() not in LOSSLESS_IMAGE_SUFFIXES
-        threshold = effective_threshold(self.spec.threshold, values.dtype, lossy)
-        return self._normalise(binarise(values, threshold), path.name)
-
     def _normalise(self, m: np.ndarray, name: str) -> np.ndarray:
         """Binary ``(h, w) bool`` mask in display orientation -> ``(H, W) bool`` in the video's
         coded orientation at video size, inverted if asked."""
@@ -279,33 +333,19 @@ class MaskStream:
         return self._to_coded(m)
 
     def _raw_frames(self) -> Iterator[np.ndarray]:
-        """Undilated masks, one per video frame (box union included)."""
-        if self._kind == "folder":
-            for f in self._files[: self.n_frames]:
-                yield self._union(self._load(f))
-        elif self._kind == "video":
-            yield from self._video_frames()
-        else:
-            static = self._union(self._static)
+        """Undilated masks in coded orientation at video size, one per video frame (box union included)."""
+        if self._source is None:
             for _ in range(self.n_frames):
+                yield self._box
+            return
+        name = self._source.path.name
+        static = None
+        for m in self._source.frames(self.n_frames):
+            if isinstance(self._source, _ImageMask):  # normalised once, the same array every frame
+                static = static if static is not None else self._union(self._normalise(m, name))
                 yield static
-
-    def _video_frames(self) -> Iterator[np.ndarray]:
-        """Masks of a mask video, decoded by the media layer and turned as the mask video is shown."""
-        from tsam_cli.media.reader import iter_frames, probe
-
-        path = Path(self.spec.path)
-        try:
-            info = probe(path)
-            for i, frame in enumerate(iter_frames(info)):
-                if i >= self.n_frames:
-                    break
-                m = binarise(frame.rgb, self._video_threshold)
-                if info.rotation:  # the mask video's own display rotation, clockwise
-                    m = np.rot90(m, k=-(info.rotation // 90))
-                yield self._union(self._normalise(m, path.name))
-        except InputError as exc:
-            raise MaskError(f"mask {exc}") from None
+            else:
+                yield self._union(self._normalise(m, name))
 
     def _union(self, m: np.ndarray | None) -> np.ndarray:
         if m is None:
@@ -323,7 +363,7 @@ class MaskStream:
     def _check(self) -> None:
         """Coverage per frame, measured after dilation (what will really be filled)."""
         fractions, raw_full = [], True
-        if self._kind in ("folder", "video"):
+        if self._source is not None and self._source.count is not None:
             self.reporter.start("check mask", self.n_frames)
             for m in self._raw_frames():
                 raw_full = raw_full and bool(m.all())
@@ -335,14 +375,14 @@ class MaskStream:
                     f"give a mask with at least {self.n_frames} frames"
                 )
         else:
-            static = self._union(self._static)
+            static = next(self._raw_frames())
             raw_full = bool(static.all())
             fractions = [float(self._dilate(static).mean())] * self.n_frames
         self.fractions = fractions
         if max(fractions) == 0.0:
             alpha = (
                 " (the mask has an alpha channel: a transparent pixel is 'no mask'; a region drawn only "
-                "in alpha is used when the colour channels are all black)" if self._alpha_seen else ""
+                "in alpha is used when the colour channels are all black)" if self._source is not None and self._source.alpha_seen else ""
             )
             raise MaskError(
                 "the mask is empty (no pixel to fill in any frame): white/non-zero marks the region to "
