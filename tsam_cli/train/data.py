@@ -38,7 +38,7 @@ import numpy as np
 from tsam_cli.data import layouts as datasets
 from tsam_cli.data.layouts import DATASETS, Clip
 from tsam_cli.data.mask_gen import AREA_BUCKETS, KINDS, generate_masks
-from tsam_cli.errors import DatasetError
+from tsam_cli.errors import DatasetError, TsamError
 from tsam_cli.media import list_images
 
 MASK_KINDS = KINDS  # the paper's three kinds (tsam_cli.data.mask_gen)
@@ -58,29 +58,23 @@ class VideoSource:
     path: Path | None = None
 
     def read(self, indices: Sequence[int]) -> list[np.ndarray]:
-        """``(H, W, 3) uint8 RGB`` frames at ``indices``."""
-        import cv2
+        """``(H, W, 3) uint8 RGB`` frames at ``indices``, through tsam's media layer (images
+        oriented as a viewer shows them; videos decoded in order up to the last index
+        needed, since seeking is not exact for every codec: extract long videos to folders)."""
+        from tsam_cli.media.images import read_image
+        from tsam_cli.media.reader import iter_frames, probe
 
         if self.frames:
-            out = []
-            for i in indices:
-                img = cv2.imread(str(self.frames[i]), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise DatasetError(f"cannot read frame {self.frames[i]}: not a readable image")
-                out.append(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-            return out
-        # video file: decode sequentially up to the last needed frame (seeking is not exact
-        # for every codec). Extract frames to folders for long videos.
-        import av
-
+            return [read_image(self.frames[i], error=DatasetError) for i in indices]
         wanted = {int(i): None for i in indices}
-        last = max(wanted)
-        with av.open(str(self.path)) as container:
-            for k, frame in enumerate(container.decode(video=0)):
+        try:
+            for k, frame in enumerate(iter_frames(probe(self.path))):
                 if k in wanted:
-                    wanted[k] = frame.to_ndarray(format="rgb24")
-                if k >= last:
+                    wanted[k] = frame.rgb
+                if k >= max(wanted):
                     break
+        except TsamError as exc:
+            raise DatasetError(f"{self.path}: {exc}") from None
         missing = [k for k, v in wanted.items() if v is None]
         if missing:
             raise DatasetError(f"{self.path}: frame {missing[0]} cannot be decoded")
