@@ -60,8 +60,14 @@ def write_inputs(folder: Path, frames: np.ndarray, masks: np.ndarray, n: int, fp
 
 
 RUNNER = r"""
-import json, sys
-from tsam_cli.core.pipeline import InpaintOptions, inpaint
+import importlib, json, os, sys
+# the venv's editable-install finder would serve modules missing from another tree out of this
+# checkout: keep only the tree in the working directory (first on sys.path) for tsam_cli
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+# tsam_cli.core.pipeline since the package layout of 17e57a3; tsam_cli.pipeline before (baselines)
+new = os.path.isfile(os.path.join("tsam_cli", "core", "pipeline.py"))
+pipe = importlib.import_module("tsam_cli.core.pipeline" if new else "tsam_cli.pipeline")
+InpaintOptions, inpaint = pipe.InpaintOptions, pipe.inpaint
 opts = InpaintOptions(**json.loads(sys.argv[3]))
 rep = inpaint(sys.argv[1], sys.argv[2], opts)
 # VmHWM: peak RSS of this process image. (ru_maxrss is not used: Linux carries the parent's
