@@ -216,10 +216,24 @@ def test_background_holes_takes_holes_whose_border_partly_follows():
     follows[:, :60] = True  # left hole: border all background
     follows[:28, 60:] = True  # right hole: the upper part of its border follows (partly background)
     taken = background_holes(region, follows)
-    assert taken[20:40, 10:30].all() and taken[20:40, 80:100].all()
+    assert taken[20:40, 10:30].all() and taken[20:30, 80:100].all()
+    # ... and its lower part, which the other layer encloses on three sides, stays with that layer
+    assert not taken[36:40, 80:100].any()
     follows[:, 60:] = False  # right hole: no background on its border -> not taken
     taken = background_holes(region, follows)
     assert taken[20:40, 10:30].all() and not taken[:, 60:].any()
+
+
+def test_a_stroke_across_a_moving_object_stays_on_the_object():
+    """A thin hole (10 px) crossing an object that moves differently from the background: the
+    part over the object is bridged by the object's layer; the parts over the background are not."""
+    h, w = 80, 160
+    region = box(h, w, slice(35, 45), slice(10, 150))  # a horizontal stroke
+    follows = np.ones((h, w), bool)
+    follows[20:60, 60:100] = False  # the object (another motion) under the middle of the stroke
+    taken = background_holes(region, follows)
+    assert not taken[35:45, 65:95].any()  # over the object: the object's motion
+    assert taken[35:45, 10:50].all() and taken[35:45, 110:150].all()  # over the background
 
 
 def test_complete_flow_leaves_known_flow_alone_and_degrades_to_smooth_fill():
