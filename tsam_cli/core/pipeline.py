@@ -381,6 +381,7 @@ def _windows(info, masks, proc, window: int, lookahead: int, rep):
         items = list(queue)
         n_out = len(items) if eof else min(window, len(items))
         yield items, n_out
+        del items  # else the finished window's frames stay alive while the next one is decoded
         for _ in range(n_out):
             queue.popleft()
 
