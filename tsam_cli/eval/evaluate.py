@@ -31,6 +31,7 @@ import math
 import shutil
 import sys
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,7 +213,7 @@ def _finite(x):
     return x if math.isfinite(x) else None
 
 
-class Metric:
+class Metric(ABC):
     """One metric over a dataset: ``update`` per clip, ``summary`` at the end.
 
     ``columns`` are the per-video keys ``update`` returns.  An exception of a type listed in
@@ -228,13 +229,13 @@ class Metric:
     def __init__(self) -> None:
         self.reason: str | None = None
 
+    @abstractmethod
     def update(self, result: np.ndarray, gt: np.ndarray, mask: np.ndarray) -> dict:
         """Score one clip: uint8 RGB (T, H, W, 3) result and ground truth, (T, H, W) mask (1 = hole)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def summary(self) -> dict:
         """Dataset values for the report's ``mean``."""
-        raise NotImplementedError
 
     def fail(self, reason: str) -> None:
         self.reason = reason

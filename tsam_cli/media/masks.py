@@ -40,6 +40,7 @@ before any output is written), once while streaming.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,7 @@ def read_mask_image(path: Path, threshold: int | None) -> tuple[np.ndarray, bool
     return binarise(values, effective_threshold(threshold, values.dtype, lossy)), img.shape[2] == 4
 
 
-class _MaskSource:
+class _MaskSource(ABC):
     """Where raw masks come from. ``count``: mask frames (None: one mask for every frame);
     ``frames(n)`` yields ``(h, w) bool`` masks in display orientation, True = hole;
     ``alpha_seen``: some image had an alpha channel (named in the "empty" error)."""
@@ -174,8 +175,9 @@ class _MaskSource:
     def __init__(self, path: Path, threshold: int | None) -> None:
         self.path, self.threshold = path, threshold
 
+    @abstractmethod
     def frames(self, n: int) -> Iterator[np.ndarray]:
-        raise NotImplementedError
+        """``n`` masks (fewer if the source has fewer), ``(h, w) bool``, display orientation."""
 
     def _read(self, path: Path) -> np.ndarray:
         mask, alpha = read_mask_image(path, self.threshold)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ class _Extras:
             self.notes.append(f"{_count(self.skipped, 'damaged audio packet')} could not be decoded: skipped")
 
 
-class VideoWriter:
+class VideoWriter(ABC):
     """Streamed writer into a path it is given; :func:`open_writer` picks the kind
     (:class:`ContainerWriter` for a video file, :class:`FrameFolderWriter` for PNG frames).
 
@@ -396,14 +397,17 @@ class VideoWriter:
                 setattr(self, name, None)
 
     # -- what each kind of output does ----------------------------------------------------
+    @abstractmethod
     def _open(self) -> None:
-        raise NotImplementedError
+        """Create the container (or nothing, for a folder)."""
 
+    @abstractmethod
     def _write_frame(self, rgb: np.ndarray, pts: int | None) -> None:
-        raise NotImplementedError
+        """Encode one checked ``(H, W, 3) uint8`` frame."""
 
+    @abstractmethod
     def _close(self) -> None:
-        raise NotImplementedError
+        """Flush encoders and close what ``_open`` opened."""
 
 
 class ContainerWriter(VideoWriter):
