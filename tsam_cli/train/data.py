@@ -56,6 +56,8 @@ class VideoSource:
     n_frames: int
     frames: list[Path] = field(default_factory=list, repr=False)
     path: Path | None = None
+    #: the video file's probe, made on the first read and reused (a probe demuxes the whole file)
+    info: object = field(default=None, repr=False, compare=False)
 
     def read(self, indices: Sequence[int]) -> list[np.ndarray]:
         """``(H, W, 3) uint8 RGB`` frames at ``indices``, through tsam's media layer (images
@@ -67,11 +69,14 @@ class VideoSource:
         if self.frames:
             return [read_image(self.frames[i], error=DatasetError) for i in indices]
         wanted = {int(i): None for i in indices}
+        last = max(wanted)
         try:
-            for k, frame in enumerate(iter_frames(probe(self.path))):
+            if self.info is None:
+                self.info = probe(self.path)
+            for k, frame in enumerate(iter_frames(self.info)):
                 if k in wanted:
                     wanted[k] = frame.rgb
-                if k >= max(wanted):
+                if k >= last:
                     break
         except TsamError as exc:
             raise DatasetError(f"{self.path}: {exc}") from None
@@ -89,27 +94,19 @@ def read_split(name: str) -> list[str]:
     return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
 
 
-def _count_video_frames(path: Path) -> int:
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            vs = container.streams.video[0]
-            return sum(1 for p in container.demux(vs) if p.size)
-    except Exception:  # noqa: BLE001 - unreadable files are skipped with a warning
-        return 0
-
-
 def _video_source(clip: Clip) -> VideoSource | None:
     """The training video of one clip; None for a video file that cannot be read."""
     if not clip.is_video:
         files = list_images(clip.source)
         return VideoSource(clip.name, len(files), frames=files)
-    n = _count_video_frames(clip.source)
-    if n == 0:
-        return None
+    from tsam_cli.media.reader import probe
+
+    try:
+        info = probe(clip.source)  # counts frames by demuxing; kept for reading
+    except TsamError:
+        return None  # unreadable or empty: skipped with a warning by the caller
     # named by file name, not stem: a.mp4 and a.mov stay apart, and flow-cache keys stay as before
-    return VideoSource(clip.source.name, n, path=clip.source)
+    return VideoSource(clip.source.name, info.n_frames, path=clip.source, info=info)
 
 
 def _paper_split(clips: list[Clip]) -> tuple[list[Clip], str | None]:
