@@ -101,7 +101,7 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
 
     where = shard_from_env(shard)
     if where[1] > 1 and "LOCAL_RANK" in os.environ and opts.device in ("auto", "cuda"):
-        from tsam_cli.core.pipeline import cuda_available
+        from tsam_cli.device import cuda_available
 
         if cuda_available():
             opts.device = f"cuda:{os.environ['LOCAL_RANK']}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsam_cli.options import DEFAULT_DELTA  # noqa: E402,F401 - paper Eq. 2's delta; defined (and explained) there
+from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 #: Flow is also discarded in a band of this many pixels around each hole before completion:
 #: DIS matches 8x8 patches (medium preset), so vectors next to a moving object are a mix of

@@ -29,7 +29,7 @@ import numpy as np
 from tsam_cli import hooks
 from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
 from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
-from tsam_cli.device import cuda_available, resolve_device  # noqa: F401 - part of this module's API
+from tsam_cli.device import resolve_device
 from tsam_cli.errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
 from tsam_cli.media import OutputTarget, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box

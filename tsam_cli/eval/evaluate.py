@@ -580,7 +580,7 @@ def evaluate(
             lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
             ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
         max_videos / max_frames: keep the first N clips / frames per clip.
-        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.core.pipeline.resolve_device`:
+        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.device.resolve_device`:
             "auto" = CUDA when available).
         keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
         command: the command line to record (default: ``sys.argv``).
@@ -595,7 +595,7 @@ def evaluate(
     for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
     the reason.
     """
-    from tsam_cli.core.pipeline import resolve_device
+    from tsam_cli.device import resolve_device
 
     names = _parse_metrics(metrics)
     masks = masks or EvalMasks()
