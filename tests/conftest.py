@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,3 +97,43 @@ def moving_box_masks(T: int, h: int, w: int, size: tuple[int, int] = (20, 16), s
         x = 20 + step * t
         m[t, 24 : 24 + bh, x : x + bw] = 255
     return m
+
+
+@contextmanager
+def local_http_server(handler_cls) -> Iterator[str]:
+    """Serve ``handler_cls`` (a ``BaseHTTPRequestHandler`` subclass) on 127.0.0.1 in a thread;
+    yields the base URL ``http://127.0.0.1:PORT`` and shuts the server down afterwards."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+@contextmanager
+def official_logger_module(logger_cls) -> Iterator[None]:
+    """While pickling an official-layout checkpoint: ``utils.logger.Logger`` importable as
+    ``logger_cls`` (the official checkpoints pickle that class; docs/official-checkpoint.md)."""
+    import sys
+    import types
+
+    utils, logger_mod = types.ModuleType("utils"), types.ModuleType("utils.logger")
+    logger_mod.Logger, utils.logger = logger_cls, logger_mod
+    saved = {name: sys.modules.get(name) for name in ("utils", "utils.logger")}
+    sys.modules["utils"], sys.modules["utils.logger"] = utils, logger_mod
+    try:
+        yield
+    finally:
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = mod

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import official_logger_module
 
 from tsam_cli.errors import WeightsError
 from tsam_cli.model import FULL, TSAMGenerator
@@ -215,7 +216,7 @@ def write_official_checkpoint(path: Path, seed: int = 0) -> None:
     state._metadata = collections.OrderedDict([("", {"version": 1})])  # as nn.Module.state_dict()
     assert len(state) == 464
 
-    utils, logger_mod, Logger = _fake_logger_module()
+    _, _, Logger = _fake_logger_module()
     logger = Logger()
     logger.add_entry({"epoch": 1, "loss": 0.25, "psnr": np.float64(28.5), "hist": np.arange(3)})
     optim = {"state": {0: {"step": torch.tensor(10.0), "exp_avg": torch.zeros(4)}},
@@ -237,16 +238,8 @@ def write_official_checkpoint(path: Path, seed: int = 0) -> None:
                                               "conv_type": "gated", "conv_by": "2dtsm",
                                               "flow_tsm": True}}}},
     }
-    saved = {name: sys.modules.get(name) for name in ("utils", "utils.logger")}
-    sys.modules["utils"], sys.modules["utils.logger"] = utils, logger_mod
-    try:
+    with official_logger_module(Logger):
         torch.save(ckpt, path)
-    finally:
-        for name, mod in saved.items():
-            if mod is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = mod
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,11 @@ import os
 import re
 import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import local_http_server
 from typer.testing import CliRunner
 
 from tsam_cli import weights
@@ -101,18 +102,9 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     state = _State()
-    handler = type("Handler", (_Handler,), {"state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"  # type: ignore[attr-defined]
-    try:
+    with local_http_server(type("Handler", (_Handler,), {"state": state})) as base:
+        state.base = base  # type: ignore[attr-defined]
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,8 @@ from tsam_cli.errors import UsageError
 
 #: ``--flow`` names (tsam_cli.core.flow.make_estimator)
 FLOW_METHODS = ("dis", "dis-fast", "dis-ultrafast")
+#: ``--filler`` names (tsam_cli.core.propagate.make_filler)
+FILLERS = ("texture", "telea")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 DEFAULT_MAX_SIZE = 960
 #: Cycle-consistency threshold of paper Eq. 2, ``||A - F_b(F_f(A))|| < delta``, in pixels at
@@ -50,6 +52,10 @@ class InpaintOptions:
         None, "--box", "Static rectangle to remove, x,y,w,h in video pixels (alone or with --mask).",
         cli_type=str | None)
     invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
+    # --remove (tsam_cli/masking/remove.py): a detector's mask, made first, united with --mask/--box
+    remove: str | None = _opt(None, "--remove", "Find what to remove first: text (subtitles, captions; needs "
+                              'pip install "tsam\\[text]") or static (logos, watermarks); united with --mask/--box.',
+                              cli_type=str | None)
     # 4 px at video size covers the blurred edge and fringe of typical object masks
     dilate: int = _opt(4, "--dilate", f"Grow the mask by this many pixels, 0-{MAX_DILATE} (covers object edges).")
     mask_threshold: int | None = _opt(
@@ -64,11 +70,16 @@ class InpaintOptions:
                           "Folders are always lossless PNG.")
     fps: float | None = _opt(None, "--fps", "Frame rate of a folder of frames (0.01-1000, default 25).",
                              cli_type=float | None)
+    # texture: sharp never-seen regions at ~1 s per window (docs/texture-fill.md); telea: smooth, cheapest
+    filler: str = _opt("texture", "--filler", "Classical filler of what no frame shows: texture (exemplar patches "
+                       "for large regions, once per window, then carried on) or telea (smooth, per region).")
     flow: str = _opt("dis", "--flow", "Optical flow: dis (default), dis-fast, dis-ultrafast.")
     full_res: bool = _opt(False, "--full-res", "Propagate full-resolution pixels (flows upscaled) when the video is "
                           "larger than --max-size: sharper fills, slower (see docs/benchmarks.md).")
-    model: str = _opt("classical", "--model", "Filler for what propagation cannot reach: classical (OpenCV Telea), "
-                      "compact, full (official TSAM weights), or a weight file.")
+    # auto: the network where it is fast (CUDA), the classical filler where it costs seconds per frame (CPU)
+    model: str = _opt("auto", "--model", "Filler for what propagation cannot reach: auto (default: full on a CUDA "
+                      "GPU, downloaded on first use; classical on the CPU), classical (OpenCV Telea), compact, "
+                      "full (official TSAM weights), or a weight file.")
     propagation: bool = _opt(True, "--no-propagation", "Skip flow-guided pixel propagation (with --model: the pure "
                              "paper model).", invert=True)
     use_flow: bool = _opt(True, "--no-flow", "Model without flow guidance: the paper's TSM ablation.", invert=True)
@@ -76,7 +87,8 @@ class InpaintOptions:
     model_window: int = _opt(12, "--model-window", "Frames per generator window.")
     model_stride: int = _opt(8, "--model-stride", "Generator window step, 1..--model-window (overlaps are blended).")
     precision: str = _opt("auto", "--precision", "Model precision: auto (bf16/fp16 autocast on CUDA, fp32 on CPU), "
-                          "fp32, fp16, bf16.")
+                          "fp32, fp16 (CUDA), bf16 (CUDA or CPU; on the CPU not faster, less exact: "
+                          "docs/benchmarks.md).")
     # memory ~ (window + lookahead) x resolution; 40 + 10 stays under 0.4 GiB at 432x240
     window: int = _opt(40, "--window", "Frames completed per temporal window (memory grows with it).")
     lookahead: int = _opt(10, "--lookahead", "Extra future frames each window may copy content from.")
@@ -86,6 +98,9 @@ class InpaintOptions:
     allow_partial: bool = _opt(False, "--allow-partial", "Keep going when the input decodes to fewer frames than it "
                                "announces (truncated/damaged file); the output has the frames that decoded.")
     quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
+    # check the mask before a long run: writes the overlay of tsam preview instead (tsam_cli/masking/preview.py)
+    preview: bool = _opt(False, "--preview", "Do not inpaint: write the video with the region to fill (mask after "
+                         "--dilate) tinted to -o, to check the mask first.")
     # validity threshold of paper Eq. 2 (not a CLI flag)
     delta: float = _opt(DEFAULT_DELTA, None, "")
     protected: tuple = _opt((), None, "")
@@ -106,11 +121,14 @@ class InpaintOptions:
         if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta > 0):
             raise UsageError(f"validity threshold {self.delta!r} must be a positive number of pixels")
         _check_choice("--flow", self.flow, FLOW_METHODS)
+        _check_choice("--filler", self.filler, FILLERS)
         _check_choice("--precision", self.precision, PRECISIONS)
+        if self.remove is not None:  # --remove: the detectors of tsam_cli/masking
+            _check_choice("--remove", self.remove, ("text", "static"))
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
             raise UsageError(f"--device {self.device!r} is not known: use auto, cpu, cuda or cuda:N")
         if not self.model:
-            raise UsageError("--model is empty: use classical, compact, full or a weight file")
+            raise UsageError("--model is empty: use auto, classical, compact, full or a weight file")
 
 
 def _check_range(name: str, value, lo, hi) -> None:

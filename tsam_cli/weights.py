@@ -35,7 +35,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -44,8 +46,13 @@ from tsam_cli import __version__
 from tsam_cli.errors import WeightsError
 
 __all__ = [
+    "OFFICIAL",
     "REGISTRY",
     "ChecksumState",
+    "auto_pick",
+    "choose_model",
+    "converted_path",
+    "official_weights",
     "ProgressCallback",
     "Source",
     "WeightSpec",
@@ -688,3 +695,195 @@ def status(name: str | WeightSpec) -> dict[str, object]:
         "expected_size": spec.size,
         "description": spec.description,
     }
+
+
+# --------------------------------------------------------------------------------------
+# `--model auto`: which filler a run uses, and the official weights converted once
+# --------------------------------------------------------------------------------------
+
+#: The registry entry behind ``--model full`` (and ``--model auto`` on a CUDA GPU).
+OFFICIAL = "tsam-official"
+#: What ``--model full`` costs on a CPU, quoted by ``--model auto`` there (whole pipeline,
+#: official-shaped weights, 24 frames at 432x240, 2 cores; docs/benchmarks.md, "Learned path"):
+#: peak 2.2-2.3 GiB after the memory work; 6.2 s/frame measured on a busy machine where the
+#: code before it took 4.3 (3.7 quiet), so ~5.3 quiet. Update it here only.
+CPU_FULL_COST = {"s_per_frame": 5.3, "peak_gb": 2.3}
+#: Metadata key of a converted file: size and mtime of the ``.pth`` it was made from, so a
+#: replaced ``.pth`` (``tsam weights download --force``) is converted again.
+SOURCE_STAMP_KEY = "tsam_source_stamp"
+
+_HINTED: weakref.WeakSet = weakref.WeakSet()  # reporters that already showed the CPU hint
+
+
+def converted_path(name_or_spec: str | WeightSpec = OFFICIAL) -> Path:
+    """Where the safetensors conversion of a downloaded official checkpoint is cached."""
+    spec = get_spec(name_or_spec)
+    return cache_dir() / (Path(spec.filename).stem + ".safetensors")
+
+
+def _stamp(path: Path) -> str:
+    st = path.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+@contextmanager
+def _cache_lock(spec: WeightSpec) -> Iterator[None]:
+    """Hold ``flock`` on ``<cache>/.<name>.lock``: parallel runs (torchrun, batch shards) wait
+    for one download and one conversion instead of doing them side by side. Without a
+    writable cache (or off POSIX) there is no lock; the atomic renames still keep files whole,
+    and the write that needs the folder reports the problem."""
+    try:
+        import fcntl
+
+        folder = cache_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(folder / f".{spec.name}.lock", "a")  # closed by the `with` below
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _conversion_is_current(dst: Path, pth: Path) -> bool:
+    """Whether ``dst`` is a readable conversion of ``pth`` (or of a ``.pth`` no longer kept).
+    Reads the safetensors header only: nothing is unpickled."""
+    if not dst.is_file():
+        return False
+    from tsam_cli.model.official import read_safetensors_header
+
+    try:
+        meta, _ = read_safetensors_header(dst)
+    except WeightsError:
+        return False  # damaged: converted again from the .pth (or reported when there is none)
+    return not pth.is_file() or meta.get(SOURCE_STAMP_KEY) == _stamp(pth)
+
+
+def _convert(pth: Path, dst: Path, fresh: bool, reporter) -> Path:
+    """Official ``.pth`` -> safetensors ``dst`` (restricted unpickler; atomic write); returns
+    ``dst``. A file downloaded by this run (``fresh``) that cannot be read is deleted, so the
+    next run fetches it again. When ``dst`` cannot be written, warns and returns ``pth``."""
+    from tsam_cli.model.official import load_official_generator, save_generator
+
+    reporter.info(f"converting {pth.name} to {dst.name} (once; later runs load it directly)")
+    with reporter.timed("weights convert"):
+        try:
+            model = load_official_generator(pth)
+        except WeightsError as err:
+            if fresh:
+                pth.unlink(missing_ok=True)
+                raise WeightsError(f"{err} (the download was deleted; the next run downloads it again)") from None
+            raise WeightsError(f"{err} (delete or replace {pth}: {manual_hint(OFFICIAL)})") from None
+        try:
+            return save_generator(model, dst, {"tsam_source": "official:" + pth.name, SOURCE_STAMP_KEY: _stamp(pth)})
+        except WeightsError as err:
+            reporter.warn(f"{err}: loading {pth.name} itself this time (slower)")
+            return pth
+
+
+def _byte_progress(reporter, stage: str = "weights MB") -> ProgressCallback:
+    """A download progress callback that drives ``reporter``'s progress bars, in MB."""
+    state = {"started": False, "shown": 0}
+
+    def update(done: int, total: int | None) -> None:
+        if not state["started"]:
+            reporter.start(stage, None if total is None else max(1, total // 1_000_000))
+            state["started"] = True
+        mb = done // 1_000_000
+        if mb > state["shown"]:
+            reporter.advance(stage, mb - state["shown"])
+            state["shown"] = mb
+
+    return update
+
+
+def official_weights(*, download: bool = False, reporter=None) -> Path:
+    """The official TSAM generator as a safetensors file in the cache, converted once.
+
+    A conversion that matches the cached ``.pth`` (or whose ``.pth`` was removed) is returned
+    after reading its header: the ``.pth`` is never unpickled again. Otherwise the ``.pth`` is
+    taken from the cache, or downloaded when ``download`` is true (progress shown through
+    ``reporter``), read with the restricted unpickler and saved as safetensors beside it.
+    The ``.pth`` is kept (it also holds the discriminator). Raises
+    :class:`~tsam_cli.errors.WeightsError` (missing, offline, corrupt, unwritable).
+    """
+    from tsam_cli.ui import NullReporter
+
+    rep = reporter or NullReporter()
+    spec = get_spec(OFFICIAL)
+    pth, dst = target_path(spec), converted_path(spec)
+    if _conversion_is_current(dst, pth):  # the usual case: no lock, nothing written
+        return dst
+    with _cache_lock(spec):
+        if _conversion_is_current(dst, pth):  # another run converted it while this one waited
+            return dst
+        fresh = download and check(pth, spec) not in ("ok", "unknown")
+        if fresh:
+            rep.info(f"downloading the official TSAM weights (first use) from {spec.source.link} to {pth}")
+            _download(spec, progress=_byte_progress(rep))
+        else:
+            pth = resolve(spec.name)  # not downloaded: the usual "run tsam weights download" error
+        return _convert(pth, dst, fresh, rep)
+
+
+def cpu_hint() -> str:
+    """The one line ``--model auto`` prints on a CPU: how to get the network and its cost."""
+    cost = CPU_FULL_COST
+    need = "" if target_path(OFFICIAL).is_file() or converted_path().is_file() else (
+        f", after `tsam weights download {OFFICIAL}`")
+    return (
+        f"--model auto on the CPU: using the classical filler; the TSAM network is --model full"
+        f"{need} (about {cost['s_per_frame']:g} s/frame and {cost['peak_gb']:g} GB of RAM on a CPU)"
+    )
+
+
+def choose_model(model: str, device: str, reporter=None) -> str:
+    """What ``--model`` stands for in this run: ``"classical"``, a name of the ``--model``
+    table (``"compact"``) or the path of a weight file.
+
+    * ``auto`` on a CUDA device: the official weights (:func:`official_weights`, downloaded on
+      first use); when they cannot be had (offline, corrupt download, unwritable cache) a
+      warning and ``"classical"``, never an error. On the CPU: ``"classical"`` and one info
+      line (:func:`cpu_hint`, once per reporter).
+    * ``full``: the converted official weights, converted from the cached ``.pth`` on first
+      use (not downloaded: a missing file is the usual "run tsam weights download" error).
+    * anything else is returned unchanged.
+
+    ``device`` is ``--device``; ``cuda`` without a GPU raises :class:`UsageError` as everywhere.
+    """
+    from tsam_cli.device import resolve_device
+    from tsam_cli.ui import NullReporter
+
+    rep = reporter or NullReporter()
+    if model == "full":
+        return str(official_weights(reporter=rep))
+    if model != "auto":
+        return model
+    if resolve_device(device) == "cpu":
+        if rep not in _HINTED:
+            _HINTED.add(rep)
+            rep.info(cpu_hint())
+        return "classical"
+    try:
+        return str(official_weights(download=True, reporter=rep))
+    except WeightsError as err:
+        rep.warn(f"--model auto: cannot use the official TSAM weights ({err}); using the classical filler")
+        return "classical"
+
+
+def auto_pick(device: str = "auto") -> tuple[str, str]:
+    """``(what --model auto uses on this machine, why)``, without downloading or converting."""
+    from tsam_cli.device import cuda_available, cuda_name
+
+    if device == "cpu" or not cuda_available():
+        cost = CPU_FULL_COST
+        return "classical", (
+            f"no CUDA GPU seen by PyTorch; --model full costs about {cost['s_per_frame']:g} s/frame "
+            f"and {cost['peak_gb']:g} GB of RAM on a CPU")
+    gpu = f"CUDA GPU {cuda_name()}"
+    if converted_path().is_file():
+        return OFFICIAL, f"{gpu}; converted weights cached ({converted_path()})"
+    if target_path(OFFICIAL).is_file():
+        return OFFICIAL, f"{gpu}; converted to safetensors on first use"
+    return OFFICIAL, f"{gpu}; downloaded on first use (classical with a warning if that fails)"

@@ -51,7 +51,7 @@ def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str |
     quiet, mask, box = opts.quiet, values["mask"], opts.box
     rep = RichReporter(quiet=quiet)
     if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:
-        _run_batch(videos, output, mask, mask_dir, shard, box is not None, opts, rep)
+        _run_batch(videos, output, mask, mask_dir, shard, box is not None or opts.remove is not None, opts, rep)
         return
     report = None
     try:
@@ -127,13 +127,17 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
 def _mount_subcommands() -> None:
     """Mount the other command groups (their modules import only typer at load time)."""
     from tsam_cli.cli.eval import eval_command, masks_app
+    from tsam_cli.cli.mask import mask_app
+    from tsam_cli.cli.preview import preview_command
     from tsam_cli.cli.train import train_command
     from tsam_cli.cli.weights import app as weights_app
 
     app.add_typer(weights_app, name="weights", help="List and download model weights.")
     app.command("train", help="Train a TSAM generator (datasets, losses, two-stage schedule, torchrun DDP).")(train_command)
     app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp, LPIPS).")(eval_command)
-    app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.")
+    app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.", hidden=True)
+    app.add_typer(mask_app, name="mask", help="Make masks to remove: burned-in text, static logos, an object followed from one frame (for inpaint --mask).")
+    app.command("preview")(preview_command)
 
 
 _mount_subcommands()

@@ -20,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from tsam_cli import weights
 
@@ -45,7 +46,7 @@ def _human_size(n: int | None) -> str:
 
 @app.command("list")
 def list_weights() -> None:
-    """Show every known weight file: size, source, whether it is cached, checksum state."""
+    """Show every known weight file (size, source, cached, checksum) and what --model auto picks here."""
     table = Table(title="tsam weights", caption=f"cache: {weights.cache_dir()}")
     table.add_column("Name", style="bold")
     table.add_column("Size", justify="right")
@@ -62,6 +63,8 @@ def list_weights() -> None:
             cached = f"partial ({_human_size(info['partial'])})"  # type: ignore[arg-type]
         else:
             cached = "no"
+        if name == weights.OFFICIAL and weights.converted_path().is_file():
+            cached = "converted" if cached == "no" else f"{cached}, converted"
         state = str(info["checksum"])
         spec = weights.REGISTRY[name]
         table.add_row(
@@ -72,7 +75,11 @@ def list_weights() -> None:
             f"[{_CHECKSUM_STYLE.get(state, '')}]{state}[/]",
             spec.description,
         )
-    Console(soft_wrap=False).print(table)
+    console = Console(soft_wrap=False)
+    console.print(table)
+    pick, why = weights.auto_pick()
+    # plain text: a cache path may hold "[" "]", which must not be read as rich markup
+    console.print(Text.assemble("--model auto (the default) uses here: ", (pick, "bold"), f" ({why})"), soft_wrap=True)
 
 
 @app.command("download")

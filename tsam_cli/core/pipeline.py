@@ -28,9 +28,20 @@ import numpy as np
 
 from tsam_cli import hooks
 from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
-from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, propagate
+from tsam_cli.core.model_fill import (  # noqa: F401 - re-exported: the runner lived here before
+    MODEL_NAMES,
+    ModelRunner,
+    Padder,
+    _nullcontext,
+    _still,
+    load_model_runner,
+    window_starts,
+    window_weights,
+)
+from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, make_filler, propagate
+from tsam_cli.core.shots import is_cut
 from tsam_cli.device import resolve_device
-from tsam_cli.errors import STOP_SIGNALS, InputError, UsageError, WeightsError, signal_number
+from tsam_cli.errors import STOP_SIGNALS, InputError, signal_number
 from tsam_cli.media import OutputTarget, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
@@ -102,170 +113,6 @@ def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) 
     return out
 
 
-# ----------------------------------------------------------------------------------------
-# the learned model: padding, sliding temporal windows, device, precision, compositing
-
-#: ``--model`` names that are not files: the classical path, and the weight registry entries
-MODEL_NAMES = {"classical": None, "compact": "tsam-compact", "full": "tsam-official"}
-
-
-class Padder:
-    """Owns the generator's "H and W multiple of 8" rule (docs/official-checkpoint.md fact 10).
-
-    Pads the last two dims at the bottom/right (so pixel coordinates and flow vectors are
-    unchanged) and crops back. Images/flows are replicated at the border, masks and
-    validities padded with ``fill``.
-    """
-
-    def __init__(self, h: int, w: int, multiple: int = 8) -> None:
-        self.h, self.w = h, w
-        self.ph, self.pw = (-h) % multiple, (-w) % multiple
-
-    def pad(self, x, fill: float | None = None):
-        """``(N, C, H, W)`` tensor -> ``(N, C, H + ph, W + pw)``; replicate, or constant ``fill``."""
-        import torch.nn.functional as F
-
-        if not (self.ph or self.pw):
-            return x
-        if fill is None:
-            return F.pad(x, (0, self.pw, 0, self.ph), mode="replicate")
-        return F.pad(x, (0, self.pw, 0, self.ph), mode="constant", value=fill)
-
-    def unpad(self, x):
-        return x[..., : self.h, : self.w]
-
-
-def window_starts(T: int, length: int, stride: int) -> list[int]:
-    """Start indices of windows of ``length`` frames every ``stride`` frames covering ``[0, T)``.
-
-    The last window is moved back to end exactly at ``T`` (no padding frames, no repeats).
-    """
-    if T <= length:
-        return [0]
-    starts = list(range(0, T - length + 1, stride))
-    if starts[-1] + length < T:
-        starts.append(T - length)
-    return starts
-
-
-def window_weights(length: int):
-    """Triangular blending weights ``(length,)``: 1, 2, ..., peak, ..., 2, 1 (frames near a
-    window's middle see both neighbours and count more where windows overlap)."""
-    return np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
-
-
-class ModelRunner:
-    """Runs a :class:`~tsam_cli.model.TSAMGenerator` over a stack of frames in windows.
-
-    Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
-    ``T - 1`` pair flows (:class:`~tsam_cli.core.flow.PairFlow` or None for "no flow known");
-    returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. Windows of
-    ``length`` frames every ``stride`` frames; overlaps are blended with
-    :func:`window_weights`. Memory is set by ``length``, not by T.
-    """
-
-    def __init__(self, model, device: str, length: int, stride: int, precision: str = "auto", use_flow: bool = True):
-        import torch
-
-        if length < 1 or not 1 <= stride <= length:
-            raise UsageError(f"--model-window {length} / --model-stride {stride}: need 1 <= stride <= window")
-        self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
-        if self.device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.length, self.stride, self.use_flow = length, stride, use_flow
-        self.dtype = self._autocast_dtype(precision)
-
-    def _autocast_dtype(self, precision: str):
-        import torch
-
-        if precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise UsageError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
-        if self.device.type != "cuda" or precision == "fp32":
-            if precision in ("fp16", "bf16") and self.device.type != "cuda":
-                raise UsageError(f"--precision {precision} needs a CUDA device: use --precision fp32 on the CPU")
-            return None
-        if precision == "auto":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float16 if precision == "fp16" else torch.bfloat16
-
-    def __call__(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
-        import torch
-
-        T, h, w = holes.shape
-        acc = np.zeros((T, h, w, 3), np.float32)
-        wsum = np.zeros((T,), np.float32)
-        padder = Padder(h, w)
-        for s in window_starts(T, self.length, self.stride):
-            e = min(T, s + self.length)
-            if holes[s:e].any():
-                pred = self._window(frames[s:e], holes[s:e], flows[s : e - 1], padder, torch)
-            else:  # nothing to fill in this window: its frames are their own prediction
-                pred = frames[s:e].astype(np.float32) / 255.0
-            wts = window_weights(e - s)
-            acc[s:e] += pred * wts[:, None, None, None]
-            wsum[s:e] += wts
-        out = np.clip(np.rint(acc / wsum[:, None, None, None] * 255.0), 0, 255).astype(np.uint8)
-        return np.where(holes[..., None], out, frames)
-
-    def _window(self, frames, holes, flows, padder, torch) -> np.ndarray:
-        """One window -> ``(L, h, w, 3) float32`` in [0, 1]."""
-        dev = self.device
-        x = padder.pad(torch.from_numpy(frames).to(dev).permute(0, 3, 1, 2).float() / 255.0)
-        m = padder.pad(torch.from_numpy(holes).to(dev)[:, None].float(), fill=1.0)
-        guide = None
-        if self.use_flow and len(flows):
-            flows = [f if f is not None else _still(frames.shape[1:3]) for f in flows]
-
-            def stack(get, fill):
-                arr = np.stack([get(f) for f in flows])
-                t = torch.from_numpy(arr.astype(np.float32)).to(dev)
-                t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t[:, None]
-                return padder.pad(t, fill=fill)[None]
-
-            guide = {
-                "forward": stack(lambda f: f.fwd, None),
-                "backward": stack(lambda f: f.bwd, None),
-                "forward_valid": stack(lambda f: f.valid_f, 0.0),
-                "backward_valid": stack(lambda f: f.valid_b, 0.0),
-            }
-        ctx = torch.autocast(device_type="cuda", dtype=self.dtype) if self.dtype is not None else _nullcontext()
-        with torch.inference_mode(), ctx:
-            y = self.model(x[None], m[None], guide)
-        return padder.unpad(y[0].float()).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _nullcontext():
-    from contextlib import nullcontext
-
-    return nullcontext()
-
-
-def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
-    """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
-    if opts.model == "classical":
-        return None
-    from tsam_cli.model.official import load_generator
-    from tsam_cli.weights import resolve
-
-    if opts.model in MODEL_NAMES:
-        path = resolve(MODEL_NAMES[opts.model])
-    else:
-        path = Path(opts.model)
-        if not path.exists():
-            raise WeightsError(f"--model {opts.model!r} is neither classical, compact, full nor an existing weight file: check the path")
-        if not path.is_file():
-            raise WeightsError(f"--model {opts.model} is not a regular file: give a .safetensors or official .pth file")
-    device = resolve_device(opts.device)
-    with reporter.timed("model load"):
-        model = load_generator(path)
-    if opts.use_flow and not model.config.use_flow:
-        reporter.warn(f"{path.name} was built without flow guidance: flows are not used")
-    reporter.info(f"model {model.config.name} from {path} on {device}")
-    return ModelRunner(model, device, opts.model_window, opts.model_stride, opts.precision,
-                       use_flow=opts.use_flow and model.config.use_flow)
-
-
 def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: InpaintOptions,
             reporter=None) -> InpaintReport:
     """Remove the masked region from a video; write the result atomically to ``output_path``.
@@ -277,6 +124,11 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
     rep = reporter or NullReporter()
     state: dict = {}
     try:
+        if opts.remove:  # a detector's mask first, in a temporary file removed afterwards (tsam_cli/masking/remove.py)
+            from tsam_cli.masking.remove import removal_mask
+
+            with removal_mask(Path(input_path), Path(output_path), opts, rep) as with_mask:
+                return _inpaint(Path(input_path), Path(output_path), with_mask, rep, state)
         return _inpaint(Path(input_path), Path(output_path), opts, rep, state)
     except STOP_SIGNALS as exc:  # after the target closed: the message must say the output is complete
         target = state.get("target")
@@ -300,6 +152,10 @@ def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
 def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> InpaintReport:
     t_start = time.perf_counter()
     opts.validate()
+    if opts.preview:  # the mask overlay only, nothing inpainted (tsam_cli/masking/preview.py)
+        from tsam_cli.masking.preview import inpaint_preview
+
+        return inpaint_preview(inp, out, opts, rep)
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
@@ -390,7 +246,8 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
     """Complete and write every frame, window by window; returns the number written."""
     proc, window, lookahead, full_res = _plan(info, opts, runner, rep)
     estimator = make_estimator(opts.flow)
-    filler = TeleaFiller()
+    # per-frame filling without propagation stays Telea: a texture fill re-made each frame flickers
+    filler = make_filler(opts.filler) if opts.propagation else TeleaFiller()
     need_flow = opts.propagation or (runner is not None and runner.use_flow)
 
     def timed_filler(image, hole):
@@ -400,6 +257,7 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
     rep.start("inpaint", info.n_frames)
     hooks.pause_point("writing")
     cache: dict[int, PairFlow | None] = {}
+    cuts: set[int] = set()  # frame indices a with a shot cut between a and a + 1
     prev = None  # (_Item, completed small, hops) of the last frame written
     n_done = 0
     for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
@@ -407,10 +265,9 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
         with rep.timed("flow"):
             for a, b in zip(chain[:-1], chain[1:], strict=True):
                 if a.index not in cache:
-                    cache[a.index] = (
-                        pair_flow(estimator, a.small, b.small, a.hole, b.hole, opts.delta)
-                        if need_flow and (a.hole.any() or b.hole.any()) else None
-                    )
+                    cache[a.index] = _pair_flow(a, b, estimator, opts.delta, need_flow, rep, cuts)
+        if hasattr(filler, "new_window"):  # a texture budget per shot in this window
+            filler.new_window(1 + sum(it.index in cuts for it in items[:-1]))
         completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
                                     proc if full_res else None)
         for k in range(n_out):
@@ -428,6 +285,19 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
         for key in [k for k in cache if k < last.index]:
             del cache[key]
     return n_done
+
+
+def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool, rep, cuts: set[int]) -> PairFlow | None:
+    """Flow between neighbouring frames ``a`` and ``b``, or None where nothing may propagate:
+    neither has a hole, flow is not needed, or a shot cut lies between them (added to ``cuts``)."""
+    if not need_flow or not (a.hole.any() or b.hole.any()):
+        return None
+    flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta)
+    if is_cut(a.small, b.small, a.hole, b.hole, flow.valid_f):
+        rep.info(f"shot cut between frames {a.index} and {b.index}: nothing is copied across it")
+        cuts.add(a.index)
+        return None
+    return flow
 
 
 def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None):
@@ -492,10 +362,3 @@ def _resize(img: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.n
     import cv2
 
     return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_AREA)
-
-
-def _still(shape: tuple[int, int]) -> PairFlow:
-    """Zero flow, all invalid: stands for pairs of hole-free frames (never sampled)."""
-    z = np.zeros((*shape, 2), np.float32)
-    v = np.zeros(shape, bool)
-    return PairFlow(z, z, v, v)

@@ -53,6 +53,50 @@ class TeleaFiller:
         return cv2.inpaint(image, hole.astype(np.uint8), self.radius, cv2.INPAINT_TELEA)
 
 
+#: regions smaller than this (pixels at the processing size) go to the fast filler: texture
+#: needs room to show, and the slivers that appear at hole borders every frame must stay cheap
+MIN_TEXTURE_AREA = 400
+
+
+class KeyframeFiller:
+    """The texture filler for large regions, at most ``per_window`` times per window; the fast
+    filler for everything else.
+
+    What a filler makes is carried on to the next frames (and windows) by the forward sweep
+    (:class:`_FillerTrail`), so a region no frame shows is filled once, where it first
+    appears, and that fill is then used as if it were known: the keyframe fill of FGVC (Gao
+    et al., ECCV 2020). The budget bounds the cost of the slow texture filler (about 1 s at
+    432x240): once per window of 40 frames is ~0.01 s/frame. Call :meth:`new_window` at
+    the start of each window (a shot cut in a window adds a call: the next shot needs its own).
+    """
+
+    def __init__(self, texture: HoleFiller, fast: HoleFiller, per_window: int = 1,
+                 min_area: int = MIN_TEXTURE_AREA) -> None:
+        self.texture, self.fast, self.per_window, self.min_area = texture, fast, per_window, min_area
+        self.name = f"{getattr(texture, 'name', 'texture')}+{getattr(fast, 'name', 'fast')}"
+        self.left = per_window
+
+    def new_window(self, shots: int = 1) -> None:
+        """A new window holding ``shots`` shots (1 + the cuts in it): each shot gets its budget."""
+        self.left = self.per_window * shots
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        if self.left > 0 and int(hole.sum()) >= self.min_area:
+            self.left -= 1
+            return self.texture(image, hole)
+        return self.fast(image, hole)
+
+
+def make_filler(name: str) -> HoleFiller:
+    """``--filler`` -> the filler of what propagation cannot reach: ``texture`` (exemplar
+    texture for large regions once per window, Telea for the rest) or ``telea``."""
+    if name == "telea":
+        return TeleaFiller()
+    from tsam_cli.core.texture import PatchFiller
+
+    return KeyframeFiller(PatchFiller(), TeleaFiller())
+
+
 class ScaledFiller:
     """Runs a filler at a smaller size and pastes its result into the full-size hole.
 
@@ -123,13 +167,77 @@ def propagate(
     unfilled = np.zeros_like(holes)
     prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
     prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
+    trail = _FillerTrail(holes.shape[1:], prev_img, prev_hops)
     for t in range(T):
         if holes[t].any():
             before = None if prev_img is None else (prev_img, prev_ok, prev_hops, prev_flow)
             out[t], hops[t], unfilled[t] = _forward_step(frames[t], holes[t], back, t, before, filler)
+        trail.step(out[t], hops[t], holes[t], prev_flow)
         prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
         prev_flow = flows[t] if t < T - 1 else None
     return out, hops, unfilled
+
+
+class _FillerTrail:
+    """Keeps what the filler made sharp and identical while the forward sweep carries it.
+
+    The forward sweep copies colours from the completed previous frame, so a filled region
+    carried over k frames is resampled k times: with sub-pixel flow (even the 0.1 px noise of a
+    still camera) bilinear resampling blurs it a little more at every frame, and a textured
+    fill fades into a smear. Here every carried filler pixel remembers the image the filler
+    made it in and its position there (the flow chain followed with the nearest neighbour's
+    position plus the sub-pixel remainder, as FGVC follows trajectories, Gao et al. ECCV 2020),
+    and is sampled from that image once, with a cubic kernel.
+
+    Pixels are told apart by their hop count: exactly ``FILLER_HOPS`` = made by the filler in
+    this frame, more = carried filler content (a blend with real propagated content has fewer).
+    """
+
+    def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None, prev_hops: np.ndarray | None) -> None:
+        H, W = shape
+        gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+        self.grid = np.stack([gx, gy], axis=-1)
+        self.images: list[np.ndarray] = []  # the completed frames the filler made colours in
+        self.frame = np.full(shape, -1, np.int32)  # index into images, -1 = not filler content
+        self.xy = self.grid.copy()
+        if prev_img is not None:  # the frame before the window: its filler content is a root here
+            self._root(prev_img, prev_hops >= FILLER_HOPS)
+
+    def _root(self, image: np.ndarray, where: np.ndarray) -> None:
+        if where.any():
+            self.images.append(image.copy())
+            self.frame[where] = len(self.images) - 1
+            self.xy[where] = self.grid[where]
+
+    def step(self, img: np.ndarray, hops: np.ndarray, hole: np.ndarray, flow: PairFlow | None) -> None:
+        """Frame ``img`` was just completed (``hops`` as returned by :func:`propagate`): resample
+        its carried filler pixels from their roots (in place) and record the new ones."""
+        carried = hole & (hops > FILLER_HOPS)
+        frame, xy = np.full_like(self.frame, -1), self.grid.copy()
+        if carried.any() and flow is not None:
+            ys, xs = np.nonzero(carried)
+            H, W = hole.shape
+            qx, qy = xs + flow.bwd[ys, xs, 0], ys + flow.bwd[ys, xs, 1]
+            ix = np.clip(np.rint(qx).astype(np.int64), 0, W - 1)
+            iy = np.clip(np.rint(qy).astype(np.int64), 0, H - 1)
+            src = self.frame[iy, ix]
+            ok = src >= 0
+            frame[ys[ok], xs[ok]] = src[ok]
+            xy[ys[ok], xs[ok]] = self.xy[iy[ok], ix[ok]] + np.stack([qx - ix, qy - iy], axis=-1)[ok]
+            for k in np.unique(src[ok]):
+                sel = frame == k
+                img[sel] = _sample_cubic(self.images[k], xy[sel])
+        self.frame, self.xy = frame, xy
+        self._root(img, hole & ((hops == FILLER_HOPS) | (carried & (frame < 0))))
+
+
+def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``(N, 3) uint8`` colours of ``image`` at positions ``xy (N, 2)`` (bicubic, clamped edges)."""
+    import cv2
+
+    maps = xy.reshape(-1, 1, 2).astype(np.float32)
+    out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(-1, 3)
 
 
 def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow]):

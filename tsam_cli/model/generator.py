@@ -16,7 +16,7 @@ Inside the network, tensors are frame-stacked ``(B*T, C, H, W)``; see
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -145,17 +145,81 @@ class UpSampleResNetSkipGated(nn.Module):
         self.deconv3 = UpConv(d, d, 1, cfg.leaky_slope)
         self.conv11 = DecoderGatedConv(d, cfg.out_channels, 3, activation=False, **kw)
 
-    def forward(self, feats: Sequence[torch.Tensor], t: int, flows: FlowGuide = None) -> torch.Tensor:
+    def forward(
+        self, feats: list[torch.Tensor], t: int, flows: FlowGuide = None, frame_chunk: int | None = None,
+    ) -> torch.Tensor:
+        """``feats`` = encoder output ``[x1, x2, x3, x4]``; the list is emptied so that each
+        feature map is released once used. With ``frame_chunk`` (one clip, B = 1) the H/2 and H
+        stages run ``frame_chunk`` frames at a time (:func:`chunked_gated_conv`, same result up
+        to float rounding; bit-identical on the full model's parity fixture, tests/test_parity.py):
+        at full resolution one frame of 256 channels is ~100 MB at 432x240."""
         x1, x2, x3, x4 = feats
-        c2 = F.interpolate(self.conv_c2(x2, t, flows), scale_factor=4, mode="nearest")  # H/2
+        feats.clear()
         c4 = F.interpolate(self.conv_c4(x3, t, flows), scale_factor=2, mode="nearest")  # H/4
-        c1 = F.interpolate(x1, scale_factor=4, mode="nearest")  # H
-        d1 = self.deconv1(x4) + c4
-        c9 = self.conv9(d1, t, flows)
-        d2 = self.deconv2(c9) + c2
-        c10 = self.conv10(d2, t, flows)
-        d3 = self.deconv3(c10) + c1
-        return self.conv11(d3, t, flows)
+        del x3
+        if frame_chunk is None:
+            d1 = self.deconv1(x4) + c4
+        else:  # frame by frame: x4 upsampled is 2048 channels at H/4 (~50 MB a frame at 432x240)
+            d1 = torch.cat([self.deconv1(x4[f : f + 1]) for f in range(x4.shape[0])]).add_(c4)
+        c9 = self.conv9(d1, t, flows)  # H/4
+        del x4, c4, d1
+        c2 = self.conv_c2(x2, t, flows)  # H/8, upsampled x4 to H/2 where it is added
+        del x2
+        if frame_chunk is None or c9.shape[0] != t:
+            c10 = self.conv10(self.deconv2(c9) + F.interpolate(c2, scale_factor=4, mode="nearest"), t, flows)
+            del c9, c2
+            d3 = self.deconv3(c10) + F.interpolate(x1, scale_factor=4, mode="nearest")  # H
+            del c10, x1
+            return self.conv11(d3, t, flows)
+
+        c10 = chunked_gated_conv(self.conv10, _frame_input(self.deconv2, c9, c2, 4), t, flows, frame_chunk)  # H/2
+        del c9, c2
+        return chunked_gated_conv(self.conv11, _frame_input(self.deconv3, c10, x1, 4), t, flows, frame_chunk)  # H
+
+
+def _frame_input(up: UpConv, low: torch.Tensor, skip: torch.Tensor, factor: int) -> Callable[[int], torch.Tensor]:
+    """``f -> up(low[f]) + skip[f]`` upsampled ``factor`` x (nearest): one frame of a decoder
+    stage's input, ``(1, C, H, W)``."""
+    return lambda f: up(low[f : f + 1]).add_(F.interpolate(skip[f : f + 1], scale_factor=factor, mode="nearest"))
+
+
+def _pair_slice(flows: FlowGuide, lo: int, hi: int) -> FlowGuide:
+    """The guide of frames ``[lo, hi)`` of one clip: pairs ``[lo, hi - 1)``, cached grids sliced."""
+    if flows is None:
+        return None
+    sub: dict[str, Any] = {k: flows[k][lo : hi - 1] for k in ("forward", "backward", "forward_valid", "backward_valid")}
+    sub["cache"] = {key: tuple(g[lo : hi - 1] for g in val) for key, val in flows.get("cache", {}).items()}
+    return sub
+
+
+def chunked_gated_conv(
+    conv: DecoderGatedConv, make: Callable[[int], torch.Tensor], t: int, flows: FlowGuide, chunk: int,
+) -> torch.Tensor:
+    """``conv(cat([make(f) for f in range(t)]), t, flows)`` for one clip, ``chunk`` frames at a time.
+
+    The shift of frame f reads frames f - 1 and f + 1 only, so each chunk is stacked with the
+    frame before and after it and only its own frames are convolved; every input frame is made
+    once and dropped when no later chunk needs it. Same values as the whole stack up to float
+    rounding (oneDNN may choose another kernel for another batch size; the flow grids are
+    computed once for the clip and sliced); peak memory ~``chunk + 4`` input frames.
+    Returns ``(t, C_out, H, W)``.
+    """
+    inputs: dict[int, torch.Tensor] = {0: make(0)}
+    if flows is not None:
+        conv.featureConv.shift._grids(flows, *inputs[0].shape[-2:])
+    outs = []
+    for a in range(0, t, chunk):
+        b = min(t, a + chunk)
+        lo, hi = max(0, a - 1), min(t, b + 1)
+        for f in range(lo, hi):
+            if f not in inputs:
+                inputs[f] = make(f)
+        stack = torch.cat([inputs[f] for f in range(lo, hi)])
+        for f in [f for f in inputs if f < b - 1]:  # the next chunk reads frames b - 1 on only
+            del inputs[f]
+        outs.append(conv(stack, hi - lo, _pair_slice(flows, lo, hi), keep=slice(a - lo, b - lo)))
+        del stack
+    return torch.cat(outs)
 
 
 class CoarseNet(nn.Module):
@@ -166,8 +230,8 @@ class CoarseNet(nn.Module):
         self.downsample_module = Encoder(cfg)
         self.upsample_module = UpSampleResNetSkipGated(cfg)
 
-    def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None) -> torch.Tensor:
-        return self.upsample_module(self.downsample_module(x, t, flows), t, flows)
+    def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None, frame_chunk: int | None = None) -> torch.Tensor:
+        return self.upsample_module(self.downsample_module(x, t, flows), t, flows, frame_chunk)
 
 
 class TSAMGenerator(nn.Module):
@@ -242,7 +306,7 @@ class TSAMGenerator(nn.Module):
 
     def forward(
         self, frames: torch.Tensor, masks: torch.Tensor, flows: FlowsArg = None, *,
-        clamp: bool = True,
+        clamp: bool = True, frame_chunk: int | None = None,
     ) -> torch.Tensor:
         """Inpaint a batch of clips.
 
@@ -258,6 +322,9 @@ class TSAMGenerator(nn.Module):
                 reliable** (default all ones); or a tuple in that order (2 or 4 items).
                 Ignored when ``config.use_flow`` is False; ``None`` gives the gated-TSM network.
             clamp: clamp the predicted pixels to [0, 1] (as official inference, fact 9).
+            frame_chunk: with one clip (B = 1), run the H/2 and full-resolution decoder stages
+                this many frames at a time (same result up to float rounding, far less memory; see
+                :meth:`UpSampleResNetSkipGated.forward`). None = the whole clip at once.
 
         Returns:
             (B, T, 3, H, W): ``frames * (1 - masks) + prediction * masks``; where ``masks == 0``
@@ -286,7 +353,8 @@ class TSAMGenerator(nn.Module):
             parts.append(torch.zeros_like(valid))  # guidance channel, zeros at inference (fact 6)
         inp = torch.cat(parts, dim=2).reshape(b * t, self.config.in_channels, h, w)
 
-        pred = self.coarse_net(inp, t, guide).view(b, t, self.config.out_channels, h, w)
+        del parts
+        pred = self.coarse_net(inp, t, guide, frame_chunk).view(b, t, self.config.out_channels, h, w)
         if clamp:
             pred = pred.clamp(0.0, 1.0)
         return masked + pred * masks  # networks.py:85-92 composite

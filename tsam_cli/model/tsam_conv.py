@@ -109,11 +109,12 @@ class ShiftAlign(TemporalShift):
     def _resize_flow(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Nearest resize of a (N, 2, Hf, Wf) pixel flow to (h, w), vectors scaled (fact 28/30)."""
         fh, fw = flow.shape[-2:]
-        if (fh, fw) == (h, w):
-            return flow
         out = F.interpolate(flow, size=(h, w), mode="nearest")
-        scale = out.new_tensor([w / fw, h / fh]).view(1, 2, 1, 1)
-        return out * scale
+        # exactly as the official resize_flow (visual_helper.py:116-125): ``flow * w / fw`` left
+        # to right, also at equal size (``x * w / w`` is not always x in fp32). With
+        # ``flow * (w / fw)``, or no rescale at equal size, fp32 outputs differ by up to 6e-5
+        # on the parity fixture (tests/test_parity.py, docs/benchmarks.md)
+        return torch.cat([out[:, :1] * w / fw, out[:, 1:] * h / fh], dim=1)
 
     @staticmethod
     def _resize_mask(mask: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -297,9 +298,17 @@ class DecoderGatedConv(nn.Module):
         self.activation = activation
         self.leaky_slope = leaky_slope
 
-    def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None) -> torch.Tensor:
-        gate = torch.sigmoid(self.gatingConv(x))
-        feature = self.featureConv(x, t, flows)
+    def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None, keep: slice | None = None) -> torch.Tensor:
+        """x: (B*t, C, H, W) -> (B*t, C_out, H, W); with ``keep`` (B = 1), only frames ``x[keep]``
+        are convolved (the shift still reads their neighbours in x): (len(keep), C_out, H, W)."""
+        if keep is None:
+            gate = torch.sigmoid(self.gatingConv(x))
+            feature = self.featureConv(x, t, flows)
+        else:
+            shifted = self.featureConv.shift(x, t, flows)[keep]
+            gate = torch.sigmoid(self.gatingConv(x[keep]))
+            feature = self.featureConv.layer(shifted)
+            del shifted
         if self.activation:
             feature = F.leaky_relu(feature, self.leaky_slope)
         return gate * feature
@@ -317,7 +326,8 @@ class ConvAct(nn.Module):
         self.leaky_slope = leaky_slope
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.leaky_relu(self.featureConv(x), self.leaky_slope)
+        # in place on the fresh conv output when no gradient is recorded (saves one tensor)
+        return F.leaky_relu(self.featureConv(x), self.leaky_slope, inplace=not torch.is_grad_enabled())
 
 
 class UpConv(nn.Module):
@@ -333,4 +343,6 @@ class UpConv(nn.Module):
         self.scale_factor = scale_factor
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (conv then upsample would be the same sum on 4x fewer pixels, but oneDNN then picks
+        # another kernel: 1.9e-5 off the official outputs in fp32, so the official order stays)
         return self.conv(F.interpolate(x, scale_factor=self.scale_factor, mode="nearest"))

@@ -1,0 +1,29 @@
+"""``tsam preview``: the video with the mask overlaid, or input and result side by side / wiped.
+
+Mounted by :func:`tsam_cli.cli.main._mount_subcommands` as ``app.command("preview")(preview_command)``.
+A thin layer over :func:`tsam_cli.masking.preview.write_preview`; the options are the fields
+of :class:`~tsam_cli.masking.preview.PreviewOptions`. Only typer and the standard library
+(plus numpy, already loaded by the CLI) are imported at load time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tsam_cli.cli.common import run_reported, video_command
+from tsam_cli.masking.preview import PreviewOptions
+from tsam_cli.options import from_cli
+
+
+def preview_command(video: Path, output: Path, fps: float | None, **values) -> None:
+    """Check a mask (tinted overlay) or compare a --result with VIDEO (side by side or --wipe)."""
+    from tsam_cli.masking.preview import write_preview
+
+    opts = from_cli(values, PreviewOptions)
+    report, rep = run_reported(lambda rep: write_preview(video, output, opts, reporter=rep, fps=fps), output, opts.quiet)
+    if not opts.quiet:
+        rep.info(f"wrote {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
+                 f"{report.fps:g} fps) in {report.seconds:.1f}s")
+
+
+video_command(preview_command, PreviewOptions, "Preview video (.mp4/.mov/.mkv) or a folder for PNG frames.")

@@ -1,0 +1,302 @@
+"""The learned path: the TSAM generator run over a stack of frames in temporal windows.
+
+Moved out of :mod:`tsam_cli.core.pipeline` (which still re-exports these names):
+padding to the generator's multiple of 8, the sliding windows and their blending
+weights, device/precision handling, and loading ``--model`` into a runner.
+Inside the code masks are True = hole.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tsam_cli.core.flow import PairFlow
+from tsam_cli.device import resolve_device
+from tsam_cli.errors import UsageError, WeightsError
+from tsam_cli.options import InpaintOptions
+
+#: ``--model`` names that are not files: the classical path, and the weight registry entries
+MODEL_NAMES = {"classical": None, "compact": "tsam-compact", "full": "tsam-official",
+               "auto": None}  # auto: classical or the official weights (tsam_cli.weights.choose_model)
+
+
+class Padder:
+    """Owns the generator's "H and W multiple of 8" rule (docs/official-checkpoint.md fact 10).
+
+    Pads the last two dims at the bottom/right (so pixel coordinates and flow vectors are
+    unchanged) and crops back. Images/flows are replicated at the border, masks and
+    validities padded with ``fill``.
+    """
+
+    def __init__(self, h: int, w: int, multiple: int = 8) -> None:
+        self.h, self.w = h, w
+        self.ph, self.pw = (-h) % multiple, (-w) % multiple
+
+    def pad(self, x, fill: float | None = None):
+        """``(N, C, H, W)`` tensor -> ``(N, C, H + ph, W + pw)``; replicate, or constant ``fill``."""
+        import torch.nn.functional as F
+
+        if not (self.ph or self.pw):
+            return x
+        if fill is None:
+            return F.pad(x, (0, self.pw, 0, self.ph), mode="replicate")
+        return F.pad(x, (0, self.pw, 0, self.ph), mode="constant", value=fill)
+
+    def unpad(self, x):
+        return x[..., : self.h, : self.w]
+
+
+def window_starts(T: int, length: int, stride: int) -> list[int]:
+    """Start indices of windows of ``length`` frames every ``stride`` frames covering ``[0, T)``.
+
+    The last window is moved back to end exactly at ``T`` (no padding frames, no repeats).
+    """
+    if T <= length:
+        return [0]
+    starts = list(range(0, T - length + 1, stride))
+    if starts[-1] + length < T:
+        starts.append(T - length)
+    return starts
+
+
+def window_weights(length: int):
+    """Triangular blending weights ``(length,)``: 1, 2, ..., peak, ..., 2, 1 (frames near a
+    window's middle see both neighbours and count more where windows overlap)."""
+    return np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
+
+
+# Memory of the full generator per window on the CPU in fp32, measured with the per-layer
+# profile of docs/benchmarks.md ("Learned path: memory and speed"): at 432x240 the encoder
+# holds ~72 MB per window frame (activations up to layer4, 2048 channels at H/8) and the
+# frame-chunked decoder stages ~0.8 GB whatever the window (a few 256-channel frames at full
+# size). Per processed pixel (padded to a multiple of 8), rounded up:
+ENCODER_BYTES_PER_PIXEL_FRAME = 720
+DECODER_BYTES_PER_PIXEL = 8192
+#: share of the available memory (MemAvailable on the CPU, free memory on CUDA) a window may
+#: take: the rest is for the pipeline's frames and flows, and for other programs
+MEMORY_SHARE = 0.6
+
+
+def window_bytes(length: int, h: int, w: int) -> int:
+    """Estimated generator memory for a window of ``length`` frames of ``h x w`` (padded)."""
+    px = (h + (-h) % 8) * (w + (-w) % 8)
+    return px * (length * ENCODER_BYTES_PER_PIXEL_FRAME + DECODER_BYTES_PER_PIXEL)
+
+
+def available_memory(device) -> int | None:
+    """Bytes free for tensors: free VRAM on CUDA, ``MemAvailable`` of /proc/meminfo on the CPU
+    (None where neither can be read)."""
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def fit_window(length: int, stride: int, h: int, w: int, available: int) -> tuple[int, int]:
+    """The longest window ``<= length`` whose :func:`window_bytes` fits in ``MEMORY_SHARE`` of
+    ``available``, and the stride scaled alike (same overlap ratio, at least 1).
+
+    Raises :class:`UsageError` when not even one frame fits.
+    """
+    budget = available * MEMORY_SHARE
+    fit = length
+    while fit > 1 and window_bytes(fit, h, w) > budget:
+        fit -= 1
+    if window_bytes(fit, h, w) > budget:
+        need = window_bytes(1, h, w) / MEMORY_SHARE / 2**30
+        raise UsageError(f"the generator needs ~{need:.1f} GiB at {w}x{h} but {available / 2**30:.1f} GiB is free: "
+                         "lower --max-size (the generator runs at the processing size)")
+    return fit, max(1, min(fit, round(stride * fit / length)))
+
+
+def release_freed_memory() -> None:
+    """Make glibc return freed large blocks to the system at once (fixed 1 MiB mmap threshold).
+
+    glibc raises its mmap threshold after large blocks are freed (dynamic threshold, see the
+    ``M_MMAP_THRESHOLD`` entry of ``man 3 mallopt``), so the 100 MB decoder frames end up in a
+    heap that fragments: peak RSS of the generator at 432x240, 12 frames: 2465 -> 2072 MiB.
+    No effect outside glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+    except OSError:
+        pass
+
+
+class ModelRunner:
+    """Runs a :class:`~tsam_cli.model.TSAMGenerator` over a stack of frames in windows.
+
+    Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
+    ``T - 1`` pair flows (:class:`~tsam_cli.core.flow.PairFlow` or None for "no flow known");
+    returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. Windows of
+    ``length`` frames every ``stride`` frames; overlaps are blended with
+    :func:`window_weights`. Memory is set by ``length`` and ``frame_chunk``, not by T.
+    """
+
+    #: frames per chunk of the generator's H/2 and full-resolution decoder stages (same values up
+    #: to rounding, see TSAMGenerator.forward): one 256-channel frame there is ~100 MB at
+    #: 432x240. 1 holds the fewest (peak 7.8 -> 2.2 GiB at 432x240) for ~12 % more CPU than the
+    #: whole clip (the shifts of the 2 neighbour frames are built too; docs/benchmarks.md)
+    frame_chunk: int | None = 1
+
+    def __init__(self, model, device: str, length: int, stride: int, precision: str = "auto", use_flow: bool = True,
+                 *, auto_window: bool = False, reporter=None):
+        import torch
+
+        if length < 1 or not 1 <= stride <= length:
+            raise UsageError(f"--model-window {length} / --model-stride {stride}: need 1 <= stride <= window")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        else:
+            release_freed_memory()
+        self.length, self.stride, self.use_flow = length, stride, use_flow
+        self.dtype = self._autocast_dtype(precision)
+        self.auto_window, self.reporter = auto_window, reporter
+        self._fitted: dict[tuple[int, int], tuple[int, int]] = {}
+
+    def window_for(self, h: int, w: int) -> tuple[int, int]:
+        """``(length, stride)`` for frames of ``h x w``: the configured ones, or with
+        ``auto_window`` shorter ones when they would not fit in the available memory (one note)."""
+        if not self.auto_window:
+            return self.length, self.stride
+        if (h, w) not in self._fitted:
+            avail = available_memory(self.device)
+            fit = (self.length, self.stride) if avail is None else fit_window(self.length, self.stride, h, w, avail)
+            if fit[0] < self.length and self.reporter is not None:
+                self.reporter.info(f"model window {fit[0]} frames (stride {fit[1]}) instead of {self.length}: "
+                                   f"{avail / 2**30:.1f} GiB free at {w}x{h}")
+            self._fitted[(h, w)] = fit
+        return self._fitted[(h, w)]
+
+    def _autocast_dtype(self, precision: str):
+        """``--precision`` -> the autocast dtype, or None for plain fp32."""
+        import torch
+
+        if precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise UsageError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
+        if self.device.type != "cuda":
+            if precision == "fp16":
+                raise UsageError("--precision fp16 needs a CUDA device: use --precision bf16 or fp32 on the CPU")
+            return torch.bfloat16 if precision == "bf16" else None  # auto = fp32 on the CPU
+        if precision == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+    def __call__(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
+        out = np.clip(np.rint(self.predict(frames, holes, flows) * 255.0), 0, 255).astype(np.uint8)
+        return np.where(holes[..., None], out, frames)
+
+    def predict(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
+        """The generator's prediction for every frame, ``(T, h, w, 3) float32`` in [0, 1].
+
+        Overlapping windows are blended; a frame inside one window only gets that window's
+        prediction exactly (its weight is divided by the frame's total weight up front, so it is
+        multiplied by exactly 1). Windows without holes are not run: their frames are their own
+        prediction.
+        """
+        import torch
+
+        T, h, w = holes.shape
+        length, stride = self.window_for(h, w)
+        starts = window_starts(T, length, stride)
+        wsum = np.zeros((T,), np.float32)
+        for s in starts:
+            wsum[s : min(T, s + length)] += window_weights(min(T, s + length) - s)
+        acc = np.zeros((T, h, w, 3), np.float32)
+        padder = Padder(h, w)
+        for s in starts:
+            e = min(T, s + length)
+            if holes[s:e].any():
+                pred = self._window(frames[s:e], holes[s:e], flows[s : e - 1], padder, torch)
+            else:
+                pred = frames[s:e].astype(np.float32) / 255.0
+            acc[s:e] += pred * (window_weights(e - s) / wsum[s:e])[:, None, None, None]
+            del pred
+        return acc
+
+    def _window(self, frames, holes, flows, padder, torch) -> np.ndarray:
+        """One window -> ``(L, h, w, 3) float32`` in [0, 1]."""
+        from tsam_cli.model import TSAMGenerator
+
+        dev = self.device
+        x = padder.pad(torch.from_numpy(frames).to(dev).permute(0, 3, 1, 2).float() / 255.0)
+        m = padder.pad(torch.from_numpy(holes).to(dev)[:, None].float(), fill=1.0)
+        guide = None
+        if self.use_flow and len(flows):
+            flows = [f if f is not None else _still(frames.shape[1:3]) for f in flows]
+
+            def stack(get, fill):
+                arr = np.stack([get(f) for f in flows])
+                t = torch.from_numpy(arr.astype(np.float32)).to(dev)
+                t = t.permute(0, 3, 1, 2) if t.ndim == 4 else t[:, None]
+                return padder.pad(t, fill=fill)[None]
+
+            guide = {
+                "forward": stack(lambda f: f.fwd, None),
+                "backward": stack(lambda f: f.bwd, None),
+                "forward_valid": stack(lambda f: f.valid_f, 0.0),
+                "backward_valid": stack(lambda f: f.valid_b, 0.0),
+            }
+        ctx = torch.autocast(device_type=dev.type, dtype=self.dtype) if self.dtype is not None else _nullcontext()
+        kwargs = {"frame_chunk": self.frame_chunk} if isinstance(self.model, TSAMGenerator) else {}
+        with torch.inference_mode(), ctx:
+            y = self.model(x[None], m[None], guide, **kwargs)
+        return padder.unpad(y[0].float()).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _nullcontext():
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
+def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
+    """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
+    from tsam_cli.weights import choose_model, resolve
+
+    choice = choose_model(opts.model, opts.device, reporter)  # auto -> classical or a file; full -> converted once
+    if choice == "classical":
+        return None
+    from tsam_cli.model.official import load_generator
+
+    if choice in MODEL_NAMES:
+        path = resolve(MODEL_NAMES[choice])
+    else:
+        path = Path(choice)
+        if not path.exists():
+            raise WeightsError(f"--model {opts.model!r} is neither auto, classical, compact, full nor an existing weight file: check the path")
+        if not path.is_file():
+            raise WeightsError(f"--model {opts.model} is not a regular file: give a .safetensors or official .pth file")
+    device = resolve_device(opts.device)
+    with reporter.timed("model load"):
+        model = load_generator(path)
+    if opts.use_flow and not model.config.use_flow:
+        reporter.warn(f"{path.name} was built without flow guidance: flows are not used")
+    reporter.info(f"model {model.config.name} from {path} on {device}")
+    return ModelRunner(model, device, opts.model_window, opts.model_stride, opts.precision,
+                       use_flow=opts.use_flow and model.config.use_flow, auto_window=True, reporter=reporter)
+
+
+def _still(shape: tuple[int, int]) -> PairFlow:
+    """Zero flow, all invalid: stands for pairs of hole-free frames (never sampled)."""
+    z = np.zeros((*shape, 2), np.float32)
+    v = np.zeros(shape, bool)
+    return PairFlow(z, z, v, v)

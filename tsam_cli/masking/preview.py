@@ -1,0 +1,242 @@
+"""``tsam preview``: check a mask, or compare a result with its input, in seconds.
+
+Two kinds of preview video, both with the input's frame count, timestamps, fps and audio:
+
+* **overlay** (``--mask``/``--box``): each frame with the region that ``tsam inpaint`` would
+  fill (the mask after ``--dilate``, as inpaint grows it) tinted in a semi-transparent
+  colour and outlined, so a wrong polarity, a missed limb or a drifting track shows at once;
+* **comparison** (``--result OUT``): input and result side by side (``input | result``,
+  twice the width as shown), or with ``--wipe`` one frame whose left part is the result and
+  right part the input, the border sweeping across and back once per ``wipe_period`` frames.
+
+Frames are composed in display orientation (as a player shows them) and turned back to the
+input's coded orientation, so "left"/"right" and the double width hold for rotated phone
+clips too. Everything is written through :class:`~tsam_cli.media.output.OutputTarget`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tsam_cli.errors import InputError, UsageError
+from tsam_cli.options import _check_range, _opt
+
+#: tint of the overlay: a saturated magenta is rare in natural footage (RGB)
+OVERLAY_COLOUR = (255, 0, 255)
+
+
+@dataclass
+class PreviewOptions:
+    """Options of ``tsam preview``; :meth:`validate` checks every range."""
+
+    mask: str | None = _opt(None, "--mask", "Mask to overlay: video, folder of images or one image (white = remove).",
+                            short="-m", cli_type=Path | None)
+    box: str | None = _opt(None, "--box", "Rectangle to overlay, x,y,w,h in video pixels (alone or with --mask).",
+                           cli_type=str | None)
+    result: str | None = _opt(None, "--result", "A finished result to compare with VIDEO (side by side, or --wipe).",
+                              cli_type=Path | None)
+    wipe: bool = _opt(False, "--wipe", "With --result: one frame, result left of a moving border, input right.")
+    # the same default as tsam inpaint, so the tint shows what inpaint will really fill
+    dilate: int = _opt(4, "--dilate", "Grow the mask by this many pixels before drawing (as inpaint does).")
+    invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
+    mask_threshold: int | None = _opt(None, "--mask-threshold", "As tsam inpaint --mask-threshold.",
+                                      cli_type=int | None)
+    # 0.45: the content under the tint stays readable and the tint is visible on any colour
+    opacity: float = _opt(0.45, "--opacity", "Opacity of the tint, 0-1.")
+    # 2 px outline is visible at 240p and still thin at 1080p
+    outline: int = _opt(2, "--outline", "Width of the mask's outline in pixels (0 = none).")
+    # 3 s at 25 fps: slow enough to look at both sides
+    wipe_period: int = _opt(75, "--wipe-period", "Frames for the wipe border to cross and come back.")
+    # 23: x264's default quality, a preview need not be visually lossless
+    crf: int = _opt(23, "--crf", "H.264 quality of the preview (0-51, lower is better).")
+    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
+    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` naming the option and the fix."""
+        if self.result is None and self.mask is None and self.box is None:
+            raise UsageError("nothing to preview: pass --mask/--box to overlay a mask, or --result OUT to compare")
+        if self.result is not None and (self.mask is not None or self.box is not None):
+            raise UsageError("--result compares a finished result; --mask/--box overlay a mask: give one or the other")
+        if self.wipe and self.result is None:
+            raise UsageError("--wipe compares input and result: give --result OUT too")
+        for name, value, lo, hi in [("--dilate", self.dilate, 0, 256), ("--opacity", self.opacity, 0.0, 1.0),
+                                    ("--outline", self.outline, 0, 64), ("--wipe-period", self.wipe_period, 2, 10**6),
+                                    ("--crf", self.crf, 0, 51)]:
+            _check_range(name, value, lo, hi)
+
+
+# ---------------------------------------------------------------------------- drawing
+def overlay(frame: np.ndarray, mask: np.ndarray, opacity: float = 0.45, outline: int = 2,
+            colour: tuple[int, int, int] = OVERLAY_COLOUR) -> np.ndarray:
+    """Tint ``mask`` on ``frame`` and outline it.
+
+    Args:
+        frame: ``(H, W, 3) uint8`` RGB.
+        mask: ``(H, W) bool``, True = region to remove.
+        opacity: 0 (no tint) .. 1 (solid colour).
+        outline: border width in px, drawn just inside the mask (0 = none).
+    Returns:
+        ``(H, W, 3) uint8``; equal to ``frame`` outside ``mask``.
+    """
+    import cv2
+
+    out = frame.copy()
+    if not mask.any():
+        return out
+    col = np.array(colour, np.float32)
+    out[mask] = np.clip(frame[mask] * (1 - opacity) + col * opacity + 0.5, 0, 255).astype(np.uint8)
+    if outline > 0:
+        inner = cv2.erode(mask.astype(np.uint8), np.ones((2 * outline + 1,) * 2, np.uint8),
+                          borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+        out[mask & ~inner] = colour
+    return out
+
+
+def to_display(img: np.ndarray, rotation: int) -> np.ndarray:
+    """Coded-orientation image -> as shown (turned ``rotation`` degrees clockwise)."""
+    return np.rot90(img, k=-(rotation // 90)) if rotation % 360 else img
+
+
+def to_coded(img: np.ndarray, rotation: int) -> np.ndarray:
+    """As shown -> coded orientation (the inverse of :func:`to_display`)."""
+    return np.ascontiguousarray(np.rot90(img, k=rotation // 90)) if rotation % 360 else img
+
+
+def side_by_side(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` x2 (display orientation) -> ``(H, 2W, 3)``: ``a`` left, ``b`` right."""
+    return np.concatenate([a, b], axis=1)
+
+
+def wipe_position(index: int, width: int, period: int) -> int:
+    """Column of the wipe border on frame ``index``: 0 -> ``width`` -> 0 every ``period`` frames."""
+    phase = (index % period) / period
+    return round(width * (1 - abs(2 * phase - 1)))
+
+
+def wipe(before: np.ndarray, after: np.ndarray, column: int, line: int = 2) -> np.ndarray:
+    """``after`` left of ``column``, ``before`` right of it, a white border line between them.
+
+    Both ``(H, W, 3) uint8`` in display orientation; returns ``(H, W, 3) uint8``.
+    """
+    out = before.copy()
+    out[:, :column] = after[:, :column]
+    lo, hi = max(0, column - line // 2), min(out.shape[1], column + (line + 1) // 2)
+    out[:, lo:hi] = 255
+    return out
+
+
+# ---------------------------------------------------------------------------- writing
+@dataclass
+class PreviewReport:
+    """What a preview run wrote (the same fields ``tsam inpaint`` prints)."""
+
+    output: Path
+    n_frames: int
+    size: tuple[int, int]  # (W, H) of the preview, coded orientation
+    fps: float
+    seconds: float
+
+
+def _frames_with(info, other_frames):
+    """``(frame, other)`` pairs: the input's frames with the mask / result frame of the same index."""
+    from tsam_cli.media import iter_frames
+
+    yield from zip(iter_frames(info), other_frames, strict=False)
+
+
+def _compose(opts: PreviewOptions, rotation: int):
+    """``(index, frame rgb, other) -> preview frame`` for the options' kind, coded orientation."""
+    if opts.result is None:
+        return lambda i, rgb, mask: overlay(rgb, mask, opts.opacity, opts.outline)
+
+    def compare(i: int, rgb: np.ndarray, res: np.ndarray) -> np.ndarray:
+        a, b = to_display(rgb, rotation), to_display(res, rotation)
+        if opts.wipe:
+            return to_coded(wipe(a, b, wipe_position(i, a.shape[1], opts.wipe_period)), rotation)
+        return to_coded(side_by_side(a, b), rotation)
+
+    return compare
+
+
+def _open_other(info, opts: PreviewOptions, rep):
+    """The per-frame second input: the mask stream, or the result's frames (checked to match)."""
+    from tsam_cli.media import iter_frames, probe
+    from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
+
+    if opts.result is None:
+        box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
+        spec = MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold)
+        return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation))
+    res = probe(Path(opts.result), fps=float(info.fps) if Path(opts.result).is_dir() else None)
+    if (res.width, res.height) != (info.width, info.height) or res.rotation != info.rotation:
+        raise InputError(f"result {res.path} is {res.width}x{res.height} (rotation {res.rotation}), the input "
+                         f"{info.width}x{info.height} (rotation {info.rotation}): compare a result of this input")
+    if res.n_frames != info.n_frames:
+        raise InputError(f"result {res.path} has {res.n_frames} frames, the input {info.n_frames}: "
+                         "compare a result of this input")
+    return (f.rgb for f in iter_frames(res))
+
+
+def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, reporter=None,
+                  fps: float | None = None, protected: tuple = ()) -> PreviewReport:
+    """Write the preview of ``video`` (overlay or comparison, see the module doc) to ``out``.
+
+    ``out``: a video file (H.264, the input's audio and timestamps kept) or a folder for PNG
+    frames. ``protected``: more ``(label, path)`` pairs ``out`` may not replace (input, mask
+    and result always are). Raises :class:`~tsam_cli.errors.TsamError` subclasses for bad
+    input; nothing is left at ``out`` then.
+    """
+    from tsam_cli.media import OutputTarget, open_writer, probe
+    from tsam_cli.ui import NullReporter
+
+    rep = reporter or NullReporter()
+    t0 = time.perf_counter()
+    opts.validate()
+    info = probe(Path(video), fps=fps)
+    others = [("the mask", opts.mask), ("the result", opts.result)]
+    protected = [("the input", info.path), *((k, Path(p)) for k, p in others if p), *protected]
+    double = opts.result is not None and not opts.wipe
+    w, h = info.width, info.height
+    if double:
+        w, h = (w, 2 * h) if info.rotation in (90, 270) else (2 * w, h)
+    with OutputTarget(Path(out), protected, opts.overwrite) as target:
+        other = _open_other(info, opts, rep)
+        compose = _compose(opts, info.rotation)
+        writer = open_writer(target.tmp, w, h, info.fps, kind=target.kind, time_base=info.time_base,
+                             audio_from=None if info.is_folder else info.path, crf=opts.crf,
+                             suffix=Path(out).suffix, meta=info)
+        rep.start("preview", info.n_frames)
+        n = 0
+        with writer:
+            for frame, extra in _frames_with(info, other):
+                writer.write(compose(n, frame.rgb, extra), frame.pts)
+                n += 1
+                rep.advance("preview")
+        rep.stop()
+        if n < info.n_frames:
+            raise InputError(f"{info.path} announced {info.n_frames} frames but only {n} could be read together "
+                             "with the mask/result: the file is truncated or damaged - repair or re-export it")
+        for note in writer.notes:
+            rep.warn(note)
+        target.commit()
+    return PreviewReport(Path(out), n, (w, h), float(info.fps), time.perf_counter() - t0)
+
+
+def inpaint_preview(inp: Path, out: Path, opts, reporter):
+    """``tsam inpaint --preview``: write the mask overlay of ``opts``' mask (after its
+    ``--dilate``: what inpaint would fill) to ``out`` instead of inpainting; returns the
+    :class:`~tsam_cli.core.pipeline.InpaintReport` the CLI prints."""
+    from tsam_cli.core.pipeline import InpaintReport
+
+    box = opts.box if isinstance(opts.box, str) or opts.box is None else ",".join(map(str, opts.box))
+    popts = PreviewOptions(mask=opts.mask, box=box, dilate=opts.dilate, invert_mask=opts.invert_mask,
+                           mask_threshold=opts.mask_threshold, crf=opts.crf, overwrite=opts.overwrite, quiet=opts.quiet)
+    with reporter.timed("preview"):
+        r = write_preview(inp, out, popts, reporter, fps=opts.fps, protected=tuple(opts.protected))
+    return InpaintReport(r.output, r.n_frames, r.size, r.size, r.fps, r.seconds, dict(reporter.timings),
+                         list(reporter.warnings), ["--preview: the mask overlay only, nothing was inpainted"])

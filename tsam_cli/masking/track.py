@@ -1,0 +1,589 @@
+"""Follow one object through a video from a box or mask on one frame (``tsam mask track``).
+
+Each step carries the previous frame's mask to the next frame with the project's optical
+flow (:mod:`tsam_cli.core.flow`, DIS) and re-fits it to the object there with GrabCut
+(Rother et al. 2004, ``cv2.grabCut``):
+
+1. **carry** (``motion``): ``object`` (default) moves the whole mask by the object's own
+   shift, the median flow over the mask pixels that do not follow the background's motion
+   (:func:`object_motion`; nearest-neighbour moves keep thin parts such as bike frames);
+   ``flow`` samples the previous mask along the flow pixel by pixel (:func:`warp_mask`).
+   Either way a part moved outside the frame drops out of the mask.
+2. **refine** (GrabCut, initialised from the carried mask, on a crop around it): definite
+   foreground = the carried mask eroded by ``core`` px, probable foreground = the rest of
+   it, probable background = a ring of ``ring`` px around it, definite background = the rest
+   of the crop. ``iterations`` rounds of colour-model fitting + graph cut.
+3. **sanity** (:func:`accept_refined`): GrabCut's result is kept only if its area stays
+   within ``area_change`` of the carried mask's and it overlaps it by IoU >=
+   ``min_agreement`` (GrabCut collapses when object and background share colours), or if
+   it is smaller while the mask touches the frame's edge (the object leaving the frame).
+4. **lost**: fewer than ``min_area`` pixels left, or the mask's colours unlike the seed's
+   for :data:`LOST_FRAMES` frames (:data:`LOST_DISTANCE`): the object has left the frame
+   or the mask has lost it; the masks are empty from there on in that direction.
+
+Tracking runs at a reduced size (``max_size`` on the long side) from the seed frame forward
+to the end, then from the seed backward to frame 0. Memory: the frames before the seed are
+kept JPEG-compressed at the tracking size (for the backward pass), every mask as packed bits
+at the tracking size; the full-size masks are produced one at a time when saved.
+
+Quality (``benchmarks/mask_track.py``, docs/benchmarks.md "Mask tracking"): fine on a
+distinct, rigid-ish object; on the DAVIS clips it drifts (mean IoU 0.13 on bmx-trees, a thin
+bike passing behind trees during a fast pan; 0.48 on schoolgirls, four people).
+
+Masks are ``(H, W) bool`` with True = the tracked object (= the region to remove), in the
+video's coded orientation (as :func:`tsam_cli.media.iter_frames` gives the frames).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np  # already loaded by the CLI at start (cheap); cv2 and av are imported in functions
+
+from tsam_cli.errors import MaskError, UsageError
+from tsam_cli.options import _check_choice, _check_range, _opt
+
+#: ``--flow`` names accepted (tsam_cli.core.flow.make_estimator)
+TRACK_FLOWS = ("dis", "dis-fast", "dis-ultrafast")
+
+
+@dataclass
+class TrackOptions:
+    """Options of ``tsam mask track``; :meth:`validate` checks every range."""
+
+    box: str | None = _opt(None, "--box", "The object on the seed frame, x,y,w,h in pixels of the video as shown.",
+                            cli_type=str | None)
+    seed: str | None = _opt(None, "--seed", "Or a mask image of the object on the seed frame (white = object; "
+                            "a mask video/folder: its frame --frame).", cli_type=Path | None)
+    # the first frame is where most users draw
+    frame: int = _opt(0, "--frame", "The frame the box/seed mask is drawn on (0 = first); tracked forward and back.")
+    # 480 px keeps flow + GrabCut near 0.1 s/frame on 2 cores; masks are upscaled smoothly
+    max_size: int = _opt(480, "--max-size", "Track at most this many pixels on the long side.")
+    # medium DIS: the fast presets lose thin parts (bike frames, limbs)
+    flow: str = _opt("dis", "--flow", "Optical flow: dis, dis-fast, dis-ultrafast.")
+    # object: the whole mask moves by the object's own shift (keeps its shape and thin parts);
+    # flow: every pixel follows the flow (follows deformation, erodes thin parts)
+    motion: str = _opt("object", "--motion", "How the mask moves: object (one shift per frame) or flow (per pixel).")
+    # GrabCut re-fit each frame; measured in docs/benchmarks.md ("Mask tracking")
+    refine: bool = _opt(True, "--no-refine", "Do not re-fit the mask to the object with GrabCut each frame.",
+                        invert=True)
+    # 3 graph-cut rounds: GrabCut's energy barely changes after the third
+    iterations: int = _opt(3, "--iterations", "GrabCut rounds per frame.")
+    # 'probably background' ring: a few px more than the flow's error at object borders (DIS
+    # matches 8x8 patches, so vectors within ~4 px of a border mix both sides)
+    ring: int = _opt(12, "--ring", "Width of the band around the carried mask GrabCut may grow into (tracking px).")
+    # deeper than this inside the carried mask is taken as certainly the object
+    core: int = _opt(6, "--core", "Pixels deeper than this inside the carried mask are kept for sure (tracking px).")
+    # GrabCut's area may change by at most this factor vs the carried mask, else it collapsed
+    area_change: float = _opt(1.6, "--area-change", "Largest area change GrabCut may make in one frame (factor).")
+    # ... and must overlap the carried mask at least this much (IoU)
+    min_agreement: float = _opt(0.5, "--min-agreement", "Least IoU between GrabCut's mask and the carried one.")
+    # below this many tracking pixels the object is gone (left the frame or hidden)
+    min_area: int = _opt(12, "--min-area", "The object is lost (empty masks from there on) below this many pixels.")
+    # the saved mask is the object; tsam inpaint grows it by its own --dilate (4) again
+    dilate: int = _opt(0, "--dilate", "Grow the saved masks by this many pixels.")
+    invert_seed: bool = _opt(False, "--invert-seed", "Black/zero = object in the seed mask.")
+    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
+    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` naming the option and its range."""
+        if self.box is None and self.seed is None:
+            raise UsageError("no object given: pass --box x,y,w,h or --seed MASK_IMAGE (drawn on --frame N)")
+        for name, value, lo, hi in [
+            ("--frame", self.frame, 0, 10**9), ("--max-size", self.max_size, 32, 4096),
+            ("--iterations", self.iterations, 1, 20), ("--ring", self.ring, 1, 200), ("--core", self.core, 0, 200),
+            ("--area-change", self.area_change, 1.0, 100.0), ("--min-agreement", self.min_agreement, 0.0, 1.0),
+            ("--min-area", self.min_area, 1, 10**7), ("--dilate", self.dilate, 0, 256),
+        ]:
+            _check_range(name, value, lo, hi)
+        _check_choice("--flow", self.flow, TRACK_FLOWS)
+        _check_choice("--motion", self.motion, ("object", "flow"))
+
+
+# ---------------------------------------------------------------------------- one step
+def warp_mask(prev: np.ndarray, flow_to_prev: np.ndarray) -> np.ndarray:
+    """Carry a mask to the next frame by backward sampling.
+
+    Args:
+        prev: ``(h, w) bool`` mask of the previous frame, True = object.
+        flow_to_prev: ``(h, w, 2) float32`` flow from the new frame to the previous one.
+    Returns:
+        ``(h, w) bool``: True where the sampled soft mask is >= 0.5 (False where the flow
+        leaves the frame).
+    """
+    from tsam_cli.core.flow import sample
+
+    return sample(prev.astype(np.float32), flow_to_prev) >= 0.5
+
+
+#: a mask pixel whose flow is within this many px of the background's model flow is taken as
+#: background seen through the object (between spokes, limbs) and ignored; 1.5 px: a little
+#: more than DIS's error on textured background (docs/design.md, "Flow completion")
+BACKGROUND_TOL = 1.5
+#: at least this fraction of the mask must move differently from the background for its own
+#: motion to be measured; else the object moves with the background (median of all)
+OWN_MOTION_MIN = 0.15
+
+
+def object_motion(prev: np.ndarray, flow_to_new: np.ndarray,
+                  background: np.ndarray | None) -> tuple[np.ndarray, bool] | None:
+    """The object's motion as one shift ``(dx, dy)``, previous -> new frame.
+
+    Args:
+        prev: ``(h, w) bool`` object mask on the previous frame.
+        flow_to_new: ``(h, w, 2) float32`` flow from the previous frame to the new one.
+        background: ``(h, w, 2) float32`` the background's model flow
+            (:class:`tsam_cli.core.flow.GlobalMotion` fitted outside the grown mask), or None.
+    Returns:
+        ``(shift (2,) float64, own)`` or None for an empty mask. ``own``: at least
+        :data:`OWN_MOTION_MIN` of the mask moves differently from the background, and the
+        shift is the median flow over those pixels (a thin object such as a bike shows the
+        background between its parts; when the camera pans with a rider that background is
+        most of the mask). Otherwise the median over all of them. A shift only: a similarity
+        fitted to such flow (RANSAC) shrank the bmx-trees rider by 3 % a frame, which compounds.
+    """
+    if not prev.any():
+        return None
+    vec = flow_to_new[prev].astype(np.float64)
+    if background is not None:
+        moving = np.linalg.norm(vec - background[prev], axis=1) > BACKGROUND_TOL
+        if moving.mean() >= OWN_MOTION_MIN:
+            return np.median(vec[moving], axis=0), True
+    return np.median(vec, axis=0), background is None
+
+
+def _shift_matrix(d: np.ndarray) -> np.ndarray:
+    return np.array([[1.0, 0.0, d[0]], [0.0, 1.0, d[1]]])
+
+
+def move_mask(prev: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``prev`` ``(h, w) bool`` moved by the ``(2, 3)`` transform ``m`` (bilinear, >= 0.5);
+    parts moved outside the frame are dropped."""
+    import cv2
+
+    h, w = prev.shape
+    return cv2.warpAffine(prev.astype(np.float32), m, (w, h), flags=cv2.INTER_NEAREST, borderValue=0) > 0.5
+
+
+def _disk(radius: int) -> np.ndarray:
+    import cv2
+
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+
+
+def _crop_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """Bounding box of ``mask`` grown by ``margin`` px, clipped to the frame."""
+    ys, xs = np.nonzero(mask)
+    h, w = mask.shape
+    y0, y1 = max(0, ys.min() - margin), min(h, ys.max() + margin + 1)
+    x0, x1 = max(0, xs.min() - margin), min(w, xs.max() + margin + 1)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def grabcut_init(warped: np.ndarray, ring: int, core: int) -> np.ndarray:
+    """GrabCut label map for a warped mask: ``(h, w) uint8`` of ``cv2.GC_*``.
+
+    Definite foreground = ``warped`` eroded by ``core`` px (none if ``core`` is 0), probable
+    foreground = the rest of ``warped``, probable background = a ``ring`` px band around it,
+    definite background = everything else.
+    """
+    import cv2
+
+    m = warped.astype(np.uint8)
+    labels = np.full(m.shape, cv2.GC_BGD, np.uint8)
+    labels[cv2.dilate(m, _disk(ring)) > 0] = cv2.GC_PR_BGD
+    labels[warped] = cv2.GC_PR_FGD
+    if core > 0:
+        labels[cv2.erode(m, _disk(core)) > 0] = cv2.GC_FGD
+    return labels
+
+
+def grabcut_refine(image: np.ndarray, warped: np.ndarray, ring: int, core: int, iterations: int) -> np.ndarray | None:
+    """Re-fit ``warped`` to the object in ``image`` with GrabCut, on a crop around it.
+
+    The colour models are learned from the labels of :func:`grabcut_init` on this frame.
+    (Learning them on the previous frame, where the mask is known, and freezing them, as
+    Video SnapCut does, measured no better: mean IoU bmx-trees 0.117 vs 0.129, schoolgirls
+    0.465 vs 0.466, in an earlier version that moved each connected part on its own.)
+
+    Args:
+        image: ``(h, w, 3) uint8`` RGB frame.
+        warped: ``(h, w) bool`` mask carried by the flow, True = object (not empty).
+    Returns:
+        ``(h, w) bool`` refined mask, or None when GrabCut cannot run (no background or no
+        foreground sample in the crop, or too few distinct colours for its GMMs).
+    """
+    import cv2
+
+    ys, xs = _crop_box(warped, 2 * ring)
+    labels = grabcut_init(warped[ys, xs], ring, core)
+    fg = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    if fg.all() or not fg.any():
+        return None
+    crop = np.ascontiguousarray(image[ys, xs][..., ::-1])  # grabCut models colours, BGR as OpenCV expects
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(crop, labels, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return None
+    out = np.zeros(warped.shape, bool)
+    out[ys, xs] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    return out
+
+
+def fit_box(image: np.ndarray, box: np.ndarray, iterations: int) -> np.ndarray:
+    """The object inside a box: GrabCut with everything outside ``box`` as background.
+
+    Args:
+        image: ``(h, w, 3) uint8`` RGB seed frame.
+        box: ``(h, w) bool`` rectangle drawn around the object.
+    Returns:
+        ``(h, w) bool`` object mask inside the box; the box itself when GrabCut keeps less
+        than a tenth of it (nothing separable from the surroundings).
+    """
+    import cv2
+
+    ys, xs = _crop_box(box, 16)
+    labels = np.where(box[ys, xs], cv2.GC_PR_FGD, cv2.GC_BGD).astype(np.uint8)
+    if labels.min() == cv2.GC_PR_FGD:  # the box is the whole frame: nothing is background
+        return box
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    try:
+        cv2.grabCut(np.ascontiguousarray(image[ys, xs][..., ::-1]), labels, None, bgd, fgd, iterations,
+                    cv2.GC_INIT_WITH_MASK)
+    except cv2.error:
+        return box
+    out = np.zeros(box.shape, bool)
+    out[ys, xs] = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+    out = keep_largest_parts(out)
+    return out if out.sum() >= 0.1 * box.sum() else box
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two ``(h, w) bool`` masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def touches_border(mask: np.ndarray) -> bool:
+    """True when ``mask`` has a pixel on the frame's outermost row or column."""
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
+def accept_refined(warped: np.ndarray, refined: np.ndarray | None, opts: TrackOptions) -> np.ndarray:
+    """The sanity check of step 3: ``refined`` if plausible, else ``warped``.
+
+    Plausible: area within ``area_change`` of the warped mask's and IoU with it at least
+    ``min_agreement``; or, when the warped mask touches the frame's edge, any smaller mask
+    (the object leaving the frame: GrabCut may shrink it to nothing, and the object is lost).
+    """
+    if refined is None:
+        return warped
+    a, b = int(warped.sum()), int(refined.sum())
+    if touches_border(warped) and b < a:
+        return refined  # the object leaves the frame: only GrabCut sees how much of it is left
+    if b == 0 or not 1 / opts.area_change <= b / max(a, 1) <= opts.area_change:
+        return warped
+    return refined if iou(warped, refined) >= opts.min_agreement else warped
+
+
+def keep_largest_parts(mask: np.ndarray, min_fraction: float = 0.1) -> np.ndarray:
+    """Drop connected parts smaller than ``min_fraction`` of the largest (GrabCut speckles)."""
+    import cv2
+
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.flatnonzero(areas >= min_fraction * areas.max()) + 1
+    return np.isin(lab, keep)
+
+
+#: colour-histogram distance (Bhattacharyya, 0 = same colours, 1 = none shared) between the
+#: seed object and the mask above which the mask no longer holds the object. Measured (every
+#: 5th of 80 frames): the ground-truth masks of bmx-trees stay <= 0.45 from their frame 0,
+#: schoolgirls' <= 0.16; the same masks moved 40 px off the subject 0.38-0.95 (mostly > 0.5);
+#: the mask of a synthetic object that has left the frame 0.83-0.96
+LOST_DISTANCE = 0.7
+#: ... for this many frames in a row (one frame of motion blur or occlusion is not "gone")
+LOST_FRAMES = 2
+
+
+def colour_histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Hue-saturation histogram (18 x 8 bins, sums to 1) of ``image``'s pixels in ``mask``."""
+    import cv2
+
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    hist = cv2.calcHist([hsv], [0, 1], mask.astype(np.uint8), [18, 8], [0, 180, 0, 256])
+    return cv2.normalize(hist, hist, 1.0, 0.0, cv2.NORM_L1)
+
+
+def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Bhattacharyya distance of two :func:`colour_histogram` results, 0..1."""
+    import cv2
+
+    return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
+
+
+class MaskTracker:
+    """Carries a mask from frame to frame (one direction). Frames: ``(h, w, 3) uint8`` RGB at
+    the tracking size; masks ``(h, w) bool``, True = object.
+
+    ``step(frame)`` returns the mask on ``frame``; an empty mask once the object is lost: fewer
+    than ``min_area`` pixels left, or colours unlike the seed's (:data:`LOST_DISTANCE`) for
+    :data:`LOST_FRAMES` frames.
+    """
+
+    def __init__(self, frame: np.ndarray, mask: np.ndarray, opts: TrackOptions, estimator) -> None:
+        self.prev_frame, self.prev_mask = frame, mask
+        self.opts, self.estimator = opts, estimator
+        self.lost = int(mask.sum()) < opts.min_area
+        self.seed_colours = colour_histogram(frame, mask)
+        self.unlike = 0  # frames in a row whose mask's colours are unlike the seed's
+
+    def step(self, frame: np.ndarray) -> np.ndarray:
+        if self.lost:
+            self.prev_frame = frame
+            return self.prev_mask
+        mask = self._carry(frame)
+        if int(mask.sum()) >= self.opts.min_area and self.opts.refine:
+            refined = grabcut_refine(frame, mask, self.opts.ring, self.opts.core, self.opts.iterations)
+            mask = keep_largest_parts(accept_refined(mask, refined, self.opts))
+        if int(mask.sum()) >= self.opts.min_area:
+            far = colour_distance(self.seed_colours, colour_histogram(frame, mask)) > LOST_DISTANCE
+            self.unlike = self.unlike + 1 if far else 0
+        if int(mask.sum()) < self.opts.min_area or self.unlike >= LOST_FRAMES:
+            self.lost = True
+            mask = np.zeros_like(mask)
+        self.prev_frame, self.prev_mask = frame, mask
+        return mask
+
+    def _background(self, flow: np.ndarray) -> np.ndarray | None:
+        """The background's model flow, fitted outside the mask grown by ``ring`` px."""
+        from tsam_cli.core.flow import GlobalMotion, grow
+
+        return GlobalMotion()(flow, ~grow(self.prev_mask, self.opts.ring))
+
+    def _carry(self, frame: np.ndarray) -> np.ndarray:
+        """The previous mask carried to ``frame``: moved as a whole by the object's shift
+        (``motion='object'``), or pixel by pixel along the flow (``'flow'``). (Moving each
+        connected part by its own shift measured worse on schoolgirls, 0.466 vs 0.483.)"""
+        if self.opts.motion == "object" and self.prev_mask.any():
+            flow = self.estimator(self.prev_frame, frame)
+            shift, _ = object_motion(self.prev_mask, flow, self._background(flow))
+            return move_mask(self.prev_mask, _shift_matrix(shift))
+        return warp_mask(self.prev_mask, self.estimator(frame, self.prev_frame))
+
+
+# ---------------------------------------------------------------------------- a video
+def tracking_size(width: int, height: int, max_size: int) -> tuple[int, int]:
+    """``(w, h)`` with the long side at most ``max_size`` (never upscales)."""
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    return img if (img.shape[1], img.shape[0]) == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _shrink_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if (mask.shape[1], mask.shape[0]) == size:
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.5
+
+
+def upscale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(h, w) bool`` at the tracking size -> ``(H, W) bool`` at ``size = (W, H)`` (bilinear, 0.5)."""
+    import cv2
+
+    if (mask.shape[1], mask.shape[0]) == size:
+        return mask
+    return cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+
+
+class _JpegStash:
+    """Frames before the seed, JPEG-compressed (quality 95): a few tens of KB each."""
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+
+    def push(self, rgb: np.ndarray) -> None:
+        import cv2
+
+        ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        self.items.append(buf.tobytes())
+
+    def pop(self) -> np.ndarray:
+        import cv2
+
+        return cv2.imdecode(np.frombuffer(self.items.pop(), np.uint8), cv2.IMREAD_COLOR)[..., ::-1].copy()
+
+
+@dataclass
+class TrackResult:
+    """Packed masks at the tracking size, in frame order; ``seconds`` per frame of tracking."""
+
+    packed: list[np.ndarray]
+    small_size: tuple[int, int]  # (w, h) tracking size
+    size: tuple[int, int]  # (W, H) video size
+    lost_forward: int | None  # first frame after the seed with an empty mask
+    lost_backward: int | None  # first frame before the seed with an empty mask
+    seconds_per_frame: float
+
+    def mask(self, i: int) -> np.ndarray:
+        """``(h, w) bool`` mask of frame ``i`` at the tracking size."""
+        w, h = self.small_size
+        return np.unpackbits(self.packed[i], count=w * h).reshape(h, w).astype(bool)
+
+    def full_masks(self, dilate: int = 0) -> Iterator[np.ndarray]:
+        """``(H, W) bool`` masks at the video size, one at a time, grown by ``dilate`` px."""
+        import cv2
+
+        kernel = _disk(dilate) if dilate > 0 else None
+        for i in range(len(self.packed)):
+            m = upscale_mask(self.mask(i), self.size)
+            yield cv2.dilate(m.astype(np.uint8), kernel) > 0 if kernel is not None else m
+
+
+def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray, seed_index: int,
+                 opts: TrackOptions, reporter, is_box: bool = False) -> TrackResult:
+    """Track ``seed`` (``(H, W) bool`` on frame ``seed_index``) through ``frames``.
+
+    Args:
+        frames: iterable of ``(H, W, 3) uint8`` RGB frames in order (decoded once).
+        n_frames: how many frames to expect (for the progress bar).
+        size: ``(W, H)`` of the frames.
+        is_box: ``seed`` is a rectangle around the object: cut the object out of it on the
+            seed frame first (:func:`fit_box`).
+    Returns a :class:`TrackResult`; raises :class:`MaskError` when the video has fewer
+    than ``seed_index + 1`` frames.
+    """
+    import cv2
+
+    from tsam_cli.core.flow import make_estimator
+
+    cv2.setRNGSeed(0)  # GrabCut's k-means start is random: the same input gives the same masks
+    small = tracking_size(*size, opts.max_size)
+    estimator = make_estimator(opts.flow)
+    seed_small = _shrink_mask(seed, small)
+    if int(seed_small.sum()) < opts.min_area:
+        raise MaskError(f"the object on frame {seed_index} is smaller than {opts.min_area} pixels at the tracking "
+                        f"size {small[0]}x{small[1]}: draw a larger box/mask or raise --max-size")
+    stash, packed, tracker = _JpegStash(), [], None
+    lost_f = lost_b = None
+    reporter.start("track", n_frames)
+    t0, n_tracked = time.perf_counter(), 0
+    for i, rgb in enumerate(frames):
+        img = _shrink(rgb, small)
+        if i < seed_index:
+            stash.push(img)
+            packed.append(None)
+        elif i == seed_index:
+            seed_small = fit_box(img, seed_small, opts.iterations) if is_box else seed_small
+            tracker = MaskTracker(img, seed_small, opts, estimator)
+            packed.append(np.packbits(seed_small))
+            first_img = img
+        else:
+            m = tracker.step(img)
+            n_tracked += 1
+            lost_f = i if lost_f is None and not m.any() else lost_f
+            packed.append(np.packbits(m))
+        reporter.advance("track")
+    if tracker is None:
+        raise MaskError(f"--frame {seed_index} is past the end of the video ({len(packed)} frames): "
+                        f"give a frame from 0 to {len(packed) - 1}")
+    if seed_index > 0:
+        tracker = MaskTracker(first_img, seed_small, opts, estimator)
+        reporter.start("track back", seed_index)
+        for i in range(seed_index - 1, -1, -1):
+            m = tracker.step(stash.pop())
+            n_tracked += 1
+            lost_b = i if lost_b is None and not m.any() else lost_b
+            packed[i] = np.packbits(m)
+            reporter.advance("track back")
+    spf = (time.perf_counter() - t0) / max(n_tracked, 1)
+    return TrackResult(packed, small, size, lost_f, lost_b, spf)
+
+
+def seed_mask(video_info, opts: TrackOptions, reporter) -> np.ndarray:
+    """The object on the seed frame: ``(H, W) bool`` in coded orientation, True = object.
+
+    ``--seed`` (a mask image, or a mask video/folder of which frame ``--frame`` is taken) and
+    ``--box`` (display pixels) are read by :class:`tsam_cli.media.masks.MaskStream`, so
+    orientation, thresholds and sizes follow the rules of ``--mask``; both given = union.
+    """
+    import itertools
+
+    from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
+
+    box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
+    spec = MaskSpec(Path(opts.seed) if opts.seed else None, box, opts.invert_seed, 0, None)
+    stream = MaskStream(spec, video_info.width, video_info.height, video_info.n_frames, reporter,
+                        rotation=video_info.rotation)
+    m = next(itertools.islice(iter(stream), opts.frame, None), None)
+    if m is None or not m.any():
+        raise MaskError(f"the seed mask is empty on frame {opts.frame}: draw the object on that frame "
+                        "(white = object) or choose the --frame it is drawn on")
+    return m
+
+
+@dataclass
+class TrackReport:
+    """What ``tsam mask track`` did, for the summary line."""
+
+    output: Path
+    n_frames: int
+    seconds_per_frame: float
+    lost_forward: int | None
+    lost_backward: int | None
+
+    def summary(self) -> str:
+        lost = [f"lost after frame {self.lost_forward - 1}" if self.lost_forward is not None else "",
+                f"lost before frame {self.lost_backward + 1}" if self.lost_backward is not None else ""]
+        lost_text = "; ".join(x for x in lost if x) or "followed on every frame"
+        return (f"wrote {self.output}: {self.n_frames} mask frames ({lost_text}), "
+                f"{self.seconds_per_frame:.3f} s per tracked frame")
+
+
+def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter=None,
+                fps: float | None = None) -> TrackReport:
+    """``tsam mask track``: follow the object of ``opts`` through ``video``; write the masks to
+    ``out`` (lossless mask video or PNG folder, :func:`tsam_cli.masking.save.save_masks`).
+
+    The output path is checked before the (long) tracking and written only at the end, via
+    :class:`~tsam_cli.media.output.OutputTarget`: nothing is left at ``out`` on an error.
+    """
+    from tsam_cli.masking.save import save_masks
+    from tsam_cli.media import iter_frames, probe
+    from tsam_cli.media.output import check_output_path
+    from tsam_cli.ui import NullReporter
+
+    rep = reporter or NullReporter()
+    opts.validate()
+    info = probe(Path(video), fps=fps)
+    protected = [("the seed mask", Path(opts.seed))] if opts.seed else []
+    check_output_path(Path(out), [("the input", info.path), *protected], opts.overwrite)
+    if opts.frame >= info.n_frames:
+        raise UsageError(f"--frame {opts.frame} is past the end of {info.path} ({info.n_frames} frames): "
+                         f"give 0 to {info.n_frames - 1}")
+    seed = seed_mask(info, opts, rep)
+    pts: list[int | None] = []
+
+    def frames():
+        for f in iter_frames(info):
+            pts.append(f.pts)
+            yield f.rgb
+
+    result = track_frames(frames(), info.n_frames, (info.width, info.height), seed, opts.frame, opts, rep,
+                          is_box=opts.seed is None)
+    n = save_masks(zip(result.full_masks(opts.dilate), pts, strict=True), Path(out), info,
+                   overwrite=opts.overwrite, protected=protected, reporter=rep)
+    return TrackReport(Path(out), n, result.seconds_per_frame, result.lost_forward, result.lost_backward)
