@@ -81,9 +81,9 @@ class TextDetector:
     """
 
     def __init__(self, box_threshold: float = 0.5, scale: float = DET_SCALE, model: Path | None = None) -> None:
+        path = model or find_model()  # first: a missing extra is a one-line error, not an ImportError
         import onnxruntime as ort
 
-        path = model or find_model()
         so = ort.SessionOptions()
         so.log_severity_level = 3  # errors only: its warnings are not the user's business
         self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
