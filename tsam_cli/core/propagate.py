@@ -191,6 +191,9 @@ class _FillerTrail:
 
     Pixels are told apart by their hop count: exactly ``FILLER_HOPS`` = made by the filler in
     this frame, more = carried filler content (a blend with real propagated content has fewer).
+    Only regions of at least ``MIN_TEXTURE_AREA`` pixels are followed: the slivers that appear
+    at hole borders are smooth Telea fills with nothing to keep sharp, and following them would
+    keep one image per frame alive.
     """
 
     def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None, prev_hops: np.ndarray | None) -> None:
@@ -228,7 +231,9 @@ class _FillerTrail:
                 sel = frame == k
                 img[sel] = _sample_cubic(self.images[k], xy[sel])
         self.frame, self.xy = frame, xy
-        self._root(img, hole & ((hops == FILLER_HOPS) | (carried & (frame < 0))))
+        made = hole & (hops == FILLER_HOPS)
+        if made.sum() >= MIN_TEXTURE_AREA:  # slivers (smooth Telea) are carried like propagated colours
+            self._root(img, made)
 
 
 def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
