@@ -20,7 +20,16 @@ REMOVE_KINDS = ("text", "static")
 
 
 @dataclass
-class TextMaskOptions:
+class OutputFlags:
+    """The flags of every command that writes one -o (mask makers, preview); the other
+    fields of each command's options follow these."""
+
+    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
+    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
+
+
+@dataclass
+class TextMaskOptions(OutputFlags):
     """Options of one ``tsam mask text`` run (also used by ``tsam inpaint --remove text``)."""
 
     # subtitles sit in the lower part of the picture; "bottom" is the lower 40 % (three lines
@@ -41,8 +50,6 @@ class TextMaskOptions:
     min_frames: int = _opt(3, "--min-frames", "Drop text shown for fewer frames than this (false detections).")
     # the detector misses a frame now and then (fades, motion blur): bridge such holes
     max_gap: int = _opt(2, "--max-gap", "Bridge a box missing for up to this many frames between two sightings.")
-    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
-    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
 
     def validate(self) -> None:
         """Check every range; raises :class:`UsageError` naming the option and the fix."""
@@ -54,7 +61,7 @@ class TextMaskOptions:
 
 
 @dataclass
-class StaticMaskOptions:
+class StaticMaskOptions(OutputFlags):
     """Options of one ``tsam mask static`` run (also used by ``tsam inpaint --remove static``)."""
 
     # 60 frames spread over the video give a stable median and per-pixel spread while keeping
@@ -69,8 +76,6 @@ class StaticMaskOptions:
     min_area: float = _opt(0.0005, "--min-area", "Ignore static spots smaller than this fraction of the picture.")
     # "static" = within this many grey levels of the median in most sampled frames
     tolerance: int = _opt(10, "--tolerance", "Grey-level difference still counted as 'unchanged' (0-255).")
-    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
-    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
 
     def validate(self) -> None:
         """Check every range; raises :class:`UsageError` naming the option and the fix."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tsam_cli.errors import InputError, UsageError
+from tsam_cli.masking.options import OutputFlags
 from tsam_cli.options import _check_range, _opt
 
 #: tint of the overlay: a saturated magenta is rare in natural footage (RGB)
@@ -30,7 +31,7 @@ OVERLAY_COLOUR = (255, 0, 255)
 
 
 @dataclass
-class PreviewOptions:
+class PreviewOptions(OutputFlags):
     """Options of ``tsam preview``; :meth:`validate` checks every range."""
 
     mask: str | None = _opt(None, "--mask", "Mask to overlay: video, folder of images or one image (white = remove).",
@@ -53,8 +54,6 @@ class PreviewOptions:
     wipe_period: int = _opt(75, "--wipe-period", "Frames for the wipe border to cross and come back.")
     # 23: x264's default quality, a preview need not be visually lossless
     crf: int = _opt(23, "--crf", "H.264 quality of the preview (0-51, lower is better).")
-    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
-    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming the option and the fix."""

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np  # already loaded by the CLI at start (cheap); cv2 and av are imported in functions
 
 from tsam_cli.errors import MaskError, UsageError
+from tsam_cli.masking.options import OutputFlags
 from tsam_cli.options import _check_choice, _check_range, _opt
 
 #: ``--flow`` names accepted (tsam_cli.core.flow.make_estimator)
@@ -51,7 +52,7 @@ TRACK_FLOWS = ("dis", "dis-fast", "dis-ultrafast")
 
 
 @dataclass
-class TrackOptions:
+class TrackOptions(OutputFlags):
     """Options of ``tsam mask track``; :meth:`validate` checks every range."""
 
     box: str | None = _opt(None, "--box", "The object on the seed frame, x,y,w,h in pixels of the video as shown.",
@@ -86,8 +87,6 @@ class TrackOptions:
     # the saved mask is the object; tsam inpaint grows it by its own --dilate (4) again
     dilate: int = _opt(0, "--dilate", "Grow the saved masks by this many pixels.")
     invert_seed: bool = _opt(False, "--invert-seed", "Black/zero = object in the seed mask.")
-    overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (swapped in only once complete).")
-    quiet: bool = _opt(False, "--quiet", "No progress bars or summary (warnings still shown).", short="-q")
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming the option and its range."""
