@@ -364,3 +364,22 @@ def test_batch_with_markup_in_names_finishes_every_input(tmp_path, capsys):
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["[red]a[b].mp4", "c[1].mp4"]
     assert "[red]a[b].mp4" in err  # printed as it is, not parsed as markup
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize("command", [
+    ["inpaint", "{src}", "--box", "10,10,20,15"],
+    ["inpaint", "{src}", "--box", "10,10,20,15", "--preview"],
+    ["preview", "{src}", "--box", "10,10,20,15"],
+    ["preview", "{src}", "--result", "{src}"],
+    ["mask", "track", "{src}", "--box", "10,10,20,15"],
+])
+def test_signal_right_after_the_temporary_is_made_leaves_nothing(small, tmp_path, command, sig, code):
+    """Every command that writes -o goes through OutputTarget: a signal the moment its hidden
+    temporary exists (inside ``__enter__``) must still remove it and say nothing was written."""
+    out = tmp_path / "o.mkv"
+    args = [str(a).replace("{src}", str(small)) for a in command] + ["-o", out]
+    rc, err = _interrupt_at("target-open", sig, args, tmp_path)
+    assert rc == code and one_error_line(err), err
+    assert "not written" in err or "nothing was written" in err, err
+    assert not out.exists() and _leftovers(tmp_path) == []

@@ -87,7 +87,7 @@ class InpaintOptions:
     model_window: int = _opt(12, "--model-window", "Frames per generator window.")
     model_stride: int = _opt(8, "--model-stride", "Generator window step, 1..--model-window (overlaps are blended).")
     precision: str = _opt("auto", "--precision", "Model precision: auto (bf16/fp16 autocast on CUDA, fp32 on CPU), "
-                          "fp32, fp16 (CUDA), bf16 (CUDA or CPU; on the CPU not faster, less exact: "
+                          "fp32, fp16 (CUDA), bf16 (CUDA or CPU; on the CPU 0-25 % faster, ~2 levels of 8-bit less exact: "
                           "docs/benchmarks.md).")
     # memory ~ (window + lookahead) x resolution; 40 + 10 stays under 0.4 GiB at 432x240
     window: int = _opt(40, "--window", "Frames completed per temporal window (memory grows with it).")

@@ -245,7 +245,10 @@ class OutputTarget:
             self._recover_stale()
             check_output_path(self.path, self.protected, self.overwrite)  # again, now under the lock
             self._make_tmp()
-        except BaseException:
+            hooks.pause_point("target-open")
+        except BaseException:  # a signal may come right after the temporary was made
+            self._remove(self.tmp)
+            self.tmp = None
             self._unlock()
             raise
         return self
