@@ -42,7 +42,7 @@ def main() -> None:
     if not SHARED.is_dir():
         print(f"shot_cuts: {SHARED} not found (skipped)")
         return
-    est, z = make_estimator("dis"), None
+    est = make_estimator("dis")
     print(f"rule: cut = colour score > {CUT_THRESHOLD} and flow-consistent fraction < {CUT_MAX_VALID}\n")
     print("| clip | max colour score | min consistent fraction at scores > 20 | cuts found |\n|---|---|---|---|")
     for name in clip_names():

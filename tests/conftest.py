@@ -137,3 +137,19 @@ def official_logger_module(logger_cls) -> Iterator[None]:
                 sys.modules.pop(name, None)
             else:
                 sys.modules[name] = mod
+
+
+def isolated_weights(tmp_path: Path, monkeypatch) -> Path:
+    """Weights tests: the cache under ``tmp_path`` (returned), no proxies (the test servers are
+    on 127.0.0.1), no back-off sleeps between retries, a registry copy tests may extend."""
+    from tsam_cli import weights
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TSAM_HOME", str(home))
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.setenv("NO_PROXY", "*")
+    monkeypatch.setattr(weights, "_BACKOFF_BASE_S", 0.0)
+    monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY))
+    return home

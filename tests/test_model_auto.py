@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import local_http_server, official_logger_module, texture, write_pngs
+from conftest import isolated_weights, local_http_server, official_logger_module, texture, write_pngs
 
 from tsam_cli import device, weights
 from tsam_cli.errors import UsageError, WeightsError
@@ -141,13 +141,7 @@ def server():
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Cache under tmp_path, no proxies, a fresh registry, no GPU unless a test says so."""
-    monkeypatch.setenv("TSAM_HOME", str(tmp_path / "home"))
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(weights, "_BACKOFF_BASE_S", 0.0)
-    monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY))
+    isolated_weights(tmp_path, monkeypatch)
     monkeypatch.setattr(weights, "_HINTED", weakref.WeakSet())
     monkeypatch.setattr(device, "cuda_available", lambda: False)
 

@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from conftest import local_http_server
+from conftest import isolated_weights, local_http_server
 from typer.testing import CliRunner
 
 from tsam_cli import weights
@@ -110,15 +110,7 @@ def server():
 @pytest.fixture(autouse=True)
 def isolated(tmp_path, monkeypatch):
     """Cache under tmp_path, no proxies, no back-off sleeps, a fresh registry."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("TSAM_HOME", str(home))
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "*")
-    monkeypatch.setenv("NO_PROXY", "*")
-    monkeypatch.setattr(weights, "_BACKOFF_BASE_S", 0.0)
-    monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY))
-    return home
+    return isolated_weights(tmp_path, monkeypatch)
 
 
 def _url_spec(server: _State, name: str = "test-url", *, sha: str | None = PAYLOAD_SHA, body: bytes = PAYLOAD) -> WeightSpec:
