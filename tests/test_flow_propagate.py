@@ -174,3 +174,24 @@ def test_make_filler_names():
 
     assert isinstance(make_filler("telea"), TeleaFiller)
     assert isinstance(make_filler("texture"), KeyframeFiller)
+
+
+def test_both_sweeps_blend_by_hops_with_the_forward_weight():
+    """A hole pixel reached from the future (1 hop, colour 90) and from the completed past frame
+    (1 hop, colour 0) gets ``(FORWARD_WEIGHT * 0 + 90) / (FORWARD_WEIGHT + 1)``: the past frame
+    counts less than the backward sweep (docs/benchmarks.md, issue 10)."""
+    from tsam_cli.core.flow import PairFlow
+    from tsam_cli.core.propagate import FORWARD_WEIGHT
+
+    h, w = 12, 16
+    frames = np.zeros((3, h, w, 3), np.uint8)
+    frames[2] = 90
+    holes = np.zeros((3, h, w), bool)
+    holes[1, 4:8, 5:10] = True
+    zero, ones = np.zeros((h, w, 2), np.float32), np.ones((h, w), bool)
+    flows = [PairFlow(zero, zero, ones, ones), PairFlow(zero, zero, ones, ones)]
+    out, hops, unfilled = propagate(frames, holes, flows, filler=None)
+    expected = round(90 / (FORWARD_WEIGHT + 1))
+    assert 0 < FORWARD_WEIGHT < 1
+    assert np.all(out[1][holes[1]] == expected)
+    assert np.all(hops[1][holes[1]] == 1) and not unfilled.any()

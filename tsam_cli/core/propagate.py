@@ -9,7 +9,8 @@ take colours from other frames along chains of *valid* flow correspondences
    or was itself filled by this sweep; ``dist`` counts the hops to a real pixel.
 2. forward sweep (content from the past), t = 0 .. T-1: a hole pixel looks at
    ``p + bwd_{t-1}(p)`` in the *completed* frame t-1. Where both sweeps found a colour they
-   are blended with weights ``1 / hops`` (nearer frames count more); pixels neither sweep
+   are blended with weights ``1 / hops`` (nearer frames count more; the completed frame's
+   colour times :data:`FORWARD_WEIGHT`); pixels neither sweep
    reaches go to the hole filler, and because the forward sweep reads completed frames,
    a filled region is carried on to the next frames instead of being re-invented each
    frame (less flicker).
@@ -29,6 +30,13 @@ from tsam_cli.core.flow import PairFlow, in_bounds, sample
 
 #: hop count given to pixels made up by the hole filler: they count ~nothing in blends
 FILLER_HOPS = 1000.0
+
+#: weight of the completed previous frame against the backward sweep, on top of ``1 / hops``:
+#: that frame is itself mostly a blend of the backward chain one frame earlier, so counting it
+#: as an independent estimate counts the same content twice. Measured (docs/benchmarks.md, issue
+#: 10): 0.5 lowers the flicker of thin moving holes from 1.31x to 1.28x the floor for -0.01 to
+#: -0.1 dB hole PSNR; 0.25 loses 0.15 dB on moving holes, 3 raises flicker (1.35x)
+FORWARD_WEIGHT = 0.5
 
 
 class HoleFiller(Protocol):
@@ -286,7 +294,7 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
                                     prev_flow.valid_b, hole)
         if vals is not None:
             both, only_f = ok & from_b, ok & ~from_b
-            wf, wb = 1.0 / dist[both], 1.0 / b_dist[t][both]
+            wf, wb = FORWARD_WEIGHT / dist[both], 1.0 / b_dist[t][both]
             cur[both] = (vals[both] * wf[:, None] + b_val[t][both] * wb[:, None]) / (wf + wb)[:, None]
             cur_hops[both] = np.minimum(dist[both], b_dist[t][both])
             cur[only_f] = vals[only_f]
