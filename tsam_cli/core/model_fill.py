@@ -67,6 +67,26 @@ def window_weights(length: int):
     return np.minimum(np.arange(1, length + 1), np.arange(length, 0, -1)).astype(np.float32)
 
 
+def generator_spans(need: np.ndarray, context: int) -> list[tuple[int, int]]:
+    """Frame ranges ``[a, b)`` the generator runs on so that every frame with ``need`` True
+    (``(T,) bool``) is predicted with up to ``context`` frames on each side as temporal context
+    (each temporal shift reads frames t - 1 and t + 1).
+
+    Needed frames separated by at most ``2 * context`` un-needed frames share a span (running
+    the gap costs no more than the two spans' extra context frames); spans may overlap in their
+    context frames, every needed frame lies in exactly one span. No needed frame: ``[]``.
+    """
+    idx = np.flatnonzero(need)
+    T = len(need)
+    groups: list[list[int]] = []
+    for f in idx.tolist():
+        if groups and f - groups[-1][1] - 1 <= 2 * context:
+            groups[-1][1] = f
+        else:
+            groups.append([f, f])
+    return [(max(0, first - context), min(T, last + context + 1)) for first, last in groups]
+
+
 # Memory of the full generator per window on the CPU in fp32, measured with the per-layer
 # profile of docs/benchmarks.md ("Learned path: memory and speed"): at 432x240 the encoder
 # holds ~72 MB per window frame (activations up to layer4, 2048 channels at H/8) and the
@@ -119,13 +139,26 @@ def fit_window(length: int, stride: int, h: int, w: int, available: int) -> tupl
     return fit, max(1, min(fit, round(stride * fit / length)))
 
 
+#: glibc malloc settings of :func:`release_freed_memory` (bytes): blocks from 64 MiB on (a
+#: 256-channel frame at full size, ~100 MB at 432x240, or a window's stacked encoder maps) are
+#: mapped fresh and returned when freed; smaller ones are reused from the heap, which keeps up
+#: to 128 MiB of free memory at its top instead of handing it back and faulting it in again
+MMAP_THRESHOLD = 64 << 20
+TRIM_THRESHOLD = 128 << 20
+
+
 def release_freed_memory() -> None:
-    """Make glibc return freed large blocks to the system at once (fixed 1 MiB mmap threshold).
+    """Fixed glibc thresholds for the generator's large blocks (no effect outside glibc).
 
     glibc raises its mmap threshold after large blocks are freed (dynamic threshold, see the
-    ``M_MMAP_THRESHOLD`` entry of ``man 3 mallopt``), so the 100 MB decoder frames end up in a
-    heap that fragments: peak RSS of the generator at 432x240, 12 frames: 2465 -> 2072 MiB.
-    No effect outside glibc.
+    ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` entries of ``man 3 mallopt``), so the 100 MB
+    decoder frames ended up in a heap that fragments (peak 2465 MiB, generator alone, 12 frames
+    at 432x240). A fixed 1 MiB threshold fixed that (2072 MiB) but every block of 1 MiB or more
+    was then a fresh mapping whose pages the kernel faults in and zeroes: ~800,000 minor faults
+    and ~1.3 s of system time per generator frame. With 64 MiB / 128 MiB: ~400,000 and ~0.8 s
+    (12-frame windows); whole pipeline, 24 frames at 432x240, 12-frame windows everywhere
+    (``--no-propagation``): peak 2121 MiB, where a 512 MiB trim threshold reached 2775 MiB
+    (docs/benchmarks.md, "Speed of the learned path").
     """
     import ctypes
     import ctypes.util
@@ -134,7 +167,8 @@ def release_freed_memory() -> None:
     try:
         libc = ctypes.CDLL(name) if name else None
         if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+            libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
+            libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD = -1
     except OSError:
         pass
 
@@ -144,16 +178,22 @@ class ModelRunner:
 
     Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
     ``T - 1`` pair flows (:class:`~tsam_cli.core.flow.PairFlow` or None for "no flow known");
-    returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. Windows of
-    ``length`` frames every ``stride`` frames; overlaps are blended with
+    returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. The generator runs only
+    on the frames that need a prediction plus ``context`` neighbours (:func:`generator_spans`),
+    there in windows of ``length`` frames every ``stride`` frames, overlaps blended with
     :func:`window_weights`. Memory is set by ``length`` and ``frame_chunk``, not by T.
     """
 
     #: frames per chunk of the generator's H/2 and full-resolution decoder stages (same values up
     #: to rounding, see TSAMGenerator.forward): one 256-channel frame there is ~100 MB at
-    #: 432x240. 1 holds the fewest (peak 7.8 -> 2.2 GiB at 432x240) for ~12 % more CPU than the
-    #: whole clip (the shifts of the 2 neighbour frames are built too; docs/benchmarks.md)
+    #: 432x240. 1 holds the fewest (peak 7.8 -> 2.2 GiB at 432x240); since the shift builds only
+    #: the kept frames, chunks of 2 or 3 are no faster (user CPU per frame 2.47 / 2.52 / 2.43 s
+    #: for 1 / 2 / 3, peak 1.4 / 2.2 / 2.4 GiB, 7 frames; docs/benchmarks.md), so 1 stays
     frame_chunk: int | None = 1
+    #: frames of temporal context on each side of a run of frames that need a prediction
+    #: (:func:`generator_spans`): 1 = what one temporal shift reads; more frames cost a full
+    #: generator frame each (docs/benchmarks.md, "Speed of the learned path")
+    context: int = 1
 
     def __init__(self, model, device: str, length: int, stride: int, precision: str = "auto", use_flow: bool = True,
                  *, auto_window: bool = False, reporter=None):
@@ -200,37 +240,52 @@ class ModelRunner:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
-    def __call__(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
-        out = np.clip(np.rint(self.predict(frames, holes, flows) * 255.0), 0, 255).astype(np.uint8)
+    def __call__(self, frames: np.ndarray, holes: np.ndarray, flows, need: np.ndarray | None = None) -> np.ndarray:
+        """``(T, h, w, 3) uint8``: the holes of the frames that ``need`` a prediction filled
+        (:meth:`predict`), every other pixel as given."""
+        out = np.clip(np.rint(self.predict(frames, holes, flows, need) * 255.0), 0, 255).astype(np.uint8)
         return np.where(holes[..., None], out, frames)
 
-    def predict(self, frames: np.ndarray, holes: np.ndarray, flows) -> np.ndarray:
-        """The generator's prediction for every frame, ``(T, h, w, 3) float32`` in [0, 1].
+    def predict(self, frames: np.ndarray, holes: np.ndarray, flows, need: np.ndarray | None = None) -> np.ndarray:
+        """The generator's prediction, ``(T, h, w, 3) float32`` in [0, 1].
 
-        Overlapping windows are blended; a frame inside one window only gets that window's
-        prediction exactly (its weight is divided by the frame's total weight up front, so it is
-        multiplied by exactly 1). Windows without holes are not run: their frames are their own
-        prediction.
+        Only frames that ``need`` one (``(T,) bool``; default: every frame with a hole; a frame
+        without holes never needs one) are predicted; every other frame is returned as its own
+        pixels / 255. The generator runs on :func:`generator_spans` of the needed frames (each
+        with ``context`` neighbours for the temporal shifts); inside a span, windows of the
+        configured length/stride are blended with :func:`window_weights` and windows without a
+        needed frame are not run. A frame inside one window only gets that window's prediction
+        exactly (its weight is divided by its total weight up front: multiplied by exactly 1).
+        When every frame is needed this is the plain sliding window over the whole clip.
         """
+        T, h, w = holes.shape
+        has_hole = holes.reshape(T, -1).any(axis=1)
+        need = has_hole if need is None else np.asarray(need, bool) & has_hole
+        out = frames.astype(np.float32) / 255.0
+        padder = Padder(h, w)
+        for a, b in generator_spans(need, self.context):
+            self._span(frames[a:b], holes[a:b], flows[a : b - 1], need[a:b], out[a:b], padder)
+        return out
+
+    def _span(self, frames, holes, flows, need, out, padder) -> None:
+        """Blended windows over one span; writes the needed frames' predictions into ``out``
+        (a view of the clip's ``(n, h, w, 3)`` result)."""
         import torch
 
-        T, h, w = holes.shape
-        length, stride = self.window_for(h, w)
-        starts = window_starts(T, length, stride)
-        wsum = np.zeros((T,), np.float32)
-        for s in starts:
-            wsum[s : min(T, s + length)] += window_weights(min(T, s + length) - s)
-        acc = np.zeros((T, h, w, 3), np.float32)
-        padder = Padder(h, w)
-        for s in starts:
-            e = min(T, s + length)
-            if holes[s:e].any():
-                pred = self._window(frames[s:e], holes[s:e], flows[s : e - 1], padder, torch)
-            else:
-                pred = frames[s:e].astype(np.float32) / 255.0
+        n = len(frames)
+        length, stride = self.window_for(*holes.shape[1:])
+        starts = [s for s in window_starts(n, length, stride) if need[s : s + length].any()]
+        ends = [min(n, s + length) for s in starts]
+        wsum = np.zeros((n,), np.float32)
+        for s, e in zip(starts, ends, strict=True):
+            wsum[s:e] += window_weights(e - s)
+        wsum[wsum == 0] = 1.0  # frames of no run window (none of them is needed)
+        acc = np.zeros(out.shape, np.float32)
+        for s, e in zip(starts, ends, strict=True):
+            pred = self._window(frames[s:e], holes[s:e], flows[s : e - 1], padder, torch)
             acc[s:e] += pred * (window_weights(e - s) / wsum[s:e])[:, None, None, None]
             del pred
-        return acc
+        out[need] = acc[need]
 
     def _window(self, frames, holes, flows, padder, torch) -> np.ndarray:
         """One window -> ``(L, h, w, 3) float32`` in [0, 1]."""

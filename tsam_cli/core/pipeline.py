@@ -269,7 +269,7 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
         if hasattr(filler, "new_window"):  # a texture budget per shot in this window
             filler.new_window(1 + sum(it.index in cuts for it in items[:-1]))
         completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
-                                    proc if full_res else None)
+                                    proc if full_res else None, n_keep=n_out)
         for k in range(n_out):
             it = items[k]
             with rep.timed("paste"):
@@ -300,7 +300,7 @@ def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool, rep
     return flow
 
 
-def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None):
+def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None, n_keep=None):
     """Complete one window.
 
     Returns ``(completed (T, h, w, 3) uint8, hops (T, h, w) float32)`` for ``items``, at the
@@ -310,6 +310,9 @@ def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, fu
     Classical path: propagation, then the per-frame filler for the rest. With a model:
     propagation (unless disabled) leaves what it cannot reach to the generator, which also
     sees the last frame already written (as a known frame) for continuity between windows.
+    Only the first ``n_keep`` frames (default: all) are kept by the caller: the generator
+    predicts just those of them with holes left (their neighbours serve as context), so the
+    lookahead frames keep their propagation result, unfilled where it could not reach.
     """
     full = full_res_from is not None
     frames = np.stack([it.full if full else it.small for it in items])
@@ -339,7 +342,9 @@ def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, fu
                     out[t][holes[t]] = filler(frames[t], holes[t])[holes[t]]
             frames = out
         return frames, hops
-    if not rest.any():
+    need = rest.reshape(T, -1).any(axis=1)
+    need[T if n_keep is None else n_keep :] = False  # lookahead: computed again in the next window
+    if not need.any():
         return frames, hops
     g_frames, g_rest, g_flows = frames, rest, flows
     if full:  # the generator runs at the processing size; its result is upscaled into the holes
@@ -350,8 +355,9 @@ def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, fu
         g_frames = np.concatenate([g_prev[None], g_frames])
         g_rest = np.concatenate([np.zeros_like(g_rest[:1]), g_rest])
         g_flows = [prev_flow] + g_flows
+        need = np.concatenate([[False], need])
     with rep.timed("model"):
-        out = runner(g_frames, g_rest, g_flows)[-T:]
+        out = runner(g_frames, g_rest, g_flows, need=need)[-T:]
     if full:
         size = (holes.shape[2], holes.shape[1])
         out = np.where(rest[..., None], np.stack([_resize(o, size, cubic=True) for o in out]), frames)

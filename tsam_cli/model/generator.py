@@ -56,10 +56,15 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x, t, flows)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return F.relu(out + identity)
+        if torch.is_grad_enabled():
+            out = F.relu(self.bn1(self.conv1(x, t, flows)))
+            out = F.relu(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return F.relu(out + identity)
+        # inference: the same ops in place on fresh outputs (fewer large blocks to allocate)
+        out = self.bn1(self.conv1(x, t, flows)).relu_()
+        out = self.bn2(self.conv2(out)).relu_()
+        return self.bn3(self.conv3(out)).add_(identity).relu_()
 
 
 class DilatedResNet(nn.Module):
@@ -199,9 +204,11 @@ def chunked_gated_conv(
 
     The shift of frame f reads frames f - 1 and f + 1 only, so each chunk is stacked with the
     frame before and after it and only its own frames are convolved; every input frame is made
-    once and dropped when no later chunk needs it. Same values as the whole stack up to float
-    rounding (oneDNN may choose another kernel for another batch size; the flow grids are
-    computed once for the clip and sliced); peak memory ~``chunk + 4`` input frames.
+    once and dropped when no later chunk needs it, and the frames are not stacked: the shift
+    builds the chunk's own frames only (:meth:`DecoderGatedConv.forward_frames`). Same values as
+    the whole stack up to float rounding (oneDNN may choose another kernel for another batch
+    size; the flow grids are computed once for the clip and sliced); peak memory ~``chunk + 4``
+    input frames.
     Returns ``(t, C_out, H, W)``.
     """
     inputs: dict[int, torch.Tensor] = {0: make(0)}
@@ -214,10 +221,10 @@ def chunked_gated_conv(
         for f in range(lo, hi):
             if f not in inputs:
                 inputs[f] = make(f)
-        stack = torch.cat([inputs[f] for f in range(lo, hi)])
+        stack = [inputs[f] for f in range(lo, hi)]
         for f in [f for f in inputs if f < b - 1]:  # the next chunk reads frames b - 1 on only
             del inputs[f]
-        outs.append(conv(stack, hi - lo, _pair_slice(flows, lo, hi), keep=slice(a - lo, b - lo)))
+        outs.append(conv.forward_frames(stack, _pair_slice(flows, lo, hi), a - lo, b - lo))
         del stack
     return torch.cat(outs)
 

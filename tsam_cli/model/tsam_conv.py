@@ -24,6 +24,7 @@ exactly to TSM without flow).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -217,6 +218,79 @@ class ShiftAlign(TemporalShift):
         )
         return out.view(n, c, h, w)
 
+    # ------------------------------------------------------------------ kept frames only
+    def shift_frames(self, frames: Sequence[torch.Tensor], flows: FlowGuide, a: int, b: int) -> torch.Tensor:
+        """The shift of frames ``[a, b)`` only, of one clip (B = 1) given as its ``(1, C, H, W)``
+        frames: ``self(torch.cat(frames), len(frames), flows)[a:b]`` with the same values (the same
+        ops per pair of frames), but no stack of whole frames is made, only the kept frames are
+        built and only the shifted channel groups of their neighbours are read.
+
+        Frame f's group A comes from pair f (frame f + 1 warped by ``forward[f]``), its group B
+        from pair f - 1 (frame f - 1 warped by ``backward[f - 1]``); with the official quirks the
+        zero test of group B reads the group-A warp of pair f - 1 (fact 33), so that is made too.
+        Returns ``(b - a, C, H, W)``.
+        """
+        t = len(frames)
+        _, c, h, w = frames[0].shape
+        fold = self.fold(c)
+        own = frames[a] if b - a == 1 else torch.cat(list(frames[a:b]))
+        if fold == 0:
+            return own
+        zeros = own.new_zeros(1, fold, h, w)  # clip ends (fact 34)
+        grp_a, grp_b = slice(0, fold), slice(fold, 2 * fold)
+        pa, pb = (a, min(b, t - 1)), (max(a, 1) - 1, b - 1)  # pairs read by groups A and B
+
+        def cat(f_range, group):
+            return torch.cat([frames[f][:, group] for f in f_range])
+
+        if flows is None or t < 2:
+            parts_a = [cat(range(pa[0] + 1, pa[1] + 1), grp_a)] if pa[1] > pa[0] else []
+            parts_b = [cat(range(*pb), grp_b)] if pb[1] > pb[0] else []
+        else:
+            parts_a, parts_b = self._aligned_groups(frames, flows, pa, pb, cat, (grp_a, grp_b))
+        parts_a += [zeros] if b == t else []
+        parts_b = ([zeros] if a == 0 else []) + parts_b
+        return torch.cat([torch.cat(parts_a), torch.cat(parts_b), own[:, 2 * fold :]], dim=1)
+
+    def _aligned_groups(self, frames, flows, pa, pb, cat, groups):
+        """Warped-and-blended group A of pairs ``pa`` and group B of pairs ``pb`` (``(lo, hi)``
+        pair ranges) for :meth:`shift_frames`, each a list of one ``(n, fold, H, W)`` tensor
+        (empty for an empty range); the same ops as :meth:`forward`."""
+        grp_a, grp_b = groups
+        h, w = frames[0].shape[-2:]
+        g_f, m_f, g_b, m_b = self._grids(flows, h, w)
+        align = not self.official_quirks
+        quirks = self.official_quirks
+
+        def warp(f_range, group, grid, lo, hi):
+            return F.grid_sample(cat(f_range, group), grid[lo:hi], mode="bilinear",
+                                 padding_mode="zeros", align_corners=align)
+
+        wa = (min(pa[0], pb[0]), max(pa[1], pb[1])) if quirks else pa  # pairs whose A warp is read
+        warped_a = warp(range(wa[0] + 1, wa[1] + 1), grp_a, g_f, *wa) if wa[1] > wa[0] else None
+        if quirks and warped_a is not None:
+            empty = (warped_a.sum(dim=1, keepdim=True) == 0).to(warped_a.dtype)
+        parts_a, parts_b = [], []
+        if pa[1] > pa[0]:
+            wa_a = warped_a[pa[0] - wa[0] : pa[1] - wa[0]]
+            if quirks:
+                keep = torch.clamp(m_f[pa[0] : pa[1]] + empty[pa[0] - wa[0] : pa[1] - wa[0]], 0, 1)
+                keep = keep.int().to(wa_a.dtype)
+                parts_a.append(wa_a * (1 - keep) + keep * cat(range(*pa), grp_a))
+            else:
+                m = m_f[pa[0] : pa[1]]
+                parts_a.append(m * wa_a + (1 - m) * cat(range(pa[0] + 1, pa[1] + 1), grp_a))
+        if pb[1] > pb[0]:
+            warped_b = warp(range(*pb), grp_b, g_b, *pb)
+            if quirks:
+                keep = torch.clamp(m_b[pb[0] : pb[1]] + empty[pb[0] - wa[0] : pb[1] - wa[0]], 0, 1)
+                keep = keep.int().to(warped_b.dtype)
+                parts_b.append(warped_b * (1 - keep) + keep * cat(range(pb[0] + 1, pb[1] + 1), grp_b))
+            else:
+                m = m_b[pb[0] : pb[1]]
+                parts_b.append(m * warped_b + (1 - m) * cat(range(*pb), grp_b))
+        return parts_a, parts_b
+
 
 class EncoderGatedShiftConv(nn.Module):
     """Gated TSAM 1x1 conv replacing every bottleneck conv1 of the encoder (facts 14-15).
@@ -240,7 +314,12 @@ class EncoderGatedShiftConv(nn.Module):
 
     def forward(self, x: torch.Tensor, t: int, flows: FlowGuide = None) -> torch.Tensor:
         xs = self.shift(x, t, flows)
-        return torch.sigmoid(self.gating_conv(xs)) * self.net(xs)
+        if torch.is_grad_enabled():
+            return torch.sigmoid(self.gating_conv(xs)) * self.net(xs)
+        gate = self.gating_conv(xs)  # inference: the same ops, in place on the fresh outputs
+        feature = self.net(xs)
+        del xs
+        return torch.sigmoid_(gate).mul_(feature)
 
 
 class FrameConv(nn.Module):
@@ -312,6 +391,23 @@ class DecoderGatedConv(nn.Module):
         if self.activation:
             feature = F.leaky_relu(feature, self.leaky_slope)
         return gate * feature
+
+    def forward_frames(self, frames: Sequence[torch.Tensor], flows: FlowGuide, a: int, b: int) -> torch.Tensor:
+        """``self(torch.cat(frames), len(frames), flows, keep=slice(a, b))`` (one clip, B = 1,
+        frames ``(1, C, H, W)``) with the same values, without stacking the frames: the shift is
+        built for the kept frames only (:meth:`ShiftAlign.shift_frames`); in place where no
+        gradient is recorded. Returns ``(b - a, C_out, H, W)``."""
+        if torch.is_grad_enabled():
+            return self.forward(torch.cat(list(frames)), len(frames), flows, keep=slice(a, b))
+        shifted = self.featureConv.shift.shift_frames(frames, flows, a, b)
+        feature = self.featureConv.layer(shifted)
+        del shifted
+        own = frames[a] if b - a == 1 else torch.cat(list(frames[a:b]))
+        gate = self.gatingConv(own)
+        del own
+        if self.activation:
+            F.leaky_relu(feature, self.leaky_slope, inplace=True)
+        return torch.sigmoid_(gate).mul_(feature)
 
 
 class ConvAct(nn.Module):
