@@ -4,8 +4,10 @@
    frames + PNG masks) and ``../shared/data/schoolgirls`` (mp4 + palette PNG masks), the
    tracker's masks are compared with the ground truth of every frame (IoU at the video
    size, frame 0 excluded from the mean since it is the seed). Baseline, side by side: the
-   flow warp alone (``refine=False``, the same code without GrabCut). Printed: mean IoU,
-   the per-frame curve every ``--every`` frames, seconds per tracked frame.
+   flow warp alone (``motion="flow", refine=False``), and the default before the learned
+   re-fit (one shift per frame + GrabCut). Printed: mean IoU, the per-frame curve every
+   ``--every`` frames, seconds per tracked frame (wall, seed-frame training included) and CPU
+   seconds per tracked frame (``time.process_time``: less sensitive to other load).
 2. Inpainting: a synthetic clip (a real background clip of ``../shared/data/train``,
    :data:`BACKGROUND_CLIP`, with a textured object pasted on it, moving across the frame)
    whose clean background is known.
@@ -52,39 +54,43 @@ def load_clip(name: str) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int]]
     return frames[:n], gt[:n], (info.width, info.height)
 
 
-def run_tracker(frames, gt, size, **overrides) -> tuple[list[float], float]:
-    """Per-frame IoU (frames 1..T-1) and seconds per tracked frame."""
+def run_tracker(frames, gt, size, **overrides) -> tuple[list[float], float, float]:
+    """Per-frame IoU (frames 1..T-1), wall and CPU seconds per tracked frame."""
     opts = TrackOptions(box="0,0,1,1", **overrides)
+    c0 = time.process_time()
     res = track_frames(iter(frames), len(frames), size, gt[0], 0, opts, NullReporter())
+    cpu = (time.process_time() - c0) / (len(frames) - 1)
     ious = [iou(m, g) for m, g in zip(res.full_masks(), gt, strict=True)][1:]
-    return ious, res.seconds_per_frame
+    return ious, res.seconds_per_frame, cpu
 
 
 #: the variants compared: the plain flow warp is the baseline, the last one is the default
 VARIANTS = [
     ("flow warp (baseline)", {"motion": "flow", "refine": False}),
-    ("object shift", {"refine": False}),
-    ("flow warp + GrabCut", {"motion": "flow"}),
-    ("object shift + GrabCut (default)", {}),
+    ("object shift + GrabCut (default before)", {"motion": "object", "refit": "grabcut"}),
+    ("own-motion carry", {"refine": False}),
+    ("own-motion carry + GrabCut", {"refit": "grabcut"}),
+    ("own-motion carry + colour only", {"net_steps": 0}),
+    ("own-motion carry + colour + net (default)", {}),
 ]
 
 
 def iou_table(clips: list[str], every: int) -> None:
-    print("| clip | method | mean IoU | min IoU | last IoU | frames with IoU >= 0.5 | s/frame |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| clip | method | mean IoU | min IoU | last IoU | frames with IoU >= 0.5 | s/frame | CPU s/frame |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     curves = {}
     for name in clips:
         frames, gt, size = load_clip(name)
         for label, kw in VARIANTS:
-            ious, spf = run_tracker(frames, gt, size, **kw)
+            ious, spf, cpu = run_tracker(frames, gt, size, **kw)
             curves[(name, label)] = ious
             good = sum(v >= 0.5 for v in ious)
             print(f"| {name} | {label} | {np.mean(ious):.3f} | {min(ious):.3f} | {ious[-1]:.3f} | "
-                  f"{good}/{len(ious)} | {spf:.3f} |", flush=True)
-    print(f"\nper-frame IoU every {every} frames (frame: baseline / default):")
+                  f"{good}/{len(ious)} | {spf:.3f} | {cpu:.3f} |", flush=True)
+    print(f"\nper-frame IoU every {every} frames (frame: baseline / default before / default):")
     for name in clips:
-        base, ours = curves[(name, VARIANTS[0][0])], curves[(name, VARIANTS[-1][0])]
-        pts = [f"{i + 1}: {base[i]:.2f}/{ours[i]:.2f}" for i in range(0, len(ours), every)]
+        base, before, ours = (curves[(name, VARIANTS[k][0])] for k in (0, 1, -1))
+        pts = [f"{i + 1}: {base[i]:.2f}/{before[i]:.2f}/{ours[i]:.2f}" for i in range(0, len(ours), every)]
         print(f"{name}: " + ", ".join(pts))
 
 

@@ -15,8 +15,11 @@ from tsam_cli.errors import MaskError, OutputError, UsageError
 from tsam_cli.masking.track import (
     TrackOptions,
     iou,
+    learned_refit,
     move_mask,
     object_motion,
+    own_shift,
+    splat_mask,
     track_frames,
     track_video,
     warp_mask,
@@ -81,6 +84,57 @@ def test_move_mask_keeps_thin_parts():
     assert moved.sum() == m.sum()
 
 
+def test_own_shift_follows_the_object_not_the_occluder():
+    rng = np.random.default_rng(0)
+    obj = rng.normal((2, 0), 0.3, (300, 2))
+    occluder = rng.normal((-12, 0), 0.3, (500, 2))  # most of the mask: a tree passing in front
+    vectors = np.vstack([obj, occluder])
+    assert np.allclose(own_shift(vectors, np.array([1.5, 0.0])), (2, 0), atol=0.2)  # the mode near its motion
+    assert own_shift(vectors, None)[0] < -10  # no history: the median follows the majority
+    assert np.allclose(own_shift(occluder, np.array([2.0, 0.0])), (2, 0))  # hidden: keeps its motion
+
+
+def test_splat_mask_moves_each_pixel_by_its_own_vector_and_drops_what_leaves():
+    m = np.zeros((20, 30), bool)
+    m[5:10, 2:6] = True
+    m[5:10, 24:28] = True
+    moves = np.zeros((int(m.sum()), 2))
+    xs = np.nonzero(m)[1]
+    moves[xs >= 24] = (4.0, 0.0)  # the right part moves 4 px right: half of it leaves the frame
+    moves[xs < 24] = (0.5, 2.0)  # the left part moves half a pixel right, 2 down
+    out = splat_mask(m, moves)
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert (out[7:12, 3:6] > 0.49).all() and out[5:7, 2].max() == 0  # moved down; nothing left behind
+    assert (out[5:10, 28:30] == 1).all() and out[:, 24:28].max() == 0
+    assert abs(out.sum() - (20 + 10)) < 1e-3  # coverage is conserved inside the frame
+
+
+def test_learned_refit_follows_appearance_near_the_prior_only():
+    soft = np.zeros((40, 60), np.float32)
+    soft[10:30, 10:30] = 1
+    log_odds = np.full((40, 60), -3.0, np.float32)
+    log_odds[10:30, 14:34] = 3.0  # the object is 4 px right of the carried mask
+    log_odds[5:15, 45:55] = 3.0  # something alike far away
+    out = learned_refit(log_odds, soft)
+    assert out[12:28, 16:32].all() and not out[:, 36:].any()  # follows the colours near the prior only
+    flat = learned_refit(np.zeros((40, 60), np.float32), soft)  # no evidence: the prior decides
+    assert flat[13:27, 13:27].all() and not flat[:, 33:].any()
+
+
+def test_appearance_model_scores_object_above_background():
+    from tsam_cli.masking.appearance import AppearanceModel
+
+    frames, gt = object_clip(T=6)
+    model = AppearanceModel(frames[0], gt[0], net_steps=30, update_every=1)
+    for t in range(1, 6):
+        lo = model.log_odds(frames[t])
+        assert lo.shape == gt[t].shape and lo.dtype == np.float32
+        assert np.median(lo[gt[t]]) > 1 and np.median(lo[~gt[t]]) < -1, t
+        model.update(frames[t], gt[t])
+    twin = model.clone()
+    assert np.array_equal(twin.log_odds(frames[5]), model.log_odds(frames[5]))
+
+
 # ---------------------------------------------------------------------------- tracking
 def test_box_on_first_frame_is_followed(clip, tmp_path):
     video, gt = clip
@@ -103,6 +157,39 @@ def test_seed_in_the_middle_tracks_backward_too(tmp_path):
     assert min(scores[:7]) > 0.75 and min(scores[8:]) > 0.75, scores
 
 
+def occluded_clip(T=24):
+    """A textured object drifting 0.5 px/frame right while the camera pans (background 3 px/frame
+    left) and a green-grey bar crosses in front of it at 6 px/frame (frames 6-10); true masks
+    exclude the bar. ``(T, H, W, 3)``, ``(T, H, W) bool``."""
+    frames = translating_video(T, H, W, dx=3, dy=0, seed=1)
+    obj = (texture(28, 24, seed=5) // 2 + np.array([128, 40, 0])).astype(np.uint8)
+    bar = (texture(H, 10, seed=9) // 3 + np.array([60, 90, 60])).astype(np.uint8)
+    gt = np.zeros((T, H, W), bool)
+    for t in range(T):
+        x = 50 + t // 2
+        frames[t, 34:62, x : x + 24] = obj
+        gt[t, 34:62, x : x + 24] = True
+        bx = 110 - 6 * t
+        x0, x1 = max(0, bx), min(W, bx + 10)
+        if x1 > x0:
+            frames[t, :, x0:x1] = bar[:, x0 - bx : x1 - bx]
+            gt[t, :, x0:x1] = False
+    return frames, gt
+
+
+def test_occluder_passing_in_front_does_not_take_the_mask_away():
+    frames, gt = occluded_clip()
+
+    def scores(**kw):
+        res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", **kw), NullReporter())
+        return [iou(m, g) for m, g in zip(res.full_masks(), gt, strict=True)][1:]
+
+    new = scores()
+    assert np.mean(new) > 0.85 and min(new[-8:]) > 0.9, new  # back on the object once the bar has passed
+    old = scores(motion="object", refit="grabcut")  # the method before: follows the bar away
+    assert np.mean(old) < 0.5 and max(old[-8:]) < 0.1, old
+
+
 def test_object_leaving_the_frame_shrinks_then_empties(tmp_path):
     frames, gt = object_clip(T=16, start=(60, 30), step=(6, 0))  # gone from frame 12 on
     res = track_frames(iter(frames), 16, (W, H), gt[0], 0, TrackOptions(seed="x"), NullReporter())
@@ -116,7 +203,7 @@ def test_object_leaving_the_frame_shrinks_then_empties(tmp_path):
 
 def test_packed_storage_round_trips():
     frames, gt = object_clip(T=4)
-    res = track_frames(iter(frames), 4, (W, H), gt[0], 0, TrackOptions(seed="x"), NullReporter())
+    res = track_frames(iter(frames), 4, (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=0), NullReporter())
     assert all(p.dtype == np.uint8 and p.size == (W * H + 7) // 8 for p in res.packed)
     assert np.array_equal(res.mask(0), gt[0])
 
@@ -128,6 +215,8 @@ def test_packed_storage_round_trips():
     (TrackOptions(box="20,30,24,24", frame=99), UsageError),  # past the end
     (TrackOptions(box="20,30,24,24", max_size=5), UsageError),
     (TrackOptions(box="20,30,24,24", motion="jump"), UsageError),
+    (TrackOptions(box="20,30,24,24", refit="snake"), UsageError),
+    (TrackOptions(box="20,30,24,24", net_steps=-1), UsageError),
 ])
 def test_bad_options_fail_before_writing(clip, tmp_path, opts, err):
     out = tmp_path / "mask.mkv"
