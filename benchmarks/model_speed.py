@@ -6,10 +6,12 @@ Weights: the official-layout random checkpoint of ``../shared/reference/tsam_par
 (official shapes, seeded random values; speed does not depend on the values), else a ``FULL``
 generator with seeded random weights saved as safetensors. Input: the bmx-trees clip at 432x240
 with its object masks, looped ping-pong to each length. Every run is a fresh interpreter (its
-peak RSS is its own, read from VmHWM). Default model options (``--model-window 12
+peak RSS is its own, read from VmHWM; its CPU seconds, user + system, from the children's
+``os.times``, printed with the 1-minute load average after the run: other jobs on the machine
+inflate wall time far more than CPU time). Default model options (``--model-window 12
 --model-stride 8``) unless given.
 
-    python benchmarks/model_speed.py [--lengths 24 80] [--precisions fp32 bf16] [--baseline REV]
+    python benchmarks/model_speed.py [--lengths 24 80] [--precisions fp32 bf16] [--baseline REV] [--no-propagation]
                                      [--model-window N] [--model-stride N] [--no-classical]
 
 ``--layers N [--chunk C]``: instead, the generator alone on N random frames at 432x240 (fp32,
@@ -75,6 +77,8 @@ def configs(args, weights: str) -> list[tuple[str, dict]]:
     """(label, inpaint options) of every run, classical first."""
     out = [] if args.no_classical else [("classical", {})]
     extra = {k: v for k, v in (("model_window", args.model_window), ("model_stride", args.model_stride)) if v}
+    if args.no_propagation:  # the worst case: every frame keeps its holes for the generator
+        extra["propagation"] = False
     for p in args.precisions:
         out.append((f"full {p}", {"model": weights, "device": "cpu", "precision": p, **extra}))
     return out
@@ -87,6 +91,8 @@ def main() -> None:
     ap.add_argument("--model-window", type=int, default=None)
     ap.add_argument("--model-stride", type=int, default=None)
     ap.add_argument("--no-classical", action="store_true")
+    ap.add_argument("--no-propagation", action="store_true",
+                    help="model runs without propagation: the generator fills every hole of every frame")
     ap.add_argument("--baseline", default=None, help="git revision to run side by side (fp32 only: bf16 was refused)")
     ap.add_argument("--layers", type=int, default=0, help="per-layer memory profile of the generator on N frames")
     ap.add_argument("--chunk", type=int, default=1, help="with --layers: decoder frame chunk (0 = whole clip)")
@@ -108,17 +114,24 @@ def main() -> None:
                 for tree, root in trees:
                     if root is not None and opts.get("precision") == "bf16":
                         continue
+                    t0 = os.times()
                     r = run_inpaint(video, mask, Path(tmp) / f"out_{n}.mp4", **({"root": root} if root else {}), **opts)
+                    t1 = os.times()
+                    # CPU seconds of the run's process (user + system): less sensitive to other jobs than wall time
+                    r["cpu_s"] = (t1.children_user - t0.children_user) + (t1.children_system - t0.children_system)
+                    r["load"] = os.getloadavg()[0]
                     rows.append((tree, label, n, r))
                     _print_row(*rows[-1])
 
 
 def _print_row(tree: str, label: str, n: int, r: dict) -> None:
     if not hasattr(_print_row, "done"):
-        print(f"{'tree':<20}{'run':<12}{'frames':>7}{'s/frame':>9}{'model s/f':>11}{'peak RSS MiB':>14}")
+        print(f"{'tree':<20}{'run':<12}{'frames':>7}{'s/frame':>9}{'model s/f':>11}{'CPU s/f':>9}{'peak RSS MiB':>14}"
+              f"{'load':>6}")
         _print_row.done = True
     model = r["timings"].get("model", 0.0) / n
-    print(f"{tree:<20}{label:<12}{n:>7}{r['seconds'] / n:>9.3f}{model:>11.3f}{r['peak_rss_mib']:>14.0f}", flush=True)
+    print(f"{tree:<20}{label:<12}{n:>7}{r['seconds'] / n:>9.3f}{model:>11.3f}{r['cpu_s'] / n:>9.3f}"
+          f"{r['peak_rss_mib']:>14.0f}{r['load']:>6.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -704,10 +704,11 @@ def status(name: str | WeightSpec) -> dict[str, object]:
 #: The registry entry behind ``--model full`` (and ``--model auto`` on a CUDA GPU).
 OFFICIAL = "tsam-official"
 #: What ``--model full`` costs on a CPU, quoted by ``--model auto`` there (whole pipeline,
-#: official-shaped weights, 24 frames at 432x240, 2 cores; docs/benchmarks.md, "Learned path"):
-#: peak 2.2-2.3 GiB after the memory work; 6.2 s/frame measured on a busy machine where the
-#: code before it took 4.3 (3.7 quiet), so ~5.3 quiet. Update it here only.
-CPU_FULL_COST = {"s_per_frame": 5.3, "peak_gb": 2.3}
+#: official-shaped weights, 24 frames at 432x240, 2 cores, quiet machine; docs/benchmarks.md,
+#: "Speed of the learned path"): 0.91 s/frame on bmx-trees with propagation (the generator runs
+#: only where holes are left), 2.36 s/frame when every frame keeps holes; peak 1.5-2.1 GiB.
+#: The slower figure is quoted: at 432x240 it holds whatever the clip. Update it here only.
+CPU_FULL_COST = {"s_per_frame": 2.4, "peak_gb": 2.2}
 #: Metadata key of a converted file: size and mtime of the ``.pth`` it was made from, so a
 #: replaced ``.pth`` (``tsam weights download --force``) is converted again.
 SOURCE_STAMP_KEY = "tsam_source_stamp"
@@ -834,7 +835,7 @@ def cpu_hint() -> str:
         f", after `tsam weights download {OFFICIAL}`")
     return (
         f"--model auto on the CPU: using the classical filler; the TSAM network is --model full"
-        f"{need} (about {cost['s_per_frame']:g} s/frame and {cost['peak_gb']:g} GB of RAM on a CPU)"
+        f"{need} (about {cost['s_per_frame']:g} s/frame at 432x240 and {cost['peak_gb']:g} GB of RAM on 2 CPU cores)"
     )
 
 
