@@ -201,6 +201,23 @@ def test_object_leaving_the_frame_shrinks_then_empties(tmp_path):
     assert all(iou(masks[t], gt[t]) > 0.6 for t in partly), [iou(masks[t], gt[t]) for t in partly]
 
 
+@pytest.mark.parametrize("n, seed_at, trainings", [(1, 0, 0), (3, 0, 1), (3, 2, 1), (3, 1, 1)])
+def test_appearance_is_trained_once_and_only_when_a_frame_is_tracked(monkeypatch, n, seed_at, trainings):
+    """The seed-frame net costs seconds: a clip with only the seed frame trains nothing, and the
+    forward and backward passes share one training (the backward pass trains only when the
+    forward one never stepped)."""
+    import tsam_cli.masking.track as track
+
+    calls = []
+    real = track.appearance_model
+    monkeypatch.setattr(track, "appearance_model", lambda *a: calls.append(1) or real(*a))
+    frames, gt = object_clip(T=n)
+    res = track_frames(iter(frames), n, (W, H), gt[seed_at], seed_at, TrackOptions(seed="x", net_steps=2),
+                       NullReporter())
+    assert len(calls) == trainings
+    assert len(list(res.full_masks())) == n
+
+
 def test_packed_storage_round_trips():
     frames, gt = object_clip(T=4)
     res = track_frames(iter(frames), 4, (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=0), NullReporter())

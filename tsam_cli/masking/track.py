@@ -494,8 +494,10 @@ class MaskTracker:
     ``step(frame)`` returns the mask on ``frame``; an empty mask once the object is lost: fewer
     than ``min_area`` pixels left, or colours unlike the seed's (:data:`LOST_DISTANCE`) for
     :data:`LOST_FRAMES` frames. ``appearance``: the seed frame's
-    :class:`~tsam_cli.masking.appearance.AppearanceModel` for ``refit='learned'`` (built here
-    when not given; the tracker updates it, so give each tracker its own copy).
+    :class:`~tsam_cli.masking.appearance.AppearanceModel` for ``refit='learned'`` (the tracker
+    updates it, so give each tracker its own copy). When not given it is trained here at the
+    first :meth:`step` (a clip with only the seed frame trains nothing) and an untouched copy is
+    kept in ``seed_appearance``, for a tracker going the other way.
     """
 
     def __init__(self, frame: np.ndarray, mask: np.ndarray, opts: TrackOptions, estimator, appearance=None) -> None:
@@ -505,14 +507,16 @@ class MaskTracker:
         self.seed_colours = colour_histogram(frame, mask)
         self.unlike = 0  # frames in a row whose mask's colours are unlike the seed's
         self.velocity = None  # the object's last own motion (motion='own')
-        self.appearance = appearance
-        if appearance is None and opts.refine and opts.refit == "learned" and not self.lost:
-            self.appearance = appearance_model(frame, mask, opts)
+        self.appearance, self.seed_appearance = appearance, None
+        self._seed = (frame, mask) if appearance is None and opts.refine and opts.refit == "learned" else None
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         if self.lost:
             self.prev_frame = frame
             return self.prev_mask
+        if self._seed is not None:  # trained on first use, from the seed frame
+            self.appearance = appearance_model(*self._seed, self.opts)
+            self.seed_appearance, self._seed = self.appearance.clone(), None
         soft = self._carry(frame)
         mask = soft >= 0.5
         if int(mask.sum()) >= self.opts.min_area and self.opts.refine:
@@ -673,8 +677,7 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
             packed.append(None)
         elif i == seed_index:
             seed_small = fit_box(img, seed_small, opts.iterations) if is_box else seed_small
-            model = appearance_model(img, seed_small, opts) if opts.refine and opts.refit == "learned" else None
-            tracker = MaskTracker(img, seed_small, opts, estimator, model.clone() if model else None)
+            tracker = MaskTracker(img, seed_small, opts, estimator)
             packed.append(np.packbits(seed_small))
             first_img = img
         else:
@@ -687,7 +690,8 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
         raise MaskError(f"--frame {seed_index} is past the end of the video ({len(packed)} frames): "
                         f"give a frame from 0 to {len(packed) - 1}")
     if seed_index > 0:
-        tracker = MaskTracker(first_img, seed_small, opts, estimator, model)
+        # the appearance the forward pass trained (None if it never stepped: trained again here)
+        tracker = MaskTracker(first_img, seed_small, opts, estimator, tracker.seed_appearance)
         reporter.start("track back", seed_index)
         for i in range(seed_index - 1, -1, -1):
             m = tracker.step(stash.pop())
