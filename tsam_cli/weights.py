@@ -828,14 +828,19 @@ def official_weights(*, download: bool = False, reporter=None) -> Path:
         return _convert(pth, dst, fresh, rep)
 
 
+def cpu_cost() -> str:
+    """What ``--model full`` costs on a CPU, in words (from :data:`CPU_FULL_COST`)."""
+    cost = CPU_FULL_COST
+    return f"about {cost['s_per_frame']:g} s/frame at 432x240 and {cost['peak_gb']:g} GB of RAM on 2 CPU cores"
+
+
 def cpu_hint() -> str:
     """The one line ``--model auto`` prints on a CPU: how to get the network and its cost."""
-    cost = CPU_FULL_COST
     need = "" if target_path(OFFICIAL).is_file() or converted_path().is_file() else (
         f", after `tsam weights download {OFFICIAL}`")
     return (
         f"--model auto on the CPU: using the classical filler; the TSAM network is --model full"
-        f"{need} (about {cost['s_per_frame']:g} s/frame at 432x240 and {cost['peak_gb']:g} GB of RAM on 2 CPU cores)"
+        f"{need} ({cpu_cost()})"
     )
 
 
@@ -878,10 +883,7 @@ def auto_pick(device: str = "auto") -> tuple[str, str]:
     from tsam_cli.device import cuda_available, cuda_name
 
     if device == "cpu" or not cuda_available():
-        cost = CPU_FULL_COST
-        return "classical", (
-            f"no CUDA GPU seen by PyTorch; --model full costs about {cost['s_per_frame']:g} s/frame "
-            f"and {cost['peak_gb']:g} GB of RAM on a CPU")
+        return "classical", f"no CUDA GPU seen by PyTorch; --model full costs {cpu_cost()}"
     gpu = f"CUDA GPU {cuda_name()}"
     if converted_path().is_file():
         return OFFICIAL, f"{gpu}; converted weights cached ({converted_path()})"
