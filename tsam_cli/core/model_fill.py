@@ -117,8 +117,8 @@ def available_memory(device) -> int | None:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    except OSError:  # no /proc (not Linux): the configured window is used as it is
+        return None
     return None
 
 
@@ -169,8 +169,8 @@ def release_freed_memory() -> None:
         if libc is not None and hasattr(libc, "mallopt"):
             libc.mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD = -3 in glibc's malloc.h
             libc.mallopt(-1, TRIM_THRESHOLD)  # M_TRIM_THRESHOLD = -1
-    except OSError:
-        pass
+    except OSError:  # the C library cannot be loaded: malloc keeps its own thresholds
+        return
 
 
 class ModelRunner:
