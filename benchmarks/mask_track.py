@@ -15,7 +15,10 @@
    tracked mask and with the ground-truth mask; printed: hole PSNR over the object's pixels
    against the clean background for both.
 
-    python benchmarks/mask_track.py [--clips bmx-trees,schoolgirls] [--every 5] [--no-inpaint]
+3. Ceiling: the IoU of the ground truth against itself one pixel off (grown, shrunk, moved):
+   what a tracker with a boundary one pixel off everywhere would score (``--ceiling-only``).
+
+    python benchmarks/mask_track.py [--clips bmx-trees,schoolgirls] [--every 5] [--no-inpaint] [--ceiling-only]
 
 Needs ``../shared/data``; prints what it skips when that is absent.
 """
@@ -94,6 +97,34 @@ def iou_table(clips: list[str], every: int) -> None:
         print(f"{name}: " + ", ".join(pts))
 
 
+def one_pixel_off(gt: np.ndarray) -> dict[str, list[float]]:
+    """Per-frame IoU (frames 1..T-1) of the ground truth against itself one pixel off: grown,
+    shrunk (3x3 square) and moved right by one pixel. A tracker whose boundary is one pixel
+    off everywhere scores this: the ceiling the IoU goal sets on boundary accuracy."""
+    import cv2
+
+    kernel = np.ones((3, 3), np.uint8)
+    out: dict[str, list[float]] = {"grown 1 px": [], "shrunk 1 px": [], "moved 1 px": []}
+    for g in gt[1:]:
+        u8 = g.astype(np.uint8)
+        moved = np.zeros_like(g)
+        moved[:, 1:] = g[:, :-1]
+        out["grown 1 px"].append(iou(cv2.dilate(u8, kernel) > 0, g))
+        out["shrunk 1 px"].append(iou(cv2.erode(u8, kernel) > 0, g))
+        out["moved 1 px"].append(iou(moved, g))
+    return out
+
+
+def ceiling_table(clips: list[str]) -> None:
+    print("\n| clip | mean object area (px) | IoU, ground truth grown 1 px | shrunk 1 px | moved 1 px |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in clips:
+        _, gt, _ = load_clip(name)
+        off = one_pixel_off(gt)
+        print(f"| {name} | {gt[1:].sum(axis=(1, 2)).mean():.0f} | " +
+              " | ".join(f"{np.mean(v):.3f}" for v in off.values()) + " |", flush=True)
+
+
 # ---------------------------------------------------------------------------- inpainting
 #: a real clip with a moving camera (569x320, 70 frames), resized and cropped to 416x240
 BACKGROUND_CLIP = "da_rollercoaster"
@@ -166,13 +197,18 @@ def main() -> None:
     ap.add_argument("--clips", default="bmx-trees,schoolgirls")
     ap.add_argument("--every", type=int, default=5)
     ap.add_argument("--no-inpaint", action="store_true")
+    ap.add_argument("--ceiling-only", action="store_true",
+                    help="only the IoU of the ground truth one pixel off (seconds; no tracking)")
     args = ap.parse_args()
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent")
         return
     print("command: python benchmarks/mask_track.py " + " ".join(sys.argv[1:]))
-    iou_table(args.clips.split(","), args.every)
-    if not args.no_inpaint:
+    clips = args.clips.split(",")
+    if not args.ceiling_only:
+        iou_table(clips, args.every)
+    ceiling_table(clips)
+    if not args.no_inpaint and not args.ceiling_only:
         inpaint_table()
 
 
