@@ -195,3 +195,33 @@ def test_both_sweeps_blend_by_hops_with_the_forward_weight():
     assert 0 < FORWARD_WEIGHT < 1
     assert np.all(out[1][holes[1]] == expected)
     assert np.all(hops[1][holes[1]] == 1) and not unfilled.any()
+
+
+def test_long_chains_deep_in_a_hole_are_sampled_once_and_stay_sharp(monkeypatch):
+    """A texture drifting 0.4 px/frame under a hole that only the last frame lacks: frame 0's hole
+    is reached through 15 hops. Re-sampled bilinearly at every hop it blurs; followed back to the
+    last frame and sampled once (deep inside the hole) it keeps its detail."""
+    import cv2
+
+    import tsam_cli.core.propagate as prop
+
+    T, h, w = 16, 72, 96
+    v = _drifting_video(T, h, w, 0.4)
+    holes = np.zeros((T, h, w), bool)
+    holes[:-1, 12:60, 24:72] = True
+    flows = [pair_flow(DISFlow(), v[t], v[t + 1], holes[t], holes[t + 1]) for t in range(T - 1)]
+    core = np.zeros((h, w), bool)
+    core[24:48, 36:60] = True  # >= 12 px from the hole's border: deeper than FOLLOW_DEPTH
+
+    def detail(img):
+        g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.abs(cv2.Laplacian(g, cv2.CV_32F))[core].mean()
+
+    out, hops, unfilled = propagate(v, holes, flows, filler=None)
+    monkeypatch.setattr(prop, "FOLLOW_DEPTH", 1e9)  # nothing is followed: bilinear at every hop
+    blurred, _, _ = propagate(v, holes, flows, filler=None)
+    assert not unfilled.any() and (hops[0][core] >= prop.FOLLOW_HOPS).all()
+    assert np.array_equal(out[~holes], v[~holes])
+    assert detail(out[0]) > 0.8 * detail(v[0])
+    assert detail(out[0]) > 1.3 * detail(blurred[0])
+    assert psnr(out[0], v[0], core) > psnr(blurred[0], v[0], core)

@@ -15,6 +15,10 @@ take colours from other frames along chains of *valid* flow correspondences
    a filled region is carried on to the next frames instead of being re-invented each
    frame (less flicker).
 
+Deep inside large holes colours travel many frames; re-sampling them bilinearly at every hop
+would blur them a little more each time, so there both sweeps follow each colour's chain back
+to the frame it was copied from and sample it once (:class:`_Roots`, :class:`_Trail`).
+
 Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, W) bool``
 (True = hole), flows as in :mod:`tsam_cli.core.flow`.
 """
@@ -37,6 +41,18 @@ FILLER_HOPS = 1000.0
 #: 10): 0.5 lowers the flicker of thin moving holes from 1.31x to 1.28x the floor for -0.01 to
 #: -0.1 dB hole PSNR; 0.25 loses 0.15 dB on moving holes, 3 raises flicker (1.35x)
 FORWARD_WEIGHT = 0.5
+
+
+#: a colour that travelled at least this many frames, at a pixel :data:`FOLLOW_DEPTH` px or more
+#: inside the hole, is sampled once from the frame it was copied from (cubic), not at every hop
+FOLLOW_HOPS = 3
+#: px from the hole's border from which colours are followed (:data:`FOLLOW_HOPS`). Measured
+#: (docs/benchmarks.md, issue 10, third round; 12 clips): hole sharpness 0.661 -> 0.714 (stationary blobs) and 0.817 -> 0.866
+#: (moving blobs), moving-blob hole PSNR +0.2 dB, flicker 0.99x -> 1.09x and 1.04x -> 1.14x of the
+#: floor. Near the border (thin holes) and for short chains the per-hop resampling is kept: there it
+#: smooths frame-to-frame jitter, and following raised the flicker of thin strokes from 1.28x to
+#: 1.35-1.46x (depth 8: 1.29x, depth 10: 1.28x)
+FOLLOW_DEPTH = 10.0
 
 
 class HoleFiller(Protocol):
@@ -71,7 +87,7 @@ class KeyframeFiller:
     filler for everything else.
 
     What a filler makes is carried on to the next frames (and windows) by the forward sweep
-    (:class:`_FillerTrail`), so a region no frame shows is filled once, where it first
+    (:class:`_Trail`), so a region no frame shows is filled once, where it first
     appears, and that fill is then used as if it were known: the keyframe fill of FGVC (Gao
     et al., ECCV 2020). The budget bounds the cost of the slow texture filler (about 1 s at
     432x240): once per window of 40 frames is ~0.01 s/frame. Call :meth:`new_window` at
@@ -169,68 +185,62 @@ def propagate(
     T = frames.shape[0]
     if len(flows) != T - 1:
         raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
-    back = _backward_sweep(frames, holes, flows)
+    deep = _deep_inside(holes)
+    back = _backward_sweep(frames, holes, flows, deep)
     out = frames.copy()
     hops = np.zeros(holes.shape, np.float32)
     unfilled = np.zeros_like(holes)
     prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
     prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
-    trail = _FillerTrail(holes.shape[1:], prev_img, prev_hops)
+    trail = _Trail(holes.shape[1:], prev_img)
     for t in range(T):
+        carried = np.zeros_like(holes[t])
         if holes[t].any():
             before = None if prev_img is None else (prev_img, prev_ok, prev_hops, prev_flow)
-            out[t], hops[t], unfilled[t] = _forward_step(frames[t], holes[t], back, t, before, filler)
-        trail.step(out[t], hops[t], holes[t], prev_flow)
+            out[t], hops[t], unfilled[t], carried = _forward_step(frames[t], holes[t], back, t, before, filler)
+        made = hops[t] >= FILLER_HOPS
+        trail.step(out[t], carried & (made | ((hops[t] >= FOLLOW_HOPS) & deep[t])), made & ~carried, prev_flow)
         prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
         prev_flow = flows[t] if t < T - 1 else None
     return out, hops, unfilled
 
 
-class _FillerTrail:
-    """Keeps what the filler made sharp and identical while the forward sweep carries it.
+class _Trail:
+    """Samples colours the forward sweep carries from where they were made, once.
 
-    The forward sweep copies colours from the completed previous frame, so a filled region
-    carried over k frames is resampled k times: with sub-pixel flow (even the 0.1 px noise of a
-    still camera) bilinear resampling blurs it a little more at every frame, and a textured
-    fill fades into a smear. Here every carried filler pixel remembers the image the filler
-    made it in and its position there (the flow chain followed with the nearest neighbour's
-    position plus the sub-pixel remainder, as FGVC follows trajectories, Gao et al. ECCV 2020),
-    and is sampled from that image once, with a cubic kernel.
+    The forward sweep copies colours from the completed previous frame, so a colour carried over
+    k frames is resampled k times: with sub-pixel flow (even the 0.1 px noise of a still camera)
+    bilinear resampling blurs it a little more at every frame, and a textured fill fades into a
+    smear. Here every carried pixel it is told to follow remembers the completed frame its
+    colour was made in (known, copied from the backward sweep, blended or filled there) and its
+    position there (the flow chain followed with the nearest neighbour's position plus the
+    sub-pixel remainder, as FGVC follows trajectories, Gao et al. ECCV 2020), and is sampled from
+    that frame once, with a cubic kernel.
 
-    Pixels are told apart by their hop count: exactly ``FILLER_HOPS`` = made by the filler in
-    this frame, more = carried filler content (a blend with real propagated content has fewer).
-    Only regions of at least ``MIN_TEXTURE_AREA`` pixels are followed: the slivers that appear
-    at hole borders are smooth Telea fills with nothing to keep sharp, and following them would
-    keep one image per frame alive.
+    A filler region under ``MIN_TEXTURE_AREA`` pixels is no root: such slivers at hole borders are
+    smooth Telea fills with nothing to keep sharp; they are carried like propagated colours.
     """
 
-    def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None, prev_hops: np.ndarray | None) -> None:
+    def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None) -> None:
         H, W = shape
         gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
         self.grid = np.stack([gx, gy], axis=-1)
-        self.images: list[np.ndarray] = []  # the completed frames the filler made colours in
-        self.frame = np.full(shape, -1, np.int32)  # index into images, -1 = not filler content
-        self.xy = self.grid.copy()
-        if prev_img is not None:  # the frame before the window: its filler content is a root here
-            self._root(prev_img, prev_hops >= FILLER_HOPS)
+        self.images: list[np.ndarray] = []  # completed frames (not copies), by root index
+        self.frame = np.full(shape, -1, np.int32)  # root index of each pixel of the last frame, -1 none
+        self.xy = self.grid.copy()  # its position in that frame
+        if prev_img is not None:  # the frame before the window: every pixel is a root there
+            self.images.append(prev_img)
+            self.frame[:] = 0
 
-    def _root(self, image: np.ndarray, where: np.ndarray) -> None:
-        if where.any():
-            self.images.append(image.copy())
-            self.frame[where] = len(self.images) - 1
-            self.xy[where] = self.grid[where]
-
-    def step(self, img: np.ndarray, hops: np.ndarray, hole: np.ndarray, flow: PairFlow | None) -> None:
-        """Frame ``img`` was just completed (``hops`` as returned by :func:`propagate`): resample
-        its carried filler pixels from their roots (in place) and record the new ones."""
-        carried = hole & (hops > FILLER_HOPS)
+    def step(self, img: np.ndarray, follow: np.ndarray, made: np.ndarray, flow: PairFlow | None) -> None:
+        """Frame ``img`` (H, W, 3) uint8 was just completed; ``follow`` (H, W) bool = its pixels
+        copied from the previous frame only, to be resampled from their roots (in place);
+        ``made`` = its pixels the filler made. The pixels not followed are roots here."""
         frame, xy = np.full_like(self.frame, -1), self.grid.copy()
-        if carried.any() and flow is not None:
-            ys, xs = np.nonzero(carried)
-            H, W = hole.shape
+        if follow.any() and flow is not None:
+            ys, xs = np.nonzero(follow)
             qx, qy = xs + flow.bwd[ys, xs, 0], ys + flow.bwd[ys, xs, 1]
-            ix = np.clip(np.rint(qx).astype(np.int64), 0, W - 1)
-            iy = np.clip(np.rint(qy).astype(np.int64), 0, H - 1)
+            ix, iy = _nearest(qx, qy, follow.shape)
             src = self.frame[iy, ix]
             ok = src >= 0
             frame[ys[ok], xs[ok]] = src[ok]
@@ -238,40 +248,114 @@ class _FillerTrail:
             for k in np.unique(src[ok]):
                 sel = frame == k
                 img[sel] = _sample_cubic(self.images[k], xy[sel])
+        self.images.append(img)
+        root = ~follow
+        if made.sum() < MIN_TEXTURE_AREA:
+            root &= ~made
+        frame[root] = len(self.images) - 1
         self.frame, self.xy = frame, xy
-        made = hole & (hops == FILLER_HOPS)
-        if made.sum() >= MIN_TEXTURE_AREA:  # slivers (smooth Telea) are carried like propagated colours
-            self._root(img, made)
+
+
+def _nearest(qx: np.ndarray, qy: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer pixel nearest to each ``(qx, qy)`` (N,), clamped into ``shape`` (H, W)."""
+    H, W = shape
+    return (np.clip(np.rint(qx).astype(np.int64), 0, W - 1), np.clip(np.rint(qy).astype(np.int64), 0, H - 1))
 
 
 def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
-    """``(N, 3) uint8`` colours of ``image`` at positions ``xy (N, 2)`` (bicubic, clamped edges)."""
+    """``(N, C)`` colours of ``image`` (H, W, C) at positions ``xy (N, 2)`` (bicubic, clamped edges)."""
     import cv2
 
     maps = xy.reshape(-1, 1, 2).astype(np.float32)
     out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(-1, 3)
+    return out.reshape(len(xy), -1)
 
 
-def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow]):
+def _deep_inside(holes: np.ndarray) -> np.ndarray:
+    """``(T, H, W) bool``: hole pixels at least ``FOLLOW_DEPTH`` px (L2) from the nearest known pixel."""
+    import cv2
+
+    out = np.zeros(holes.shape, bool)
+    for t in np.flatnonzero(holes.reshape(len(holes), -1).any(axis=1)):
+        out[t] = cv2.distanceTransform(holes[t].astype(np.uint8), cv2.DIST_L2, 3) >= FOLLOW_DEPTH
+    return out
+
+
+def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow], deep: np.ndarray):
     """Content from the future, chained through filled pixels (last frame to first).
 
+    Colours of ``deep`` pixels (``(T, H, W) bool``) that travelled ``FOLLOW_HOPS`` frames or more
+    are sampled once from the frame they were copied from (:class:`_Roots`).
     Returns ``(values (T,H,W,3) float32, ok (T,H,W) bool, hops (T,H,W) float32)``: hole
     pixels reached have ``ok`` set and the number of frames their colour travelled.
     """
     b_val = frames.astype(np.float32)
     b_ok = ~holes
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
+    roots = _Roots(holes)
     for t in range(frames.shape[0] - 2, -1, -1):
         want = holes[t]
         if not want.any():
             continue
         vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], flows[t].fwd, flows[t].valid_f, want)
         if vals is not None:
+            follow = ok & deep[t] & (dist >= FOLLOW_HOPS)
+            roots.trace(t, flows[t].fwd, ok, follow, vals, b_val, b_ok)
             b_val[t][ok] = vals[ok]
             b_dist[t][ok] = dist[ok]
             b_ok[t] = b_ok[t] | ok
     return b_val, b_ok, b_dist
+
+
+class _Roots:
+    """For the backward sweep: the frame each propagated colour was first copied from, and where.
+
+    A colour chained over k frames by bilinear sampling is low-passed k times; here the chain is
+    followed by position (the nearest pixel's root plus the sub-pixel remainder, as FGVC follows
+    trajectories, Gao et al. ECCV 2020) and the colour sampled from its root frame once.
+    """
+
+    def __init__(self, holes: np.ndarray) -> None:
+        self.holes = holes
+        # root frame of each pixel: itself for known pixels, -1 for hole pixels not reached (yet)
+        self.frame = np.where(holes, -1, np.arange(len(holes), dtype=np.int32)[:, None, None]).astype(np.int32)
+        self.xy = np.zeros(holes.shape + (2,), np.float32)  # position in the root frame (hole pixels)
+
+    def trace(self, t: int, flow: np.ndarray, ok: np.ndarray, follow: np.ndarray, vals: np.ndarray,
+              images: np.ndarray, images_ok: np.ndarray) -> None:
+        """Pixels ``ok`` of frame ``t`` copy frame ``t + 1`` at ``p + flow(p)``: record their roots;
+        for those in ``follow``, replace ``vals`` (in place) by one cubic sample of ``images`` at
+        the root, where its 4 bilinear neighbours are all in ``images_ok`` (else the pixel keeps
+        the one-hop value, and its chain restarts at frame ``t + 1``). Pixels not followed keep
+        the one-hop value but pass their roots on: a chain is followed from where it began."""
+        s = t + 1
+        ys, xs = np.nonzero(ok)
+        qx, qy = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
+        ix, iy = _nearest(qx, qy, ok.shape)
+        root = self.frame[s][iy, ix]
+        root = np.where(root < 0, s, root)  # an unreached neighbour (bilinear footprint at an edge)
+        direct = ~self.holes[s][iy, ix] | (self.frame[s][iy, ix] < 0)  # the root is frame s itself
+        px = np.where(direct, qx, self.xy[s][iy, ix, 0] + (qx - ix)).astype(np.float32)
+        py = np.where(direct, qy, self.xy[s][iy, ix, 1] + (qy - iy)).astype(np.float32)
+        want = follow[ys, xs] & (root != s)
+        for k in np.unique(root[want]):
+            sel = np.flatnonzero(want & (root == k))
+            xy = np.stack([px[sel], py[sel]], axis=-1)
+            avail = _sample_linear(images_ok[k].astype(np.float32), xy) > 0.999
+            vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(images[k], xy[avail])
+            bad = sel[~avail]  # their value is the one-hop sample: the chain restarts at frame s
+            root[bad], px[bad], py[bad] = s, qx[bad], qy[bad]
+        self.frame[t][ys, xs] = root
+        self.xy[t][ys, xs, 0], self.xy[t][ys, xs, 1] = px, py
+
+
+def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """``(N,)`` values of a one-channel ``image`` (H, W) float32 at ``xy (N, 2)`` (bilinear, 0 outside)."""
+    import cv2
+
+    maps = xy.reshape(-1, 1, 2).astype(np.float32)
+    return cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                     borderValue=0).ravel()
 
 
 def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, filler):
@@ -279,7 +363,8 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
     completed previous frame (``before`` = ``(image, ok, hops, PairFlow)`` or None) gives;
     the rest goes to ``filler`` (or is reported as unfilled when it is None).
 
-    Returns ``(image (H,W,3) uint8, hops (H,W) float32, unfilled (H,W) bool)``.
+    Returns ``(image (H,W,3) uint8, hops (H,W) float32, unfilled (H,W) bool, carried (H,W) bool)``:
+    ``carried`` = the pixels copied from the previous frame only.
     """
     b_val, b_ok, b_dist = back
     cur = frame.astype(np.float32)
@@ -303,6 +388,7 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
     img = np.clip(np.rint(cur), 0, 255).astype(np.uint8)
     rest = hole & ~done
     unfilled = np.zeros_like(hole)
+    carried = hole & ~from_b & done  # copied from the previous frame only
     if rest.any():
         if filler is not None:
             img[rest] = filler(img, rest)[rest]
@@ -310,4 +396,4 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
         else:
             unfilled = rest
     img[~hole] = frame[~hole]  # known pixels stay bit-exact
-    return img, cur_hops, unfilled
+    return img, cur_hops, unfilled, carried
