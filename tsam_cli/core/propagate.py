@@ -294,16 +294,16 @@ def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairF
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
     roots = _Roots(holes)
     for t in range(frames.shape[0] - 2, -1, -1):
-        want = holes[t]
-        if not want.any():
+        want, vals = holes[t], None
+        if want.any():
+            vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], flows[t].fwd, flows[t].valid_f, want)
+        if vals is None:
+            roots.skip(t)
             continue
-        vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], flows[t].fwd, flows[t].valid_f, want)
-        if vals is not None:
-            follow = ok & deep[t] & (dist >= FOLLOW_HOPS)
-            roots.trace(t, flows[t].fwd, ok, follow, vals, b_val, b_ok)
-            b_val[t][ok] = vals[ok]
-            b_dist[t][ok] = dist[ok]
-            b_ok[t] = b_ok[t] | ok
+        roots.trace(t, flows[t].fwd, ok, ok & deep[t] & (dist >= FOLLOW_HOPS), vals, b_val, b_ok)
+        b_val[t][ok] = vals[ok]
+        b_dist[t][ok] = dist[ok]
+        b_ok[t] = b_ok[t] | ok
     return b_val, b_ok, b_dist
 
 
@@ -317,9 +317,16 @@ class _Roots:
 
     def __init__(self, holes: np.ndarray) -> None:
         self.holes = holes
-        # root frame of each pixel: itself for known pixels, -1 for hole pixels not reached (yet)
-        self.frame = np.where(holes, -1, np.arange(len(holes), dtype=np.int32)[:, None, None]).astype(np.int32)
-        self.xy = np.zeros(holes.shape + (2,), np.float32)  # position in the root frame (hole pixels)
+        self.skip(len(holes) - 1)
+
+    def skip(self, t: int) -> None:
+        """Frame ``t`` took nothing from the next one: its known pixels are their own roots.
+
+        Only the last traced frame is kept (the sweep reads no other): ``frame`` (H, W) int32 = the
+        root frame of each of its pixels, -1 for hole pixels not reached; ``xy`` (H, W, 2) float32
+        = their positions there."""
+        self.frame = np.where(self.holes[t], -1, t).astype(np.int32)
+        self.xy = np.zeros(self.holes.shape[1:] + (2,), np.float32)
 
     def trace(self, t: int, flow: np.ndarray, ok: np.ndarray, follow: np.ndarray, vals: np.ndarray,
               images: np.ndarray, images_ok: np.ndarray) -> None:
@@ -332,11 +339,11 @@ class _Roots:
         ys, xs = np.nonzero(ok)
         qx, qy = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
         ix, iy = _nearest(qx, qy, ok.shape)
-        root = self.frame[s][iy, ix]
+        root = self.frame[iy, ix]
+        direct = ~self.holes[s][iy, ix] | (root < 0)  # the root is frame s itself
         root = np.where(root < 0, s, root)  # an unreached neighbour (bilinear footprint at an edge)
-        direct = ~self.holes[s][iy, ix] | (self.frame[s][iy, ix] < 0)  # the root is frame s itself
-        px = np.where(direct, qx, self.xy[s][iy, ix, 0] + (qx - ix)).astype(np.float32)
-        py = np.where(direct, qy, self.xy[s][iy, ix, 1] + (qy - iy)).astype(np.float32)
+        px = np.where(direct, qx, self.xy[iy, ix, 0] + (qx - ix)).astype(np.float32)
+        py = np.where(direct, qy, self.xy[iy, ix, 1] + (qy - iy)).astype(np.float32)
         want = follow[ys, xs] & (root != s)
         for k in np.unique(root[want]):
             sel = np.flatnonzero(want & (root == k))
@@ -345,8 +352,9 @@ class _Roots:
             vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(images[k], xy[avail])
             bad = sel[~avail]  # their value is the one-hop sample: the chain restarts at frame s
             root[bad], px[bad], py[bad] = s, qx[bad], qy[bad]
-        self.frame[t][ys, xs] = root
-        self.xy[t][ys, xs, 0], self.xy[t][ys, xs, 1] = px, py
+        self.skip(t)
+        self.frame[ys, xs] = root
+        self.xy[ys, xs, 0], self.xy[ys, xs, 1] = px, py
 
 
 def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
