@@ -225,3 +225,21 @@ def test_long_chains_deep_in_a_hole_are_sampled_once_and_stay_sharp(monkeypatch)
     assert detail(out[0]) > 0.8 * detail(v[0])
     assert detail(out[0]) > 1.3 * detail(blurred[0])
     assert psnr(out[0], v[0], core) > psnr(blurred[0], v[0], core)
+
+
+def test_thin_holes_keep_per_hop_resampling(monkeypatch):
+    """A 12 px wide hole has no pixel FOLLOW_DEPTH px from its border: nothing is followed there
+    (following made thin holes flicker, docs/benchmarks.md), so the result is exactly the
+    per-hop result."""
+    import tsam_cli.core.propagate as prop
+
+    T, h, w = 10, 64, 96
+    v = _drifting_video(T, h, w, 0.4)
+    holes = np.zeros((T, h, w), bool)
+    holes[:-1, 10:54, 40:52] = True
+    flows = [pair_flow(DISFlow(), v[t], v[t + 1], holes[t], holes[t + 1]) for t in range(T - 1)]
+    out, hops, _ = propagate(v, holes, flows, filler=None)
+    assert hops[0][holes[0]].max() >= prop.FOLLOW_HOPS  # long chains exist, but not deep ones
+    monkeypatch.setattr(prop, "FOLLOW_DEPTH", 1e9)
+    per_hop, _, _ = propagate(v, holes, flows, filler=None)
+    assert np.array_equal(out, per_hop)
