@@ -243,3 +243,34 @@ def test_thin_holes_keep_per_hop_resampling(monkeypatch):
     monkeypatch.setattr(prop, "FOLLOW_DEPTH", 1e9)
     per_hop, _, _ = propagate(v, holes, flows, filler=None)
     assert np.array_equal(out, per_hop)
+
+
+def test_samplers_take_no_positions():
+    """A root whose footprint is nowhere available leaves nothing to sample: no cv2 error."""
+    from tsam_cli.core.propagate import _sample_cubic, _sample_linear
+
+    img = np.zeros((8, 8, 3), np.float32)
+    assert _sample_cubic(img, np.zeros((0, 2), np.float32)).shape == (0, 3)
+    assert _sample_linear(img[..., 0], np.zeros((0, 2), np.float32)).shape == (0,)
+
+
+def test_a_root_with_no_colour_at_the_chained_position_keeps_the_one_hop_colour():
+    """The chain of frame 1's hole leads into frame 2 where frame 2 has no colour (its own
+    unreached hole): frame 0 keeps the one-hop colour and its chain restarts at frame 1."""
+    from tsam_cli.core.propagate import _Roots
+
+    T, h, w = 3, 16, 16
+    holes = np.zeros((T, h, w), bool)
+    holes[:2, 4:12, 4:12] = True
+    holes[2, 4:12, 4:12] = True  # frame 2: never reached (last frame)
+    roots = _Roots(holes)
+    roots.frame = np.where(holes[1], 2, 1).astype(np.int32)  # frame 1's hole "came from" frame 2 ...
+    roots.xy = np.zeros((h, w, 2), np.float32)
+    roots.xy[..., 0], roots.xy[..., 1] = 8.0, 8.0  # ... at its centre, where frame 2 has nothing
+    images = np.zeros((T, h, w, 3), np.float32)
+    images[2] = 200.0
+    vals = np.full((h, w, 3), 50.0, np.float32)  # the one-hop colours
+    ok = holes[0].copy()
+    roots.trace(0, np.zeros((h, w, 2), np.float32), ok, ok, vals, images, ~holes)
+    assert np.all(vals == 50.0)
+    assert np.all(roots.frame[ok] == 1)

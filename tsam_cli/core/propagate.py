@@ -266,6 +266,8 @@ def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """``(N, C)`` colours of ``image`` (H, W, C) at positions ``xy (N, 2)`` (bicubic, clamped edges)."""
     import cv2
 
+    if len(xy) == 0:  # cv2.remap refuses an empty map
+        return np.zeros((0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
     maps = xy.reshape(-1, 1, 2).astype(np.float32)
     out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
     return out.reshape(len(xy), -1)
@@ -361,6 +363,8 @@ def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
     """``(N,)`` values of a one-channel ``image`` (H, W) float32 at ``xy (N, 2)`` (bilinear, 0 outside)."""
     import cv2
 
+    if len(xy) == 0:  # cv2.remap refuses an empty map
+        return np.zeros(0, np.float32)
     maps = xy.reshape(-1, 1, 2).astype(np.float32)
     return cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                      borderValue=0).ravel()
