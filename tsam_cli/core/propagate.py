@@ -47,11 +47,11 @@ FORWARD_WEIGHT = 0.5
 #: inside the hole, is sampled once from the frame it was copied from (cubic), not at every hop
 FOLLOW_HOPS = 3
 #: px from the hole's border from which colours are followed (:data:`FOLLOW_HOPS`). Measured
-#: (docs/benchmarks.md, issue 10, third round; 12 clips): hole sharpness 0.661 -> 0.714 (stationary blobs) and 0.817 -> 0.866
-#: (moving blobs), moving-blob hole PSNR +0.2 dB, flicker 0.99x -> 1.09x and 1.04x -> 1.14x of the
-#: floor. Near the border (thin holes) and for short chains the per-hop resampling is kept: there it
-#: smooths frame-to-frame jitter, and following raised the flicker of thin strokes from 1.28x to
-#: 1.35-1.46x (depth 8: 1.29x, depth 10: 1.28x)
+#: (docs/benchmarks.md, issue 10, third round; 12 clips): hole sharpness 0.661 -> 0.714
+#: (stationary blobs) and 0.817 -> 0.866 (moving blobs), moving-blob hole PSNR +0.2 dB, flicker
+#: 0.99x -> 1.09x and 1.04x -> 1.14x of the floor. Near the border (thin holes) and for short
+#: chains the per-hop resampling is kept: there it smooths frame-to-frame jitter, and following
+#: raised the flicker of thin strokes from 1.28x to 1.35-1.46x (depth 8: 1.29x, depth 10: 1.28x)
 FOLLOW_DEPTH = 10.0
 
 
@@ -199,7 +199,7 @@ def propagate(
             before = None if prev_img is None else (prev_img, prev_ok, prev_hops, prev_flow)
             out[t], hops[t], unfilled[t], carried = _forward_step(frames[t], holes[t], back, t, before, filler)
         made = hops[t] >= FILLER_HOPS
-        trail.step(out[t], carried & (made | ((hops[t] >= FOLLOW_HOPS) & deep[t])), made & ~carried, prev_flow)
+        trail.step(out[t], carried & (made | _followed(hops[t], deep[t])), made & ~carried, prev_flow)
         prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
         prev_flow = flows[t] if t < T - 1 else None
     return out, hops, unfilled
@@ -222,9 +222,7 @@ class _Trail:
     """
 
     def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None) -> None:
-        H, W = shape
-        gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-        self.grid = np.stack([gx, gy], axis=-1)
+        self.grid = _grid(shape)
         self.images: list[np.ndarray] = []  # completed frames (not copies), by root index
         self.frame = np.full(shape, -1, np.int32)  # root index of each pixel of the last frame, -1 none
         self.xy = self.grid.copy()  # its position in that frame
@@ -239,12 +237,10 @@ class _Trail:
         frame, xy = np.full_like(self.frame, -1), self.grid.copy()
         if follow.any() and flow is not None:
             ys, xs = np.nonzero(follow)
-            qx, qy = xs + flow.bwd[ys, xs, 0], ys + flow.bwd[ys, xs, 1]
-            ix, iy = _nearest(qx, qy, follow.shape)
-            src = self.frame[iy, ix]
+            src, pos, _ = _chained(self.frame, self.xy, ys, xs, flow.bwd)
             ok = src >= 0
             frame[ys[ok], xs[ok]] = src[ok]
-            xy[ys[ok], xs[ok]] = self.xy[iy[ok], ix[ok]] + np.stack([qx - ix, qy - iy], axis=-1)[ok]
+            xy[ys[ok], xs[ok]] = pos[ok]
             for k in np.unique(src[ok]):
                 sel = frame == k
                 img[sel] = _sample_cubic(self.images[k], xy[sel])
@@ -256,10 +252,32 @@ class _Trail:
         self.frame, self.xy = frame, xy
 
 
-def _nearest(qx: np.ndarray, qy: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Integer pixel nearest to each ``(qx, qy)`` (N,), clamped into ``shape`` (H, W)."""
+def _grid(shape: tuple[int, int]) -> np.ndarray:
+    """``(H, W, 2) float32``: each pixel's own position ``(x, y)``."""
     H, W = shape
-    return (np.clip(np.rint(qx).astype(np.int64), 0, W - 1), np.clip(np.rint(qy).astype(np.int64), 0, H - 1))
+    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+    return np.stack([gx, gy], axis=-1)
+
+
+def _chained(frame: np.ndarray, xy: np.ndarray, ys: np.ndarray, xs: np.ndarray, flow: np.ndarray):
+    """One hop of a colour chain, for both sweeps: pixels ``(ys, xs)`` copy the frame described
+    by ``frame`` / ``xy`` (its pixels' root index, -1 none, and their positions there, ``(H, W)``
+    and ``(H, W, 2)``; a pixel that is its own root holds its own position) at ``q = p + flow(p)``.
+
+    Returns ``(root (N,), position (N, 2), q (N, 2))``: the root and position of the pixel nearest
+    to ``q`` plus the sub-pixel remainder ``q - nearest`` (as FGVC follows trajectories).
+    """
+    H, W = frame.shape
+    qx, qy = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
+    ix = np.clip(np.rint(qx).astype(np.int64), 0, W - 1)
+    iy = np.clip(np.rint(qy).astype(np.int64), 0, H - 1)
+    pos = xy[iy, ix] + np.stack([qx - ix, qy - iy], axis=-1)
+    return frame[iy, ix], pos, np.stack([qx, qy], axis=-1)
+
+
+def _followed(hops: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: colours sampled at their root, not per hop (:data:`FOLLOW_HOPS`)."""
+    return deep & (hops >= FOLLOW_HOPS)
 
 
 def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
@@ -302,7 +320,7 @@ def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairF
         if vals is None:
             roots.skip(t)
             continue
-        roots.trace(t, flows[t].fwd, ok, ok & deep[t] & (dist >= FOLLOW_HOPS), vals, b_val, b_ok)
+        roots.trace(t, flows[t].fwd, ok, ok & _followed(dist, deep[t]), vals, b_val, b_ok)
         b_val[t][ok] = vals[ok]
         b_dist[t][ok] = dist[ok]
         b_ok[t] = b_ok[t] | ok
@@ -318,7 +336,7 @@ class _Roots:
     """
 
     def __init__(self, holes: np.ndarray) -> None:
-        self.holes = holes
+        self.holes, self.grid = holes, _grid(holes.shape[1:])
         self.skip(len(holes) - 1)
 
     def skip(self, t: int) -> None:
@@ -326,9 +344,9 @@ class _Roots:
 
         Only the last traced frame is kept (the sweep reads no other): ``frame`` (H, W) int32 = the
         root frame of each of its pixels, -1 for hole pixels not reached; ``xy`` (H, W, 2) float32
-        = their positions there."""
+        = their positions there (their own position until traced)."""
         self.frame = np.where(self.holes[t], -1, t).astype(np.int32)
-        self.xy = np.zeros(self.holes.shape[1:] + (2,), np.float32)
+        self.xy = self.grid.copy()
 
     def trace(self, t: int, flow: np.ndarray, ok: np.ndarray, follow: np.ndarray, vals: np.ndarray,
               images: np.ndarray, images_ok: np.ndarray) -> None:
@@ -339,24 +357,17 @@ class _Roots:
         the one-hop value but pass their roots on: a chain is followed from where it began."""
         s = t + 1
         ys, xs = np.nonzero(ok)
-        qx, qy = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
-        ix, iy = _nearest(qx, qy, ok.shape)
-        root = self.frame[iy, ix]
-        direct = ~self.holes[s][iy, ix] | (root < 0)  # the root is frame s itself
-        root = np.where(root < 0, s, root)  # an unreached neighbour (bilinear footprint at an edge)
-        px = np.where(direct, qx, self.xy[iy, ix, 0] + (qx - ix)).astype(np.float32)
-        py = np.where(direct, qy, self.xy[iy, ix, 1] + (qy - iy)).astype(np.float32)
+        root, pos, q = _chained(self.frame, self.xy, ys, xs, flow)
+        root = np.where(root < 0, s, root)  # an unreached neighbour (bilinear footprint at an edge): at q
         want = follow[ys, xs] & (root != s)
         for k in np.unique(root[want]):
             sel = np.flatnonzero(want & (root == k))
-            xy = np.stack([px[sel], py[sel]], axis=-1)
-            avail = _sample_linear(images_ok[k].astype(np.float32), xy) > 0.999
-            vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(images[k], xy[avail])
+            avail = _sample_linear(images_ok[k].astype(np.float32), pos[sel]) > 0.999
+            vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(images[k], pos[sel[avail]])
             bad = sel[~avail]  # their value is the one-hop sample: the chain restarts at frame s
-            root[bad], px[bad], py[bad] = s, qx[bad], qy[bad]
+            root[bad], pos[bad] = s, q[bad]
         self.skip(t)
-        self.frame[ys, xs] = root
-        self.xy[ys, xs, 0], self.xy[ys, xs, 1] = px, py
+        self.frame[ys, xs], self.xy[ys, xs] = root, pos
 
 
 def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:

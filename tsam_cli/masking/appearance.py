@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tsam_cli.masking.track import disk
+
 #: Lab histogram bins (L, a, b): coarse in lightness (shading changes it), finer in colour
 COLOUR_BINS = (8, 16, 16)
 #: log-odds are clipped to +-this (a bin never seen on one side would give +-inf)
@@ -50,10 +52,6 @@ NET_CLIP, NET_WEIGHT = 6.0, 0.5
 CROP, BATCH, LEARNING_RATE = 96, 4, 1e-2
 #: steps of the online update, and how far from the mask (px) a pixel is certainly background
 UPDATE_STEPS, UPDATE_FAR = 10, 20
-
-
-def _disk(radius: int) -> np.ndarray:
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
 
 
 def colour_index(img: np.ndarray) -> np.ndarray:
@@ -73,8 +71,8 @@ def _histogram(idx: np.ndarray, where: np.ndarray) -> np.ndarray:
 def background_histogram(idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Colours around (0.7) and away from (0.3) ``mask``, leaving out :data:`BG_MARGIN` px at its edge."""
     m = mask.astype(np.uint8)
-    outside = cv2.dilate(m, _disk(BG_MARGIN)) == 0
-    near = outside & (cv2.dilate(m, _disk(COLOUR_RING)) > 0)
+    outside = cv2.dilate(m, disk(BG_MARGIN)) == 0
+    near = outside & (cv2.dilate(m, disk(COLOUR_RING)) > 0)
     return 0.7 * _histogram(idx, near) + 0.3 * _histogram(idx, outside)
 
 
@@ -199,7 +197,7 @@ class AppearanceModel:
         self.frames_seen += 1
         if self.net is None or self.update_every == 0 or self.frames_seen % self.update_every:
             return
-        far = cv2.dilate(mask.astype(np.uint8), _disk(UPDATE_FAR)) == 0
+        far = cv2.dilate(mask.astype(np.uint8), disk(UPDATE_FAR)) == 0
         with _one_thread():
             for _ in range(UPDATE_STEPS):
                 self._train_step((frame, mask, far))

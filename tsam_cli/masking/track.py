@@ -327,7 +327,8 @@ def learned_refit(log_odds: np.ndarray, soft: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def _disk(radius: int) -> np.ndarray:
+def disk(radius: int) -> np.ndarray:
+    """Elliptic structuring element of ``radius`` px, ``(2r+1, 2r+1) uint8`` (OpenCV morphology)."""
     import cv2
 
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
@@ -353,10 +354,10 @@ def grabcut_init(warped: np.ndarray, ring: int, core: int) -> np.ndarray:
 
     m = warped.astype(np.uint8)
     labels = np.full(m.shape, cv2.GC_BGD, np.uint8)
-    labels[cv2.dilate(m, _disk(ring)) > 0] = cv2.GC_PR_BGD
+    labels[cv2.dilate(m, disk(ring)) > 0] = cv2.GC_PR_BGD
     labels[warped] = cv2.GC_PR_FGD
     if core > 0:
-        labels[cv2.erode(m, _disk(core)) > 0] = cv2.GC_FGD
+        labels[cv2.erode(m, disk(core)) > 0] = cv2.GC_FGD
     return labels
 
 
@@ -636,7 +637,7 @@ class TrackResult:
         """``(H, W) bool`` masks at the video size, one at a time, grown by ``dilate`` px."""
         import cv2
 
-        kernel = _disk(dilate) if dilate > 0 else None
+        kernel = disk(dilate) if dilate > 0 else None
         for i in range(len(self.packed)):
             m = upscale_mask(self.mask(i), self.size)
             yield cv2.dilate(m.astype(np.uint8), kernel) > 0 if kernel is not None else m
