@@ -348,17 +348,17 @@ def test_metrics_listed_after_one_option(tmp_path, capsys):
 
     from tsam_cli.cli.main import main
 
-    seq = tmp_path / "JPEGImages" / "480p" / "clip"
+    seq = tmp_path / "ds" / "JPEGImages" / "480p" / "clip"
     seq.mkdir(parents=True)
     for i, f in enumerate(translating_video(T=6, h=48, w=64)):
         cv2.imwrite(str(seq / f"{i:05d}.jpg"), f[..., ::-1])
     out = tmp_path / "r.json"
-    code = main(["eval", "--dataset", "davis", "--root", str(tmp_path), "--size", "64x48",
+    code = main(["eval", "--dataset", "davis", "--root", str(tmp_path / "ds"), "--size", "64x48",
                  "--metrics", "psnr", "ssim", "--json", str(out), "-q"])
     assert code == 0, capsys.readouterr().err
     report = json.loads(out.read_text())
     assert {"psnr", "ssim"} <= set(report["mean"]) and "vfid" not in report["mean"]
-    assert main(["eval", "--dataset", "davis", "--root", str(tmp_path), "--metrics", "psnr", "lpipsx"]) == 2
+    assert main(["eval", "--dataset", "davis", "--root", str(tmp_path / "ds"), "--metrics", "psnr", "lpipsx"]) == 2
     assert "lpipsx" in capsys.readouterr().err
 
 

@@ -65,7 +65,7 @@ def test_saved_masks_round_trip_exactly_through_inpaint_mask(tmp_path, rotation,
         assert np.allclose(times, [float(p * info.time_base) for p in pts], atol=0.0006)  # .mkv counts in ms
         assert mi.rotation == rotation
     else:  # PNGs carry no rotation: they are written as the video is shown
-        assert sorted(p.name for p in out.iterdir())[0] == "00000.png"
+        assert sorted(p.name for p in out.glob("*.png"))[0] == "00000.png"
 
 
 def test_save_masks_protects_the_input_and_existing_outputs(tmp_path):

@@ -261,7 +261,7 @@ def test_cli_one_line_errors_and_png_folder_output(clip, tmp_path, capsys):
     out = tmp_path / "masks"
     code = main(["mask", "track", str(video), "--box", "20,30,24,24", "-o", str(out), "-q"])
     assert code == 0, capsys.readouterr().err
-    pngs = sorted(out.iterdir())
+    pngs = sorted(out.glob("*.png"))
     assert len(pngs) == T
     # the folder feeds tsam inpaint --mask: masks read back by the media layer match
     from tsam_cli.media.masks import MaskSpec, MaskStream

@@ -10,14 +10,15 @@ import signal
 import stat
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import cli as _cli
+from cli_helpers import interrupt_at as _interrupt_at
+from cli_helpers import leftovers as _leftovers
+from cli_helpers import one_error_line, run, snapshot
+from cli_helpers import wait_for as _wait_for
 from conftest import ROOT, read_video, translating_video, write_pngs, write_video
-
-from tsam_cli.cli.main import main
 
 
 @pytest.fixture()
@@ -26,23 +27,6 @@ def small(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
     return write_video(src / "in.mp4", translating_video(T=6, h=48, w=64), fps=10)
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, err
-
-
-def one_error_line(err: str) -> bool:
-    """Exactly one ``error:`` line, last, and no traceback (progress bars may come before it)."""
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("error")]
-    return len(errors) == 1 and lines[-1] == errors[0] and "Traceback" not in err
-
-
-def snapshot(folder: Path) -> dict:
-    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 # ---------------------------------------------------------------------------------------
@@ -123,46 +107,6 @@ def test_rich_markup_in_paths_is_printed_as_is(small, tmp_path, capsys):
 # ---------------------------------------------------------------------------------------
 # child processes, signals and locks at explicit pause points
 
-def _cli(args, umask=None, pause=None, pause_dir=None, wait=True):
-    env = {**os.environ}
-    if pause:
-        env.update(TSAM_TEST_PAUSE_AT=pause, TSAM_TEST_PAUSE_DIR=str(pause_dir))
-    pre = (lambda: os.umask(umask)) if umask is not None else None
-    cmd = [sys.executable, "-m", "tsam_cli.entry", *[str(a) for a in args]]
-    if wait:
-        return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, preexec_fn=pre, timeout=300)
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=pre)
-
-
-def _wait_for(path: Path, proc) -> None:
-    """Until the child reached its pause point (or died: then fail with its stderr)."""
-    deadline = time.monotonic() + 120  # a safety net only; the child normally gets there in seconds
-    while not path.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"child exited {proc.returncode} before {path.name}: {proc.stderr.read()}")
-        assert time.monotonic() < deadline, f"child never reached {path.name}"
-        time.sleep(0.01)
-
-
-def _interrupt_at(point, sig, args, tmp_path):
-    """Run tsam, signal it at ``point``, let it go on; returns (returncode, stderr)."""
-    hooks = tmp_path / "hooks"
-    hooks.mkdir(exist_ok=True)
-    for f in hooks.iterdir():
-        f.unlink()
-    p = _cli(args, pause=point, pause_dir=hooks, wait=False)
-    _wait_for(hooks / f"{point}.paused", p)
-    p.send_signal(sig)
-    (hooks / f"{point}.resume").touch()
-    _, err = p.communicate(timeout=300)
-    return p.returncode, err
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".tsam-" in p.name)
-
-
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_signal_mid_run_leaves_nothing(small, tmp_path, sig, code):
     out = tmp_path / "o.mp4"
@@ -182,12 +126,13 @@ def test_overwrite_swap_is_atomic_under_sigint(small, tmp_path, point):
     """Replacing a frame folder: a signal at any moment of the swap leaves exactly one complete version."""
     out = tmp_path / "frames"
     old = write_pngs(out, translating_video(T=3, h=48, w=64))  # an older, 3-frame result
+    (old / ".tsam-output").touch()  # ... that tsam wrote
     rc, err = _interrupt_at(point, signal.SIGINT,
                             ["inpaint", small, "--box", "10,10,20,15", "-o", out, "--overwrite"], tmp_path)
     assert rc == 130 and one_error_line(err), err
     # signals are held back from "commit" on: the swap always completes, and the message says so
     assert "complete" in err and "kept" in err, err
-    assert sorted(p.name for p in old.iterdir()) == [f"{i:05d}.png" for i in range(6)]
+    assert sorted(p.name for p in old.iterdir()) == [".tsam-output", *(f"{i:05d}.png" for i in range(6))]
     assert _leftovers(tmp_path) == []
 
 

@@ -326,12 +326,19 @@ def test_offline_message_names_manual_path(isolated):
     assert f"http://127.0.0.1:{port}/w.bin" in msg
 
 
-def test_corrupt_cached_file_is_redownloaded(server, isolated):
+def test_corrupt_cached_file_is_kept_and_replaced_only_with_force(server, isolated):
+    """A file in the cache with a wrong checksum may be the user's: it is refused, never deleted;
+    --force replaces it, but only with a verified download."""
     _url_spec(server)
     dest = isolated / "weights" / "test-url.bin"
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"corrupt")
-    assert weights.download("test-url").read_bytes() == PAYLOAD
+    with pytest.raises(WeightsError) as info:
+        weights.download("test-url")
+    msg = str(info.value)
+    assert str(dest) in msg and "--force" in msg and "move it" in msg and "\n" not in msg
+    assert dest.read_bytes() == b"corrupt" and server.requests == []
+    assert weights.download("test-url", force=True).read_bytes() == PAYLOAD
     assert len(server.requests) == 1
 
 

@@ -31,7 +31,9 @@ def run() -> None:
     """Console script: ``tsam ...``."""
     install_signal_handlers()
     try:
-        from tsam_cli import hooks
+        from tsam_cli import hooks, stdio
+
+        stdio.install()  # closed/full/broken stdout and stderr never stop the work
 
         hooks.pause_point("startup")
         from tsam_cli.cli.main import main

@@ -116,8 +116,7 @@ class InpaintOptions:
             _check_range(name, value, lo, hi)
         if self.mask_threshold is not None:
             _check_range("--mask-threshold", self.mask_threshold, 0, MAX_MASK_THRESHOLD)
-        if self.fps is not None:
-            _check_range("--fps", self.fps, 0.01, 1000.0)
+        check_fps(self.fps)
         if not (isinstance(self.delta, (int, float)) and math.isfinite(self.delta) and self.delta > 0):
             raise UsageError(f"validity threshold {self.delta!r} must be a positive number of pixels")
         _check_choice("--flow", self.flow, FLOW_METHODS)
@@ -143,15 +142,28 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise UsageError(f"{name} {value!r} is not known: use one of {', '.join(choices)}")
 
 
-def parse_size(text: str, flag: str = "--size", minimum: int = 16) -> tuple[int, int]:
-    """``"432x240"`` -> ``(432, 240)`` (width, height); each side at least ``minimum``."""
+#: the largest side any size option accepts: 16384 is H.264's level 6.2 limit and already
+#: ~800 MB per RGB frame
+MAX_SIDE = 16384
+
+
+def parse_size(text: str, flag: str = "--size", minimum: int = 16, maximum: int = MAX_SIDE) -> tuple[int, int]:
+    """``"432x240"`` -> ``(432, 240)`` (width, height); each side from ``minimum`` to ``maximum``."""
     try:
         w, h = (int(v) for v in text.lower().replace("*", "x").split("x"))
     except ValueError:
         raise UsageError(f"{flag} {text!r}: write WIDTHxHEIGHT, e.g. 432x240") from None
     if w < minimum or h < minimum:
         raise UsageError(f"{flag} {w}x{h} is too small: use at least {minimum}x{minimum}")
+    if w > maximum or h > maximum:
+        raise UsageError(f"{flag} {w}x{h} is too large: use at most {maximum} pixels a side")
     return w, h
+
+
+def check_fps(value: float | None, flag: str = "--fps") -> None:
+    """A frame rate a player can show: finite, 0.01-1000 (``None``: not given)."""
+    if value is not None:
+        _check_range(flag, value, 0.01, 1000.0)
 
 
 def cli_parameters(cls=InpaintOptions) -> list[inspect.Parameter]:

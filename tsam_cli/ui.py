@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def plural(n: int, noun: str) -> str:
+    """``"1 frame"``, ``"2 frames"``: counts in messages read as English."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 class NullReporter:
     """Collects warnings, shows nothing. Stage timings are still measured."""
 

@@ -10,7 +10,9 @@ and, where known, its SHA-256. Everything else here works from that table:
   returned without touching the network. Otherwise the file is written to ``<name>.part`` in
   the cache folder, resumed with an HTTP ``Range`` request when a partial file exists and the
   server answers 206, retried with back-off on dropped connections and 5xx answers, checked
-  against the SHA-256 and only then renamed into place (atomically).
+  against the SHA-256 and only then renamed into place (atomically). A file already in the
+  cache is never deleted: one with a wrong checksum is refused (the message names it) unless
+  ``force``, and even then it is replaced only once the new download is verified.
 * :func:`resolve` -- turn a path or a registry name into a path to a usable file, without
   downloading unless asked to.
 * :func:`status` -- what the cache holds for an entry (for ``tsam weights list``).
@@ -290,6 +292,31 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("tsam", appauthor=False)) / "weights"
 
 
+def cache_problem() -> str | None:
+    """Why the cache folder cannot be used, as one line naming the fix; ``None`` when it can
+    (a folder that does not exist yet is fine: it is created on the first download)."""
+    home = os.environ.get(ENV_HOME, "").strip()
+    if home:
+        path = Path(home).expanduser()
+        if os.path.lexists(path) and not os.path.isdir(path):
+            what = "a file" if os.path.isfile(path) else "not a folder"
+            return f"{ENV_HOME}={home} is {what}: set it to a folder"
+    folder = cache_dir()
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        return f"the weights cache {folder} is not a folder: move it away, or set {ENV_HOME} to a folder"
+    if os.path.isdir(folder) and not os.access(folder, os.R_OK | os.X_OK):
+        return f"the weights cache {folder} cannot be read (permission denied): fix its permissions, or set {ENV_HOME} to another folder"
+    return None
+
+
+def checked_cache_dir() -> Path:
+    """:func:`cache_dir`, or :class:`WeightsError` (one line) when it cannot be used."""
+    problem = cache_problem()
+    if problem is not None:
+        raise WeightsError(problem)
+    return cache_dir()
+
+
 def local_dir() -> Path:
     """The folder of weights shipped with tsam (``source.kind == "local"``)."""
     return LOCAL_WEIGHTS_DIR
@@ -324,14 +351,19 @@ def _digest_matches(digest: str, expected: str) -> bool:
 
 
 def check(path: str | Path, name_or_spec: str | WeightSpec) -> ChecksumState:
-    """Checksum state of ``path`` for an entry: ok / mismatch / unknown (no sha256) / missing."""
+    """Checksum state of ``path`` for an entry: ok / mismatch / unknown (no sha256) / missing
+    (also for a folder or a device). Raises WeightsError when the file cannot be read."""
     spec = get_spec(name_or_spec)
     path = Path(path)
-    if not path.is_file():
+    if not os.path.isfile(path):  # os.path: False (not an exception) in an unreadable folder
         return "missing"
     if spec.sha256 is None:
         return "unknown"
-    return "ok" if _digest_matches(sha256sum(path), spec.sha256) else "mismatch"
+    try:
+        digest = sha256sum(path)
+    except OSError as err:
+        raise WeightsError(f"cannot read {path} ({_one_line(err.strerror or err)}): fix its permissions or move it away") from None
+    return "ok" if _digest_matches(digest, spec.sha256) else "mismatch"
 
 
 def manual_hint(name_or_spec: str | WeightSpec) -> str:
@@ -432,35 +464,55 @@ def _read_block(response: http.client.HTTPResponse) -> bytes:
         raise _classify_oserror(err) from None
 
 
+def _open_part(part: Path, append: bool) -> int:
+    """A descriptor on ``part`` for writing: appended to, or emptied. ``O_NOFOLLOW``: a link put
+    there is refused, never followed into someone else's file."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_APPEND if append else os.O_TRUNC)
+    return os.open(part, flags, 0o666)  # the umask applies: the finished file gets the usual mode
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
 def _stream_to_part(
     response: http.client.HTTPResponse, part: Path, start: int, total: int | None,
     progress: ProgressCallback | None,
 ) -> int:
     """Write the body of ``response`` to ``part``: appended when ``start`` is non-zero, else
     over it (the server sent the whole file). Reports ``progress(done, total)`` before the
-    first chunk and after each one. Returns the size of ``part`` when the body ends."""
+    first chunk and after each one. Returns the size of ``part`` when the body ends.
+
+    A network failure keeps ``part`` for a resume; a failure to write it (full disk, quota,
+    read-only folder) deletes it: it only takes space, and the error says what to fix."""
     try:
-        out = open(part, "ab" if start else "wb")
+        fd = _open_part(part, append=bool(start))
     except OSError as err:
         raise WeightsError(_write_error(part, err)) from None
     done = start
-    with out:
-        if progress is not None:
-            progress(done, total)
-        while block := _read_block(response):
-            try:
-                out.write(block)
-            except OSError as err:
-                raise WeightsError(_write_error(part, err)) from None
-            done += len(block)
+    try:
+        try:
             if progress is not None:
                 progress(done, total)
+            while block := _read_block(response):
+                _write_all(fd, block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        part.unlink(missing_ok=True)
+        raise WeightsError(_write_error(part, err)) from None
     return done
 
 
 def _fetch_url_once(url: str, part: Path, progress: ProgressCallback | None, size_hint: int | None) -> None:
     """One HTTP attempt: append to ``part`` from its current size (Range) or start over."""
-    offset = part.stat().st_size if part.is_file() else 0
+    offset = os.stat(part).st_size if os.path.isfile(part) else 0
     response = _open_url(_build_request(url, offset), part, offset)
     with response:
         start = _resume_start(response, offset)
@@ -471,11 +523,9 @@ def _fetch_url_once(url: str, part: Path, progress: ProgressCallback | None, siz
         raise _Transient(f"connection closed after {done} of {start + length} bytes")
 
 
-def _write_error(part: Path, err: OSError) -> str:
-    return (
-        f"cannot write {part} ({_one_line(err.strerror or err)}): free some disk space, "
-        f"or set {ENV_HOME} to another folder"
-    )
+def _write_error(path: Path, err: OSError) -> str:
+    """One line: which file could not be written, why, and the fix (free space, another TSAM_HOME)."""
+    return f"cannot write {path}: {_cause(err)}"
 
 
 def _fetch_url(spec: WeightSpec, part: Path, progress: ProgressCallback | None, retries: int) -> None:
@@ -509,7 +559,7 @@ def _fetch_gdrive(spec: WeightSpec, part: Path, progress: ProgressCallback | Non
         part.unlink(missing_ok=True)
         reason = _one_line(err) or type(err).__name__
         raise WeightsError(_offline_message(spec, f"Google Drive download failed: {reason}")) from None
-    if result is None or not part.is_file() or part.stat().st_size == 0:
+    if result is None or not os.path.isfile(part) or os.stat(part).st_size == 0:
         part.unlink(missing_ok=True)
         raise WeightsError(_offline_message(spec, "Google Drive download failed"))
 
@@ -575,8 +625,10 @@ def download(
     """Make sure the weights of an entry are in the cache and return their path.
 
     A cached file whose checksum is fine (or unknown) is returned at once, without network.
-    A cached file with a wrong checksum is deleted and downloaded again. ``force`` downloads
-    again whatever the cache holds (the old file stays until the new one is verified).
+    A file already in the cache is never deleted: one with a wrong checksum is refused
+    (WeightsError naming it), unless ``force``, which downloads again whatever the cache holds;
+    the cached file is then replaced only once the new download is verified. Downloads go to
+    ``<file>.part`` first (tsam's own file, resumed when possible).
     ``progress(done, total)`` is called as bytes arrive (``total`` may be ``None``).
     ``retries`` is how many times a transient failure (dropped connection, 5xx, body cut
     short) is retried, resuming from the partial file where the server allows it.
@@ -588,36 +640,121 @@ def download(
     spec = get_spec(name_or_spec)
     if spec.source.kind == "local":
         return _local_file(spec)
+    return _fetch_into_cache(spec, force=force, progress=progress, retries=retries, quiet=quiet)[0]
 
+
+def _fetch_into_cache(
+    spec: WeightSpec, *, force: bool = False, progress: ProgressCallback | None = None,
+    retries: int = 3, quiet: bool = True,
+) -> tuple[Path, tuple[int, int] | None]:
+    """:func:`download` for a ``url``/``gdrive`` entry. Returns ``(path, fresh)``: ``fresh`` is
+    the (device, inode) of the file this call put in place, ``None`` when the cache already held
+    a usable one. Only a ``fresh`` file is tsam's to delete later (a download that will not load)."""
+    checked_cache_dir()
     dest = target_path(spec)
-    if dest.exists() and not dest.is_file():
-        raise WeightsError(f"{dest} exists and is not a file: move it away and try again")
-    if dest.is_file() and not force:
-        if check(dest, spec) in ("ok", "unknown"):
-            return dest
-        dest.unlink()  # corrupt: fetch a fresh copy
-
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise WeightsError(
-            f"cannot create the weights folder {dest.parent} ({_one_line(err.strerror or err)}): "
-            f"set {ENV_HOME} to a writable folder"
-        ) from None
-
+    state = _cached_state(dest, spec, force)
+    if state in ("ok", "unknown") and not force:
+        return dest, None
+    if state == "mismatch" and not force:
+        raise WeightsError(_mismatch_message(dest, spec))
+    _make_cache_folder(dest.parent)
     part = _part_path(dest)
+    _check_part(part)
     if force:
         part.unlink(missing_ok=True)
     elif spec.sha256 is not None and check(part, spec) == "ok":
-        os.replace(part, dest)  # an earlier run finished the download but not the rename
-        return dest
+        return dest, _install(part, dest, spec, replace=False)  # an earlier run finished the download, not the rename
     if spec.source.kind == "gdrive":
         _fetch_gdrive(spec, part, progress, quiet)
     else:
         _fetch_url(spec, part, progress, max(0, retries))
     _verify_part(spec, part)
-    os.replace(part, dest)
-    return dest
+    return dest, _install(part, dest, spec, replace=force)
+
+
+def _cached_state(dest: Path, spec: WeightSpec, force: bool) -> ChecksumState:
+    """The checksum state of the cached file; WeightsError for what tsam must not touch: a
+    folder, a device or FIFO, or (when it would be replaced) a symbolic link."""
+    if not os.path.lexists(dest):
+        return "missing"
+    if not os.path.isfile(dest) and not os.path.islink(dest):
+        raise WeightsError(f"{dest} exists and is not a file: move it away and try again")
+    state = check(dest, spec)
+    if os.path.islink(dest) and (force or state not in ("ok", "unknown")):
+        raise WeightsError(
+            f"{dest} is a symbolic link, which tsam does not replace: remove the link, or point it at a good copy"
+        )
+    return state
+
+
+def _mismatch_message(dest: Path, spec: WeightSpec) -> str:
+    """The refusal for a cached file with a wrong checksum: it may be the user's own copy."""
+    return (
+        f"weights file {dest} does not match {spec.name!r} (sha256 mismatch); tsam did not delete it: move it "
+        f"away, or run `tsam weights download {spec.name} --force` to replace it once a new download is verified"
+    )
+
+
+def _make_cache_folder(folder: Path) -> None:
+    """Create the cache folder (and TSAM_HOME); WeightsError naming the cause when it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WeightsError(f"cannot create the weights folder {folder}: {_cause(err)}") from None
+
+
+def _cause(err: OSError) -> str:
+    """Why a write failed (full disk, read-only, permission...) and the fix, for messages."""
+    from tsam_cli.media.output import describe_os_error  # lazy: pulls in the media layer
+
+    return describe_os_error(err, ENV_HOME)
+
+
+def _check_part(part: Path) -> None:
+    """``<file>.part`` is tsam's partial download; anything else with that name is left alone."""
+    if os.path.lexists(part) and (os.path.islink(part) or not os.path.isfile(part)):
+        raise WeightsError(
+            f"{part} is not a regular file (tsam keeps unfinished downloads under that name): "
+            "move it away and try again"
+        )
+
+
+def _install(part: Path, dest: Path, spec: WeightSpec, *, replace: bool) -> tuple[int, int]:
+    """Rename the verified ``part`` to ``dest`` (mode: the umask's usual one). Without ``replace``
+    a file that appeared at ``dest`` meanwhile is kept: the new name is made with ``link``,
+    which never replaces. Returns the (device, inode) of the installed file."""
+    from tsam_cli.media.output import current_umask  # lazy: pulls in the media layer
+
+    try:
+        os.chmod(part, 0o666 & ~current_umask())  # gdown writes private files
+        if replace:
+            os.replace(part, dest)
+        else:
+            _link_no_clobber(part, dest, spec)
+        st = os.stat(dest)
+    except OSError as err:
+        raise WeightsError(f"cannot write {dest}: {_cause(err)}") from None
+    return st.st_dev, st.st_ino
+
+
+def _link_no_clobber(part: Path, dest: Path, spec: WeightSpec) -> None:
+    """Give ``part`` the name ``dest`` unless something is there by now (then WeightsError)."""
+    try:
+        os.link(part, dest)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links on this filesystem (FAT, some shares): rename, after one last look
+        if not os.path.lexists(dest):
+            os.replace(part, dest)
+            return
+    else:
+        part.unlink()
+        return
+    part.unlink(missing_ok=True)  # a file appeared at dest during the download: it wins, untouched
+    raise WeightsError(
+        f"{dest} appeared while tsam was downloading it and was kept: run "
+        f"`tsam weights download {spec.name}` again to check it"
+    )
 
 
 _download = download  # resolve() has a parameter called `download`
@@ -638,15 +775,16 @@ def resolve(
 
     * an existing file path is returned as is (no checks: the user chose it);
     * a registry name gives its cached (or shipped) file once its checksum is verified;
-      a corrupt file is reported, never returned. A file not yet in the cache is an error,
-      unless ``download`` is true, in which case it is fetched (and a corrupt one replaced).
+      a corrupt file is reported, never returned, and never deleted. A file not yet in the
+      cache is an error, unless ``download`` is true, in which case it is fetched (a corrupt
+      cached file is refused as by :func:`download` without ``force``).
     """
     candidate = Path(name_or_path).expanduser()
-    if candidate.is_file():
+    if os.path.isfile(candidate):
         return candidate
     name = str(name_or_path)
     if name not in REGISTRY:
-        if candidate.exists():
+        if os.path.lexists(candidate):
             raise WeightsError(f"weights path {candidate} is not a file: give a weight file")
         if isinstance(name_or_path, Path) or os.sep in name or "/" in name or candidate.suffix:
             raise WeightsError(f"weights file {candidate} does not exist: check the path")
@@ -656,8 +794,9 @@ def resolve(
         return _download(spec, progress=progress)
     if spec.source.kind == "local":
         return _local_file(spec)
+    checked_cache_dir()
     path = target_path(spec)
-    state = check(path, spec)
+    state = _cached_state(path, spec, force=False)
     if state == "missing":
         raise WeightsError(
             f"weights {spec.name!r} are not downloaded yet: run `tsam weights download {spec.name}`, "
@@ -675,26 +814,43 @@ def status(name: str | WeightSpec) -> dict[str, object]:
     """What the cache holds for an entry.
 
     Keys: ``name``, ``path`` (str), ``cached`` (bool), ``size_on_disk`` (bytes or None),
-    ``checksum`` (``"ok"`` / ``"mismatch"`` / ``"unknown"`` (no sha256 known) / ``"missing"``),
-    ``partial`` (bytes of an unfinished download, or None), ``source`` (kind), ``link``,
-    ``expected_size`` and ``description``.
+    ``checksum`` (``"ok"`` / ``"mismatch"`` / ``"unknown"`` (no sha256 known) / ``"missing"`` /
+    ``"not a file"`` (a folder or device there) / ``"unreadable"``), ``partial`` (bytes of an
+    unfinished download, or None), ``source`` (kind), ``link``, ``expected_size`` and ``description``.
     """
     spec = get_spec(name)
     path = target_path(spec)
-    cached = path.is_file()
     part = _part_path(path)
     return {
         "name": spec.name,
         "path": str(path),
-        "cached": cached,
-        "size_on_disk": path.stat().st_size if cached else None,
-        "checksum": check(path, spec),
-        "partial": part.stat().st_size if spec.source.kind != "local" and part.is_file() else None,
+        "cached": os.path.isfile(path),
+        "size_on_disk": _size(path),
+        "checksum": _listed_state(path, spec),
+        "partial": _size(part) if spec.source.kind != "local" else None,
         "source": spec.source.kind,
         "link": spec.source.link,
         "expected_size": spec.size,
         "description": spec.description,
     }
+
+
+def _size(path: Path) -> int | None:
+    """Size of a regular file, None for anything else (missing, folder, unreadable)."""
+    try:
+        return os.stat(path).st_size if os.path.isfile(path) else None
+    except OSError:
+        return None
+
+
+def _listed_state(path: Path, spec: WeightSpec) -> str:
+    """:func:`check` for the table: never raises (one bad file must not hide the others)."""
+    if os.path.lexists(path) and not os.path.isfile(path):
+        return "missing" if os.path.islink(path) else "not a file"
+    try:
+        return check(path, spec)
+    except WeightsError:
+        return "unreadable"
 
 
 # --------------------------------------------------------------------------------------
@@ -750,7 +906,7 @@ def _cache_lock(spec: WeightSpec) -> Iterator[None]:
 def _conversion_is_current(dst: Path, pth: Path) -> bool:
     """Whether ``dst`` is a readable conversion of ``pth`` (or of a ``.pth`` no longer kept).
     Reads the safetensors header only: nothing is unpickled."""
-    if not dst.is_file():
+    if not os.path.isfile(dst):
         return False
     from tsam_cli.model.official import read_safetensors_header
 
@@ -758,13 +914,15 @@ def _conversion_is_current(dst: Path, pth: Path) -> bool:
         meta, _ = read_safetensors_header(dst)
     except WeightsError:
         return False  # damaged: converted again from the .pth (or reported when there is none)
-    return not pth.is_file() or meta.get(SOURCE_STAMP_KEY) == _stamp(pth)
+    return not os.path.isfile(pth) or meta.get(SOURCE_STAMP_KEY) == _stamp(pth)
 
 
-def _convert(pth: Path, dst: Path, fresh: bool, reporter) -> Path:
+def _convert(pth: Path, dst: Path, fresh: tuple[int, int] | None, reporter) -> Path:
     """Official ``.pth`` -> safetensors ``dst`` (restricted unpickler; atomic write); returns
-    ``dst``. A file downloaded by this run (``fresh``) that cannot be read is deleted, so the
-    next run fetches it again. When ``dst`` cannot be written, warns and returns ``pth``."""
+    ``dst``. ``fresh`` is the (device, inode) of the ``.pth`` when this run downloaded it: only
+    that very file, if it cannot be read, is deleted (so the next run fetches it again); a file
+    the user put there is kept. When ``dst`` cannot be written, or is a file tsam did not write,
+    warns and returns ``pth`` (loaded directly this time)."""
     from tsam_cli.model.official import load_official_generator, save_generator
 
     reporter.info(f"converting {pth.name} to {dst.name} (once; later runs load it directly)")
@@ -772,15 +930,43 @@ def _convert(pth: Path, dst: Path, fresh: bool, reporter) -> Path:
         try:
             model = load_official_generator(pth)
         except WeightsError as err:
-            if fresh:
+            if fresh is not None and _identity(pth) == fresh:
                 pth.unlink(missing_ok=True)
                 raise WeightsError(f"{err} (the download was deleted; the next run downloads it again)") from None
             raise WeightsError(f"{err} (delete or replace {pth}: {manual_hint(OFFICIAL)})") from None
+        if not _converted_by_tsam(dst):
+            reporter.warn(f"{dst} was not written by tsam and is kept: loading {pth.name} itself this time "
+                          "(slower); move it away to let tsam convert once")
+            return pth
         try:
             return save_generator(model, dst, {"tsam_source": "official:" + pth.name, SOURCE_STAMP_KEY: _stamp(pth)})
         except WeightsError as err:
             reporter.warn(f"{err}: loading {pth.name} itself this time (slower)")
             return pth
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _converted_by_tsam(dst: Path) -> bool:
+    """Whether tsam may write ``dst``: nothing there, or a conversion tsam made (it carries the
+    source stamp). A user's own file under that name, or one tsam cannot read, is never replaced."""
+    if not os.path.lexists(dst):
+        return True
+    if os.path.islink(dst) or not os.path.isfile(dst):
+        return False
+    from tsam_cli.model.official import read_safetensors_header
+
+    try:
+        meta, _ = read_safetensors_header(dst)
+    except WeightsError:
+        return False
+    return SOURCE_STAMP_KEY in meta
 
 
 def _byte_progress(reporter, stage: str = "weights MB") -> ProgressCallback:
@@ -819,10 +1005,10 @@ def official_weights(*, download: bool = False, reporter=None) -> Path:
     with _cache_lock(spec):
         if _conversion_is_current(dst, pth):  # another run converted it while this one waited
             return dst
-        fresh = download and check(pth, spec) not in ("ok", "unknown")
-        if fresh:
+        fresh = None
+        if download and check(pth, spec) not in ("ok", "unknown"):
             rep.info(f"downloading the official TSAM weights (first use) from {spec.source.link} to {pth}")
-            _download(spec, progress=_byte_progress(rep))
+            pth, fresh = _fetch_into_cache(spec, progress=_byte_progress(rep))
         else:
             pth = resolve(spec.name)  # not downloaded: the usual "run tsam weights download" error
         return _convert(pth, dst, fresh, rep)
@@ -836,7 +1022,7 @@ def cpu_cost() -> str:
 
 def cpu_hint() -> str:
     """The one line ``--model auto`` prints on a CPU: how to get the network and its cost."""
-    need = "" if target_path(OFFICIAL).is_file() or converted_path().is_file() else (
+    need = "" if os.path.isfile(target_path(OFFICIAL)) or os.path.isfile(converted_path()) else (
         f", after `tsam weights download {OFFICIAL}`")
     return (
         f"--model auto on the CPU: using the classical filler; the TSAM network is --model full"
@@ -885,8 +1071,8 @@ def auto_pick(device: str = "auto") -> tuple[str, str]:
     if device == "cpu" or not cuda_available():
         return "classical", f"no CUDA GPU seen by PyTorch; --model full costs {cpu_cost()}"
     gpu = f"CUDA GPU {cuda_name()}"
-    if converted_path().is_file():
+    if os.path.isfile(converted_path()):
         return OFFICIAL, f"{gpu}; converted weights cached ({converted_path()})"
-    if target_path(OFFICIAL).is_file():
+    if os.path.isfile(target_path(OFFICIAL)):
         return OFFICIAL, f"{gpu}; converted to safetensors on first use"
     return OFFICIAL, f"{gpu}; downloaded on first use (classical with a warning if that fails)"

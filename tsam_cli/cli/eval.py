@@ -97,6 +97,13 @@ _KEEP_RESULTS = typer.Option(
     None, "--keep-results", help="When tsam inpaints (no --results): keep its outputs in this folder."
 )
 _QUIET = typer.Option(False, "--quiet", "-q", help="Print only the final table.")
+_OVERWRITE = typer.Option(
+    False, "--overwrite", help="Replace existing --json/--csv files and --keep-results/<clip> folders tsam wrote.")
+_ALLOW_PARTIAL = typer.Option(
+    False, "--allow-partial", help="Score results with fewer frames than the ground truth on the frames they have "
+    "(the table shows scored/total) instead of stopping.")
+#: the largest evaluation side: every clip is held in memory at this size (4096x4096: ~50 MB a frame)
+MAX_EVAL_SIDE = 4096
 
 
 def eval_command(
@@ -120,23 +127,75 @@ def eval_command(
     device: str = _DEVICE,
     keep_results: Path | None = _KEEP_RESULTS,
     quiet: bool = _QUIET,
+    overwrite: bool = _OVERWRITE,
+    allow_partial: bool = _ALLOW_PARTIAL,
 ) -> None:
     """Score video inpainting against ground truth: PSNR, SSIM, VFID (TSAM paper, Table 1), E_warp, LPIPS."""
-    from tsam_cli.eval.evaluate import evaluate
+    from contextlib import ExitStack
+
+    from tsam_cli.eval.evaluate import evaluate, input_folders
 
     metric_names = _metric_names(metrics, more_metrics)
     spec = _mask_spec(masks, mask_kind, area, seed)
-    if max_frames is not None and max_frames < 1:
-        raise UsageError(f"--max-frames must be >= 1, got {max_frames}")
-    report = evaluate(
-        dataset.value, root, results=results, metrics=metric_names, size=parse_size(size), masks=spec,
-        i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, max_videos=max_videos, max_frames=max_frames,
-        device=device, keep_results=keep_results, command=_command_line(), progress=_progress_printer(quiet),
-    )
-    written = _write_reports(report, json_out, csv_out)
+    _check_counts(max_videos, max_frames, device)
+    eval_size = parse_size(size, maximum=MAX_EVAL_SIDE)
+    inputs = input_folders(root, spec, results)
+
+    def run() -> tuple[dict, list[Path]]:
+        with ExitStack() as stack:  # report files: checked and locked now, before the scoring work
+            targets = _report_targets(stack, json_out, csv_out, inputs, overwrite)
+            report = evaluate(
+                dataset.value, root, results=results, metrics=metric_names, size=eval_size, masks=spec,
+                i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, max_videos=max_videos, max_frames=max_frames,
+                device=device, keep_results=keep_results, command=_command_line(),
+                progress=_progress_printer(quiet), overwrite=overwrite, allow_partial=allow_partial)
+            return report, _write_reports(report, targets)
+
+    report, written = _interrupt_reported(run, keep_results)
     _print_report(report)
     if not quiet:
         _print_to_stderr(*(f"wrote {path}" for path in written))
+
+
+def _check_counts(max_videos: int | None, max_frames: int | None, device: str) -> None:
+    """The counts and the device name, before anything is read."""
+    import re
+
+    for flag, value in (("--max-videos", max_videos), ("--max-frames", max_frames)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
+        raise UsageError(f"--device {device!r} is not known: use auto, cpu, cuda or cuda:N")
+
+
+def _report_targets(stack, json_out: Path | None, csv_out: Path | None, inputs: list, overwrite: bool) -> dict:
+    """``--json``/``--csv`` as entered :class:`~tsam_cli.media.output.OutputTarget` s (checked,
+    locked, temporaries made), never inside the dataset, masks or results read."""
+    from tsam_cli.media.output import OutputTarget, refuse_inside
+
+    wanted = {flag: path for flag, path in (("--json", json_out), ("--csv", csv_out)) if path is not None}
+    if len(wanted) == 2 and Path(json_out).resolve() == Path(csv_out).resolve():
+        raise UsageError(f"--json and --csv both name {json_out}: give two different files")
+    targets = {}
+    for flag, path in wanted.items():
+        refuse_inside(path, inputs, flag)
+        suffix = "." + flag.lstrip("-")
+        targets[flag] = stack.enter_context(
+            OutputTarget(path, inputs, overwrite, suffixes={suffix}, folders=False, flag=flag))
+    return targets
+
+
+def _interrupt_reported(work, keep_results: Path | None):
+    """``work()``; a signal becomes one line that says what is on disk (no internal paths)."""
+    from tsam_cli.errors import STOP_SIGNALS, Interrupted, signal_number
+
+    kept = f"; finished clips are kept in {keep_results}" if keep_results is not None else ""
+    try:
+        return work()
+    except Interrupted as exc:
+        raise Interrupted(f"interrupted: no report was written{kept}", exc.exit_code - 128) from None
+    except STOP_SIGNALS as exc:
+        raise Interrupted(f"interrupted: no report was written{kept}", signal_number(exc)) from None
 
 
 def _metric_names(metrics: list[str], more_metrics: list[str] | None) -> list[str]:
@@ -180,16 +239,14 @@ def _progress_printer(quiet: bool):
     return None if quiet else _print_to_stderr
 
 
-def _write_reports(report: dict, json_out: Path | None, csv_out: Path | None) -> list[Path]:
-    """Write the ``--json`` / ``--csv`` files asked for; returns their paths."""
+def _write_reports(report: dict, targets: dict) -> list[Path]:
+    """Write the ``--json`` / ``--csv`` files into their targets and swap them in; returns their paths."""
     from tsam_cli.eval.evaluate import write_csv, write_json
 
-    written = []
-    for path, write in ((json_out, write_json), (csv_out, write_csv)):
-        if path is not None:
-            write(report, path)
-            written.append(path)
-    return written
+    writers = {"--json": write_json, "--csv": write_csv}
+    for flag, target in targets.items():
+        target.write_with(lambda tmp, write=writers[flag]: write(report, tmp))
+    return [target.path for target in targets.values()]
 
 
 def _results_table(report: dict):
@@ -207,7 +264,8 @@ def _results_table(report: dict):
     for c in cols:
         table.add_column(c.replace("_", " "), justify="right")
     for v in report["videos"]:
-        table.add_row(v["name"], str(v["frames"]), f"{v['hole_ratio']:.1%}", *[_fmt(c, v.get(c)) for c in cols])
+        frames = f"{v['scored']}/{v['frames']}" if "scored" in v else str(v["frames"])
+        table.add_row(v["name"], frames, f"{v['hole_ratio']:.1%}", *[_fmt(c, v.get(c)) for c in cols])
     mean = report["mean"]
     table.add_section()
     table.add_row("[bold]mean[/bold]", str(sum(v["frames"] for v in report["videos"])), "",
@@ -256,23 +314,36 @@ def masks_generate(
         None, "--moving/--static",
         help="Force motion on/off (default: object and curve move, stationary does not).",
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace PNGs already in the folder."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a mask folder tsam wrote before (swapped in whole, once complete)."),
 ) -> None:
     """Write one seeded mask video as a folder of PNGs (white = region to fill)."""
     from tsam_cli.data.mask_gen import generate_masks, hole_ratio
-    from tsam_cli.errors import OutputError
     from tsam_cli.eval.evaluate import write_frames
+    from tsam_cli.media.output import OutputTarget
+    from tsam_cli.ui import plural
 
-    if frames < 1:
-        raise UsageError(f"--frames must be >= 1, got {frames}")
-    w, h = parse_size(size)
+    w, h = _check_mask_request(frames, size, seed)
     a = parse_area(area)
     if a == "mixed":
         raise UsageError("--area mixed applies to tsam eval only: give a bucket such as 30-40 or 'any'")
-    if output.exists() and not output.is_dir():
-        raise OutputError(f"{output} exists and is not a folder: choose another -o")
-    if output.is_dir() and any(output.glob("*.png")) and not overwrite:
-        raise OutputError(f"{output} already holds PNG files: use --overwrite or another -o")
-    m = generate_masks(kind.value, frames, h, w, seed=seed, area=a, moving=moving)
-    write_frames(output, m)
-    typer.echo(f"wrote {frames} masks {w}x{h} ({kind.value}, hole {hole_ratio(m):.1%}) to {output}")
+    with OutputTarget(output, [], overwrite, suffixes=(), flag="-o") as target:  # checked before the work
+        m = generate_masks(kind.value, frames, h, w, seed=seed, area=a, moving=moving)
+        target.write_with(lambda tmp: write_frames(tmp, m))
+    typer.echo(f"wrote {plural(frames, 'mask')} {w}x{h} ({kind.value}, hole {hole_ratio(m):.1%}) to {output}")
+
+
+#: at most this many bytes of masks are generated at once (T x H x W, one byte a pixel)
+MASKS_MEMORY = 2 * 1024**3
+
+
+def _check_mask_request(frames: int, size: str, seed: int) -> tuple[int, int]:
+    """``--frames``, ``--size`` and ``--seed`` of ``masks generate``; returns (W, H)."""
+    if frames < 1:
+        raise UsageError(f"--frames must be >= 1, got {frames}")
+    if seed < 0:
+        raise UsageError(f"--seed must be >= 0, got {seed}")
+    w, h = parse_size(size, maximum=MAX_EVAL_SIDE)
+    if frames * w * h > MASKS_MEMORY:
+        raise UsageError(f"--frames {frames} at {w}x{h} needs {frames * w * h / 1024**3:.1f} GiB of memory "
+                         f"(at most {MASKS_MEMORY / 1024**3:.0f}): give fewer --frames or a smaller --size")
+    return w, h

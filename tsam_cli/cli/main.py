@@ -8,6 +8,7 @@ else; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import inspect
 from pathlib import Path
 
@@ -148,10 +149,15 @@ def main(argv: list[str] | None = None) -> int:
 
     Typer/click handle usage errors themselves (message + exit code 2).
     """
+    from tsam_cli.stdio import flush_stdout
+
     try:
-        app(args=argv, prog_name="tsam")  # standalone mode: always ends in SystemExit
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        try:
+            app(args=argv, prog_name="tsam")  # standalone mode: always ends in SystemExit
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        flush_stdout()  # a full disk under `> file` is reported here, not lost at exit
+        return code
     except TsamError as exc:
         if _DEBUG["on"]:
             raise
@@ -160,4 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     except Signalled as exc:  # a command without its own clean-up (nothing half-written to remove)
         typer.echo("error: interrupted", err=True)
         return 128 + exc.signum
-    return 0
+    except OSError as exc:
+        message = _storage_error(exc)
+        if _DEBUG["on"] or message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        return 5
+
+
+#: OSErrors that are the machine's state, not a bug: mapped to one line and exit 5 in :func:`main`
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def _storage_error(exc: OSError) -> str | None:
+    """The one line for a full or read-only disk met where no output layer guards the write
+    (the last line of defence), or None for any other OSError (a bug: traceback)."""
+    from tsam_cli.media.output import describe_os_error
+
+    if "No usable temporary directory" in str(exc):
+        return "no usable temporary folder (full or read-only?): free some space or set TMPDIR to another folder"
+    if exc.errno not in _STORAGE_ERRNOS:
+        return None
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot write{where}: {describe_os_error(exc, 'output')} (--debug shows where)"

@@ -47,7 +47,9 @@ def _human_size(n: int | None) -> str:
 @app.command("list")
 def list_weights() -> None:
     """Show every known weight file (size, source, cached, checksum) and what --model auto picks here."""
-    table = Table(title="tsam weights", caption=f"cache: {weights.cache_dir()}")
+    # a cache that cannot be used (TSAM_HOME a file, an unreadable folder) is the same one-line
+    # error (exit 6) as for `download`, rather than a table of misleading "missing" rows
+    table = Table(title="tsam weights", caption=f"cache: {weights.checked_cache_dir()}")
     table.add_column("Name", style="bold")
     table.add_column("Size", justify="right")
     table.add_column("Source")
@@ -85,14 +87,21 @@ def list_weights() -> None:
 @app.command("download")
 def download_weights(
     names: list[str] = typer.Argument(..., metavar="NAME...", help="Weights to fetch (see `tsam weights list`)."),
-    force: bool = typer.Option(False, "--force", "-f", help="Download again even if the cached file is fine."),
+    force: bool = typer.Option(
+        False, "--force", "-f",
+        help="Download again, even over a cached file with a wrong checksum; it is replaced only once the new download is verified.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the final paths."),
 ) -> None:
     """Download weights into the cache (resumes partial downloads, verifies checksums).
 
-    Prints the path of each file on stdout once it is in place.
+    A file already in the cache is never deleted: one with a wrong checksum is refused (move it
+    away, or --force). Prints the path of each file on stdout once it is in place.
     """
-    specs = [weights.get_spec(name) for name in names]  # fail on a typo before any download
+    # fail on a typo before any download; a name given twice is fetched once
+    specs = [weights.get_spec(name) for name in dict.fromkeys(names)]
+    if any(spec.source.kind != "local" for spec in specs):
+        weights.checked_cache_dir()  # TSAM_HOME a file, an unreadable cache: one line before anything
     err = Console(stderr=True)
     for spec in specs:
         if quiet:
@@ -122,17 +131,17 @@ def download_weights(
 @app.command("convert")
 def convert_weights(
     src: Path = typer.Argument(..., help="The official TSAM checkpoint (.pth)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Where to write the safetensors file."),
+    output: Path = typer.Option(..., "-o", "--output", help="Where to write the safetensors file (.safetensors)."),
     clean: bool = typer.Option(False, "--clean", help="Store the clean TSAM behaviour instead of the official code's quirks."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output (never the source)."),
 ) -> None:
-    """Convert the official checkpoint to tsam's safetensors format (loaded safely: no code runs)."""
-    from tsam_cli.errors import OutputError
+    """Convert the official checkpoint to tsam's safetensors format (loaded safely: no code runs).
+
+    The output is checked before the checkpoint is read (exit 5: exists without --overwrite, is
+    the source, not .safetensors, folder not writable), written to a hidden temporary beside it and
+    swapped in; an error or a signal leaves nothing behind. A bad source is exit 6.
+    """
     from tsam_cli.model.official import convert_official
 
-    if output.exists() and not overwrite:
-        raise OutputError(f"output {output} already exists: pass --overwrite or choose another -o path")
-    if not output.parent.is_dir():
-        raise OutputError(f"output folder {output.parent} does not exist: create it first")
-    path = convert_official(src, output, official_quirks=not clean)
+    path = convert_official(src, output, official_quirks=not clean, overwrite=overwrite)
     typer.echo(str(path))

@@ -40,9 +40,10 @@ import numpy as np
 
 from tsam_cli.data import layouts as datasets
 from tsam_cli.data.layouts import DATASETS, VIDEO_SUFFIXES, Clip, is_frame_dir
-from tsam_cli.errors import DatasetError, TsamError, UsageError
+from tsam_cli.errors import DatasetError, OutputError, TsamError, UsageError
 from tsam_cli.media import list_images
 from tsam_cli.media.images import read_image
+from tsam_cli.ui import plural
 
 __all__ = [
     "ALL_METRICS", "CONVENTIONS", "DATASETS", "DEFAULT_METRICS", "DEFAULT_SIZE", "Clip", "EWarpMetric",
@@ -166,14 +167,20 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
 
 
 def write_frames(folder: Path, frames: np.ndarray) -> None:
-    """Write uint8 RGB (T, H, W, 3) or {0,1} masks (T, H, W) (saved as 0/255) as PNGs."""
+    """Write uint8 RGB (T, H, W, 3) or {0,1} masks (T, H, W) (saved as 0/255) as PNGs
+    ``00000.png`` ... into ``folder`` (made if missing). Encoded in memory and written with
+    ordinary file writes, so a full disk raises OSError (``cv2.imwrite`` can leave an empty
+    file and report nothing)."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
     for i, f in enumerate(frames):
         img = cv2.cvtColor(f, cv2.COLOR_RGB2BGR) if f.ndim == 3 else (f > 0).astype(np.uint8) * 255
-        if not cv2.imwrite(str(folder / f"{i:05d}.png"), img):
-            raise TsamError(f"cannot write {folder / f'{i:05d}.png'}: check the folder is writable")
+        ok, data = cv2.imencode(".png", img)
+        if not ok:
+            raise TsamError(f"cannot encode frame {i} as PNG")
+        with open(folder / f"{i:05d}.png", "wb") as fh:
+            fh.write(data.tobytes())
 
 
 def find_result(results: Path, name: str) -> Path | None:
@@ -446,26 +453,74 @@ class ExistingResults:
         pass
 
 
+class KeptResults:
+    """``--keep-results DIR``: tsam's output of each clip copied to ``DIR/<clip>/`` through the
+    output layer (checked before any work, never inside an input, an existing ``DIR/<clip>``
+    replaced only with ``overwrite`` and only when tsam wrote it, swapped in whole).
+
+    ``inputs`` are ``(label, folder)`` pairs that DIR must not be inside (dataset, masks,
+    results); ``protected`` are the paths ``DIR/<clip>`` must never be or contain."""
+
+    FLAG = "--keep-results"
+
+    def __init__(self, folder: str | Path, clips: list[Clip], inputs: list, protected: list, overwrite: bool) -> None:
+        from tsam_cli.media.output import check_output_path, refuse_inside
+
+        self.folder = Path(folder).expanduser()
+        self.protected, self.overwrite = [*inputs, *protected], overwrite
+        self.kept: list[Path] = []
+        self._created = False
+        refuse_inside(self.folder, inputs, self.FLAG)
+        if not self.folder.exists():
+            check_output_path(self.folder, self.protected, False, suffixes=(), flag=self.FLAG)
+            return
+        if self.folder.is_symlink() or not self.folder.is_dir():
+            raise OutputError(f"{self.FLAG} {self.folder} is not a folder: give a folder (it may exist)")
+        for clip in clips:  # now, not after the long work
+            check_output_path(self.folder / clip.name, self.protected, overwrite, suffixes=(), flag=self.FLAG)
+
+    def store(self, name: str, frames: Path) -> None:
+        """Copy the frame folder ``frames`` to ``DIR/<name>/`` (atomically)."""
+        from tsam_cli.media.output import OutputTarget, describe_os_error
+
+        if not self.folder.is_dir():
+            try:
+                self.folder.mkdir()
+            except OSError as exc:
+                raise OutputError(f"cannot create {self.folder}: {describe_os_error(exc, self.FLAG)}") from None
+            self._created = True
+        with OutputTarget(self.folder / name, self.protected, self.overwrite, suffixes=(), flag=self.FLAG) as target:
+            target.write_with(lambda tmp: shutil.copytree(frames, tmp, dirs_exist_ok=True))
+        self.kept.append(self.folder / name)
+
+    def close(self) -> None:
+        """Remove DIR again when this run made it and put nothing in it."""
+        if self._created and not self.kept:
+            try:
+                self.folder.rmdir()
+            except OSError:
+                pass
+
+
 class TsamResults:
     """Mode (a): inpaint every clip with tsam's pipeline in a temporary folder (removed by ``close``)."""
 
-    def __init__(self, device: str, keep: str | Path | None = None) -> None:
+    def __init__(self, device: str, keep: KeptResults | None = None) -> None:
         self.inpaint, self.opts_cls = _load_pipeline()
         self.device = device
-        self.keep = Path(keep) if keep is not None else None
+        self.keep = keep
         self.tmp = Path(tempfile.mkdtemp(prefix="tsam-eval-"))
 
     def result(self, clip: Clip, gt: np.ndarray, masks: np.ndarray) -> Path:
         out = _run_pipeline(self.inpaint, self.opts_cls, self.tmp / clip.name, gt, masks, self.device)
         if self.keep is not None:
-            dst = self.keep / clip.name
-            if dst.exists():
-                shutil.rmtree(dst)
-            shutil.copytree(out, dst)
+            self.keep.store(clip.name, out)
         return out
 
     def close(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.keep is not None:
+            self.keep.close()
 
 
 def _load_pipeline():
@@ -476,9 +531,15 @@ def _load_pipeline():
 
 def _run_pipeline(inpaint, opts_cls, work: Path, gt: np.ndarray, masks: np.ndarray, device: str) -> Path:
     """Mode (a): write frames and masks (255 = hole) as PNG folders, inpaint to PNG frames."""
+    from tsam_cli.media.output import describe_os_error
+
     frames_dir, mask_dir, out_dir = work / "frames", work / "masks", work / "out"
-    write_frames(frames_dir, gt)
-    write_frames(mask_dir, masks)
+    try:
+        write_frames(frames_dir, gt)
+        write_frames(mask_dir, masks)
+    except OSError as exc:
+        cause = describe_os_error(exc, "TMPDIR")
+        raise OutputError(f"cannot write the clip's frames to the temporary folder {work.parent}: {cause}") from None
     opts = opts_cls(mask=str(mask_dir), dilate=0, mask_threshold=0, lossless=True, quiet=True, device=device)
     inpaint(str(frames_dir), str(out_dir), opts)
     if not is_frame_dir(out_dir):
@@ -496,6 +557,7 @@ class _Settings:
     size: tuple[int, int] | None
     masks: EvalMasks
     max_frames: int | None
+    allow_partial: bool = False
 
 
 def _update_metrics(metrics: list[Metric], name: str, result, gt, mask, videos: list[dict],
@@ -526,7 +588,13 @@ def _score_clip(clip: Clip, source, settings: _Settings, metrics: list[Metric], 
     row = {"name": clip.name, "frames": int(len(gt)), "hole_ratio": float(masks.mean())}
     n = min(len(res), len(gt))
     if len(res) != len(gt):
-        row["note"] = f"result has {len(res)} frames, ground truth {len(gt)}: scored the first {n}"
+        if not settings.allow_partial:
+            raise DatasetError(
+                f"the result of clip {clip.name!r} has {plural(len(res), 'frame')}, its ground truth "
+                f"{plural(len(gt), 'frame')}: give complete results, or --allow-partial to score the first {n} "
+                "(shown in the table)")
+        row["scored"] = n
+        row["note"] = f"result has {plural(len(res), 'frame')}, ground truth {len(gt)}: scored the first {n}"
     row.update(_update_metrics(metrics, clip.name, res[:n], gt[:n], masks[:n], videos, unavailable))
     return row
 
@@ -563,7 +631,8 @@ def evaluate(
     size: tuple[int, int] = DEFAULT_SIZE, masks: EvalMasks | None = None, i3d: str | Path | None = None,
     lpips_alex: str | Path | None = None, lpips_lin: str | Path | None = None, max_videos: int | None = None,
     max_frames: int | None = None, device: str = "auto", keep_results: str | Path | None = None,
-    command: str | None = None, progress: Callable[[str], None] | None = None,
+    command: str | None = None, progress: Callable[[str], None] | None = None, overwrite: bool = False,
+    allow_partial: bool = False,
 ) -> dict:
     """Evaluate a dataset; returns the report dict (also what ``--json`` writes).
 
@@ -582,7 +651,10 @@ def evaluate(
         max_videos / max_frames: keep the first N clips / frames per clip.
         device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.device.resolve_device`:
             "auto" = CUDA when available).
-        keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/``.
+        keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/`` (checked before
+            any work: :class:`KeptResults`; an existing ``<clip>/`` only with ``overwrite``).
+        allow_partial: score a result with fewer (or more) frames than its ground truth on the
+            frames both have, instead of a ``DatasetError``.
         command: the command line to record (default: ``sys.argv``).
         progress: optional callback receiving one line per clip.
 
@@ -602,16 +674,33 @@ def evaluate(
     _check_settings(masks, size)
     clips = discover(dataset, root, max_videos)
     existing = ExistingResults(results, clips) if results is not None else None
+    if existing is not None and keep_results is not None:
+        raise UsageError("--keep-results applies when tsam inpaints the clips, not with --results: drop one of them")
+    keep = None
+    if keep_results is not None:
+        keep = KeptResults(keep_results, clips, input_folders(root, masks, results),
+                           [("a clip of the dataset", c.source) for c in clips], overwrite)
     dev = resolve_device(device)
     scorers = build_metrics(names, len(clips), i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, device=dev)
-    source = existing if existing is not None else TsamResults(dev, keep_results)
+    source = existing if existing is not None else TsamResults(dev, keep)
+    settings = _Settings(size, masks, max_frames, allow_partial)
     try:
-        videos, unavailable = _score_clips(clips, source, _Settings(size, masks, max_frames), scorers, progress)
+        videos, unavailable = _score_clips(clips, source, settings, scorers, progress)
     finally:
         source.close()
     mean = {key: value for metric in scorers for key, value in metric.summary().items()}
     report = _report_settings(dataset, root, existing, size, masks, names, dev, command)
     return {**report, "videos": videos, "mean": mean, "unavailable": unavailable, "conventions": CONVENTIONS}
+
+
+def input_folders(root, masks: EvalMasks | None, results) -> list[tuple[str, Path]]:
+    """The folders an evaluation reads as a whole, which none of its outputs may be inside."""
+    folders = [("the dataset", Path(root).expanduser())]
+    if masks is not None and masks.source != "generate":
+        folders.append(("the mask folder", Path(masks.source)))
+    if results is not None:
+        folders.append(("the results folder", Path(results).expanduser()))
+    return folders
 
 
 def _report_settings(dataset: str, root, existing: ExistingResults | None, size, masks: EvalMasks,

@@ -19,11 +19,18 @@ The rules (``docs/design.md``, "Safety rules"):
   left, and a later run removes temporaries whose process is gone (and restores an old
   folder that a killed swap left aside).
 * Final outputs get the normal mode for the user's umask (0644 / 0755 with umask 022).
+* A folder output carries a hidden marker file (``.tsam-output``): only a folder with that
+  marker and nothing but ``NNNNN.png`` frames beside it counts as "written by tsam" and may be
+  replaced; a user's own folder of ``00000.png`` ... frames never is.
+* The same layer serves every output of every command: videos and frame folders (``-o``),
+  reports (``eval --json/--csv``), weight files (``weights convert``); each caller names the
+  suffixes it writes and the flag that names the path in messages.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -31,7 +38,7 @@ import signal
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -41,6 +48,11 @@ from tsam_cli.errors import STOP_SIGNALS, Interrupted, OutputError, signal_numbe
 VIDEO_OUT_SUFFIXES = {".mp4", ".mov", ".m4v", ".mkv"}
 #: names tsam gives the frames of a folder output (``VideoWriter``): ``00000.png`` ...
 FRAME_NAME = re.compile(r"^\d{5,}\.png$")
+#: the hidden file tsam puts in every folder output: proof that tsam wrote the folder
+MARKER = ".tsam-output"
+#: names longer than this (bytes) get hashed temporary and lock names: the temporary adds about
+#: 40 bytes to the name and most filesystems allow 255
+_LONG_NAME = 200
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -80,24 +92,29 @@ def _contains(outer: Path, inner: Path) -> bool:
 
 
 def is_frame_folder(folder: Path) -> bool:
-    """A folder tsam may replace: empty, or only ``NNNNN.png`` regular files."""
+    """A folder tsam may replace: empty, or tsam's marker plus only ``NNNNN.png`` regular files."""
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return False
-    return all(e.is_file(follow_symlinks=False) and FRAME_NAME.match(e.name) for e in entries)
+    frames = [e for e in entries if e.name != MARKER]
+    if len(frames) == len(entries) and entries:
+        return False  # frames without the marker: someone else's folder
+    return all(e.is_file(follow_symlinks=False) and FRAME_NAME.match(e.name) for e in entries if e.name != MARKER)
 
 
-def output_kind(out: Path) -> str:
-    """``"folder"`` for a path without suffix (or an existing folder), else ``"file"``.
-
-    Raises OutputError for a suffix tsam cannot write."""
-    if out.suffix == "" or (out.is_dir() and not out.is_symlink()):
+def output_kind(out: Path, suffixes=VIDEO_OUT_SUFFIXES, folders: bool = True, flag: str = "-o") -> str:
+    """``"folder"`` for a path without suffix (or an existing folder) when ``folders``, else
+    ``"file"``. Raises OutputError for a suffix not in ``suffixes``."""
+    is_dir = out.is_dir() and not out.is_symlink()
+    if folders and (out.suffix == "" or is_dir or not suffixes):  # no suffixes: always a folder
         return "folder"
-    if out.suffix.lower() not in VIDEO_OUT_SUFFIXES:
-        raise OutputError(
-            f"cannot write {out.suffix!r} files: use -o NAME.mp4, .mov, .mkv, or a folder for PNG frames"
-        )
+    allowed = ", ".join(sorted(suffixes))
+    if is_dir:
+        raise OutputError(f"{flag} {out} is a folder: give a file name ending in {allowed}")
+    if out.suffix.lower() not in suffixes:
+        more = ", or a folder for PNG frames" if folders else ""
+        raise OutputError(f"{flag} {out}: cannot write {out.suffix or 'suffix-less'!r} files: use a name ending in {allowed}{more}")
     return "file"
 
 
@@ -106,76 +123,93 @@ def _labelled(p) -> tuple[str, Path]:
     return (p[0], Path(p[1])) if isinstance(p, tuple) else ("an input", Path(p))
 
 
-def check_output_path(out: Path, protected: list, overwrite: bool) -> str:
-    """Refuse an ``-o`` that would destroy data or cannot be written; return its kind.
+def check_output_path(out: Path, protected: list, overwrite: bool, *, suffixes=VIDEO_OUT_SUFFIXES,
+                      folders: bool = True, flag: str = "-o") -> str:
+    """Refuse an output path that would destroy data or cannot be written; return its kind.
 
     Args:
-        out: the ``-o`` path as given.
-        protected: every input of the run (video, mask, mask folder, weight file), each a
-            path or a ``(label, path)`` pair; the label names it in messages ("the input").
+        out: the path as given.
+        protected: every input of the run (video, mask, mask folder, weight file, dataset), each
+            a path or a ``(label, path)`` pair; the label names it in messages ("the input").
         overwrite: ``--overwrite`` was given.
+        suffixes: the file suffixes this output may have; ``folders``: a folder of PNG frames
+            is allowed too; ``flag``: the option that names the path, for messages.
     Returns ``"file"`` or ``"folder"``. Raises :class:`OutputError` (exit 5).
     """
     out = Path(out)
     if str(out) in ("", "."):
-        raise OutputError("-o names the current folder: give a new file (out.mp4) or a new folder name")
+        raise OutputError(f"{flag} names the current folder: give a new file or folder name")
+    if str(out) == "-":
+        raise OutputError(f"{flag} -: tsam cannot write to standard output: give a file name")
     if out.is_symlink():
         raise OutputError(f"output {out} is a symbolic link: give the real path, or a new name")
-    kind = output_kind(out)
+    kind = output_kind(out, suffixes, folders, flag)
     for what, p in [("the current folder", Path.cwd()), *(_labelled(p) for p in protected)]:
         if _identity(p) is not None and _contains(out, p):
             rel = f"is {what}" if _identity(out) == _identity(p) else f"contains {what} {p}"
-            raise OutputError(f"output {out} {rel}, which tsam must not replace: choose another -o path")
+            raise OutputError(f"output {out} {rel}, which tsam must not replace: choose another {flag} path")
     if out.exists():
-        _check_replaceable(out, kind, overwrite)
-    _check_parent(out)
+        _check_replaceable(out, kind, overwrite, flag)
+    _check_parent(out, flag)
     return kind
 
 
-def _check_replaceable(out: Path, kind: str, overwrite: bool) -> None:
+def refuse_inside(out: Path, folders: list, flag: str = "-o") -> None:
+    """Refuse an output inside one of ``folders`` (``(label, path)`` pairs or paths): a dataset,
+    a results folder, a mask folder are read as a whole, and a file added to one changes what
+    the next read sees. Raises :class:`OutputError` (exit 5)."""
+    for what, folder in (_labelled(f) for f in folders):
+        if _identity(folder) is not None and _contains(folder, Path(out)):
+            raise OutputError(f"{flag} {out} is inside {what} {folder}, which tsam must not change: "
+                              f"choose a {flag} path outside it")
+
+
+def _check_replaceable(out: Path, kind: str, overwrite: bool, flag: str = "-o") -> None:
     mode = os.lstat(out).st_mode
+    other = f"choose another {flag} path"
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-        raise OutputError(
-            f"output {out} is a device, FIFO or socket, not a file tsam can replace: choose another -o path"
-        )
+        raise OutputError(f"output {out} is a device, FIFO or socket, not a file tsam can replace: {other}")
     if kind == "file" and not stat.S_ISREG(mode):
-        raise OutputError(f"output {out} exists and is not a regular file: choose another -o path")
+        raise OutputError(f"output {out} exists and is not a regular file: {other}")
     if kind == "folder" and not stat.S_ISDIR(mode):
-        raise OutputError(f"output {out} exists and is not a folder: add .mp4 to write a video, or choose another -o path")
+        raise OutputError(f"output {out} exists and is not a folder: add .mp4 to write a video, or {other}")
     if not overwrite:
-        raise OutputError(f"output {out} already exists: pass --overwrite or choose another -o path")
+        raise OutputError(f"output {out} already exists: pass --overwrite or {other}")
     if kind == "folder" and not is_frame_folder(out):
         raise OutputError(
-            f"output folder {out} holds files tsam did not write (only 00000.png ... may be replaced): "
-            "choose an empty or new folder"
+            f"output folder {out} holds files tsam did not write (only a folder tsam wrote, marked by its "
+            f"{MARKER} file, may be replaced): choose an empty or new folder"
         )
 
 
-def _check_parent(out: Path) -> None:
+def _check_parent(out: Path, flag: str = "-o") -> None:
     parent = out.parent
     if not parent.exists():
         raise OutputError(f"output folder {parent} does not exist: create it first")
     if not parent.is_dir():
-        raise OutputError(f"{parent} is not a folder: choose an -o path inside a folder")
+        raise OutputError(f"{parent} is not a folder: choose an {flag} path inside a folder")
     if not os.access(parent, os.W_OK):
-        raise OutputError(f"output folder {parent} is not writable: choose another -o path")
+        raise OutputError(f"output folder {parent} is not writable: choose another {flag} path")
 
 
-def describe_os_error(exc: OSError) -> str:
+def describe_os_error(exc: OSError, flag: str = "-o") -> str:
     """A short cause for an OSError while writing, naming full disks and read-only filesystems."""
     code = getattr(exc, "errno", None)
+    other = f"choose another {flag} path"
     if code == errno.ENOSPC:
-        return "the disk is full: free some space or choose another -o path"
+        return f"the disk is full: free some space or {other}"
     if code == errno.EROFS:
-        return "the filesystem is read-only: choose another -o path"
+        return f"the filesystem is read-only: {other}"
     if code == errno.EDQUOT:
-        return "the disk quota is exhausted: free some space or choose another -o path"
+        return f"the disk quota is exhausted: free some space or {other}"
     if code == errno.EFBIG:
-        return "the file is larger than allowed (file size limit): choose another -o path"
+        return f"the file is larger than allowed (file size limit): {other}"
     if code in (errno.EACCES, errno.EPERM):
-        return "permission denied: choose another -o path"
+        return f"permission denied: {other}"
+    if code == errno.ENAMETOOLONG:
+        return f"the name is too long for this filesystem: {other}"
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    return f"{text}: check the -o location"
+    return f"{text}: check the {flag} location"
 
 
 @contextmanager
@@ -227,15 +261,17 @@ class OutputTarget:
     ``committed`` tells, after an interruption, whether the output on disk is the new one.
     """
 
-    def __init__(self, out: str | os.PathLike, protected: list, overwrite: bool) -> None:
+    def __init__(self, out: str | os.PathLike, protected: list, overwrite: bool, *, suffixes=VIDEO_OUT_SUFFIXES,
+                 folders: bool = True, flag: str = "-o") -> None:
         self.path = Path(out)
         self.protected = list(protected)
         self.overwrite = overwrite
-        self.kind = check_output_path(self.path, self.protected, overwrite)
+        self._rules = {"suffixes": suffixes, "folders": folders, "flag": flag}
+        self.kind = check_output_path(self.path, self.protected, overwrite, **self._rules)
         self.tmp: Path | None = None
         self.committed = False
         self._lock_fd: int | None = None
-        self._lock_path = self.path.parent / f".{self.path.name}.tsam-lock"
+        self._lock_path = self.path.parent / f"{self._prefix()}lock"
         self._umask = current_umask()
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -243,7 +279,7 @@ class OutputTarget:
         self._lock()
         try:
             self._recover_stale()
-            check_output_path(self.path, self.protected, self.overwrite)  # again, now under the lock
+            check_output_path(self.path, self.protected, self.overwrite, **self._rules)  # again, now under the lock
             self._make_tmp()
             hooks.pause_point("target-open")
         except BaseException:  # a signal may come right after the temporary was made
@@ -271,7 +307,12 @@ class OutputTarget:
         return Interrupted(f"interrupted before {self.path} was complete: {before}", signum)
 
     def _prefix(self) -> str:
-        return f".{self.path.name}.tsam-"
+        """``.NAME.tsam-``: what temporaries, the lock and an old folder set aside begin with; a
+        hash of the name instead when the name is so long that a temporary's would not fit."""
+        name = self.path.name
+        if len(os.fsencode(name)) > _LONG_NAME:
+            name = hashlib.sha1(os.fsencode(name)).hexdigest()[:16]
+        return f".{name}.tsam-"
 
     def _make_tmp(self) -> None:
         parent, prefix = self.path.parent, f"{self._prefix()}{os.getpid()}."
@@ -283,7 +324,18 @@ class OutputTarget:
                 os.close(fd)
                 self.tmp = Path(name)
         except OSError as exc:
-            raise OutputError(f"cannot write to {parent}: {describe_os_error(exc)}") from None
+            raise OutputError(f"cannot write to {parent}: {describe_os_error(exc, self._rules['flag'])}") from None
+
+    def write_with(self, write: Callable[[Path], None]) -> None:
+        """``write(tmp)`` fills the temporary, then the result is swapped in; an OSError while
+        writing (full disk, read-only) becomes one OutputError line."""
+        if self.tmp is None:
+            raise RuntimeError("write_with() outside the with-block")
+        try:
+            write(self.tmp)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {describe_os_error(exc, self._rules['flag'])}") from None
+        self.commit()
 
     # -- locking -----------------------------------------------------------------------
     def _lock(self) -> None:
@@ -293,14 +345,15 @@ class OutputTarget:
             try:
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~self._umask)
             except OSError as exc:
-                raise OutputError(f"cannot write to {self.path.parent}: {describe_os_error(exc)}") from None
+                raise OutputError(
+                    f"cannot write to {self.path.parent}: {describe_os_error(exc, self._rules['flag'])}") from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
                 os.close(fd)
                 raise OutputError(
-                    f"another tsam run is writing {self.path} right now: wait for it to finish or choose another -o path"
-                ) from None
+                    f"another tsam run is writing {self.path} right now: wait for it to finish or choose another "
+                    f"{self._rules['flag']} path") from None
             if _identity(self._lock_path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
                 self._lock_fd = fd
                 return
@@ -334,6 +387,8 @@ class OutputTarget:
         """Swap the finished temporary in; signals are held back until the output is complete."""
         if self.tmp is None:
             raise RuntimeError("commit() outside the with-block")
+        if self.kind == "folder":
+            self._mark(self.tmp)
         self._set_modes(self.tmp)
         with signals_held():
             hooks.pause_point("commit")
@@ -343,7 +398,15 @@ class OutputTarget:
                 hooks.pause_point("committed")
                 self._remove(aside)
             except OSError as exc:
-                raise OutputError(f"cannot write {self.path}: {describe_os_error(exc)}") from None
+                raise OutputError(f"cannot write {self.path}: {describe_os_error(exc, self._rules['flag'])}") from None
+
+    def _mark(self, folder: Path) -> None:
+        """Leave tsam's marker in a folder output, so that a later ``--overwrite`` may replace it."""
+        try:
+            fd = os.open(folder / MARKER, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~self._umask)
+            os.close(fd)
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {describe_os_error(exc, self._rules['flag'])}") from None
 
     def _swap(self) -> Path | None:
         if self.kind == "file" or not self.path.exists():

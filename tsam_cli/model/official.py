@@ -392,35 +392,98 @@ def load_official_discriminator(
 # ---------------------------------------------------------------------------------------------
 # our safetensors files
 # ---------------------------------------------------------------------------------------------
-def save_generator(model: TSAMGenerator, path: PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
-    """Write ``model``'s weights + config to a safetensors file (written atomically)."""
-    from safetensors.torch import save_file
+def generator_bytes(model: TSAMGenerator, extra_metadata: dict[str, str] | None = None) -> bytes:
+    """``model``'s weights + config as the bytes of a safetensors file (held in memory: about
+    4 bytes per parameter, 127 MB for ``FULL``), so that writing them is a plain file write whose
+    errors (full disk, quota) are ordinary ``OSError`` exceptions with an errno."""
+    from safetensors.torch import save
 
-    p = Path(path)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     meta = {CONFIG_METADATA_KEY: model.config.to_json(), FORMAT_METADATA_KEY: FORMAT_VERSION,
             "format": "pt"}
     meta.update(extra_metadata or {})
-    tmp = p.with_name(p.name + ".part")
+    return save(tensors, metadata=meta)
+
+
+def write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to an existing (temporary) file ``path``, all of it or an ``OSError``."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def save_generator(model: TSAMGenerator, path: PathLike, extra_metadata: dict[str, str] | None = None) -> Path:
+    """Write ``model``'s weights + config to a safetensors file, atomically.
+
+    The bytes go to a hidden temporary of a unique name beside ``path`` (``mkstemp``: never a
+    file someone else owns), which gets the umask's usual mode (0644 under umask 022) and is
+    renamed over ``path``; on any error or signal it is removed. For the trainer's export and
+    the weights cache; ``tsam weights convert`` writes through :class:`OutputTarget` instead.
+    Raises :class:`WeightsError` (one line) when the file cannot be written.
+    """
+    import tempfile
+
+    from tsam_cli.media.output import current_umask, describe_os_error
+
+    p = Path(path)
+    data = generator_bytes(model, extra_metadata)
+    tmp = None
     try:
-        save_file(tensors, str(tmp), metadata=meta)
+        fd, name = tempfile.mkstemp(prefix=f".{p.name}.tsam-{os.getpid()}.", suffix=".tmp", dir=p.parent)
+        os.close(fd)
+        tmp = Path(name)
+        write_bytes(tmp, data)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it private
         os.replace(tmp, p)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise WeightsError(f"cannot write {p}: {exc.strerror or exc}") from None
+        raise WeightsError(f"cannot write {p}: {describe_os_error(exc, 'output')}") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            tmp.unlink(missing_ok=True)  # an error or a signal: nothing half-written stays
+    return p
+
+
+def _checked_source(src_path: PathLike) -> Path:
+    """The checkpoint to convert, as a regular file, or a one-line :class:`WeightsError`."""
+    p = Path(src_path)
+    if not os.path.lexists(p):
+        raise WeightsError(f"weight file not found: {p}: give the path of the official .pth checkpoint")
+    if os.path.isdir(p):
+        raise WeightsError(f"{p} is a folder, not a checkpoint: give the official .pth file")
+    if not os.path.isfile(p):
+        raise WeightsError(f"{p} is not a regular file (a broken link, device or FIFO): give the official .pth file")
     return p
 
 
 def convert_official(
-    src_path: PathLike, dst_path: PathLike, *, official_quirks: bool = True,
+    src_path: PathLike, dst_path: PathLike, *, official_quirks: bool = True, overwrite: bool = False,
 ) -> Path:
     """Convert an official ``.pth`` into our safetensors format (generator only).
 
     The stored config is ``FULL`` with ``official_quirks`` (default True: the behaviour the
     official weights were trained with) and ``use_flow`` from the checkpoint config.
+    ``dst_path`` is written through :class:`~tsam_cli.media.output.OutputTarget`: it must end in
+    ``.safetensors``, is never the source (by name, link or inode), replaces an existing file only
+    with ``overwrite``, is written to a hidden temporary and swapped in with the umask's mode.
+    Raises :class:`WeightsError` (exit 6) for the source, :class:`OutputError` (exit 5) for ``dst``.
     """
-    model = load_official_generator(src_path, official_quirks=official_quirks)
-    return save_generator(model, dst_path, {"tsam_source": "official:" + Path(src_path).name})
+    from tsam_cli import hooks
+    from tsam_cli.media.output import OutputTarget
+
+    src = _checked_source(src_path)
+    # checked before the slow load, and again under the lock when writing
+    target = OutputTarget(dst_path, [("the source checkpoint", src)], overwrite,
+                          suffixes={".safetensors"}, folders=False, flag="-o")
+    model = load_official_generator(src, official_quirks=official_quirks)
+    data = generator_bytes(model, {"tsam_source": "official:" + src.name})
+    del model
+
+    def write(tmp: Path) -> None:
+        write_bytes(tmp, data)
+        hooks.pause_point("writing")
+
+    with target:
+        target.write_with(write)
+    return target.path
 
 
 #: Largest safetensors header we read. A ``FULL`` file's header is about 40 KB (360 tensors);
