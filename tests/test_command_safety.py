@@ -14,6 +14,7 @@ import stat
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 from cli_helpers import (
     cli,
@@ -320,3 +321,52 @@ def test_a_closed_stdout_reader_is_not_an_error(tmp_path):
     finally:
         os.close(write)
     assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# a frame masked everywhere is filled like any other
+
+def test_a_fully_masked_frame_is_filled_from_its_neighbours(tmp_path, capsys):
+    from conftest import read_video, texture, write_pngs
+
+    bg = texture(48, 64, seed=3)
+    frames = np.repeat(bg[None], 8, 0).copy()
+    masks = np.zeros((8, 48, 64), np.uint8)
+    for t in range(8):  # a red square moving right, masked with a margin
+        frames[t, 16:32, 4 + 5 * t:20 + 5 * t] = (255, 0, 0)
+        masks[t, 12:36, 5 * t:24 + 5 * t] = 255
+    masks[4] = 255  # ... and one frame masked everywhere (a flash, a title card)
+    video = write_pngs(tmp_path / "v", frames)
+    mask = write_pngs(tmp_path / "m", masks)
+    code, err = run(["inpaint", video, "--mask", mask, "-o", tmp_path / "o", "--dilate", "0", "--filler", "telea"],
+                    capsys)
+    assert code == 0 and "frame 4 masked everywhere" in err, err
+    out = read_video(tmp_path / "o")
+    assert np.abs(out[4].astype(int) - bg).mean() < 4  # the background, not the input frame
+    square = (slice(16, 32), slice(24, 40))  # where the red square was in frame 4
+    assert np.abs(out[4][square].astype(int) - bg[square]).mean() < 10
+
+
+# ---------------------------------------------------------------------------------------
+# batches: what would silently do nothing or something else
+
+@pytest.mark.parametrize("rank,world", [("5", "2"), ("abc", "2"), ("0", "0"), ("0", "abc"), ("-1", "2")])
+def test_torchrun_variables_that_make_no_sense_are_usage_errors(small, tmp_path, capsys, monkeypatch, rank, world):
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", world)
+    second = write_video(tmp_path / "src" / "b.mp4", translating_video(T=6, h=48, w=64), fps=10)
+    code, err = run(["inpaint", small, second, "--box", "1,1,8,8", "-o", tmp_path / "out"], capsys)
+    assert code == 2 and one_error_line(err) and ("RANK" in err or "WORLD_SIZE" in err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_batch_mask_and_mask_dir_together_and_a_video_name_as_folder_are_refused(small, tmp_path, capsys):
+    from conftest import write_pngs
+
+    masks = tmp_path / "masks"
+    write_pngs(masks / "in", np.full((6, 48, 64), 255, np.uint8))
+    for args in (["--mask", masks / "in", "--mask-dir", masks, "-o", tmp_path / "out"],
+                 ["--mask-dir", masks, "-o", tmp_path / "x.mp4"]):
+        code, err = run(["inpaint", small, *args], capsys)
+        assert code == 2 and one_error_line(err), (args, err)
+    assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "out").exists()

@@ -113,8 +113,28 @@ def shard_from_env(shard: str | None) -> tuple[int, int]:
             raise UsageError(f"--shard {shard!r} is not i/n with 0 <= i < n: e.g. --shard 0/4")
         return i, n
     if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
-        return int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        return _shard_from_torchrun(os.environ["RANK"], os.environ["WORLD_SIZE"])
     return 0, 1
+
+
+def _shard_from_torchrun(rank: str, world: str) -> tuple[int, int]:
+    """torchrun's RANK and WORLD_SIZE as (index, count); a value that makes no sense (not a
+    number, WORLD_SIZE < 1, RANK outside 0..WORLD_SIZE-1: this process would do nothing and
+    say nothing) is a UsageError naming the variable."""
+    try:
+        n = int(world)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise UsageError(f"WORLD_SIZE={world!r} is not a positive whole number: unset it, or start with torchrun")
+    try:
+        i = int(rank)
+    except ValueError:
+        i = -1
+    if not 0 <= i < n:
+        raise UsageError(f"RANK={rank!r} is not a whole number from 0 to {n - 1} (WORLD_SIZE={n}): "
+                         "unset RANK and WORLD_SIZE, or start with torchrun")
+    return i, n
 
 
 def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | None, shard: tuple[int, int],
@@ -122,6 +142,12 @@ def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | 
     """This process's jobs (after sharding), with masks matched. Raises UsageError."""
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir} is a file: with several inputs -o must be a folder")
+    if not out_dir.exists() and out_dir.suffix.lower() in VIDEO_OUT_SUFFIXES:
+        raise UsageError(f"-o {out_dir} names a video file, but a batch (several inputs, a pattern or --mask-dir) "
+                         "writes one output per input into a folder: give a folder name")
+    if mask is not None and mask_dir is not None:
+        raise UsageError("--mask and --mask-dir both given: --mask is one mask for every input, --mask-dir one per "
+                         "input; give one of them")
     if mask is None and mask_dir is None and not has_box:
         raise UsageError("no mask given: pass --mask FILE (same for all), --mask-dir DIR (matched by name) or --box x,y,w,h")
     if mask_dir is not None and not mask_dir.is_dir():

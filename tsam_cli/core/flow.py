@@ -544,6 +544,16 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
     return PairFlow(fwd, bwd, valid_f, valid_b)
 
 
+def still_pair_flow(shape: tuple[int, int]) -> PairFlow:
+    """The pair flow of two frames one of which is a hole everywhere (``shape`` = (H, W)):
+    nothing of that frame can be tracked, so it gets what a still camera would give, every
+    pixel to the same place, all valid; propagation then fills it from its neighbours like any
+    other frame instead of leaving it to a filler that has nothing to start from."""
+    zero = np.zeros((*shape, 2), np.float32)
+    ones = np.ones(shape, bool)
+    return PairFlow(zero, zero.copy(), ones, ones.copy())
+
+
 def upscale_pair_flow(pf: PairFlow, size: tuple[int, int]) -> PairFlow:
     """A pair flow computed at a small size, brought to ``size = (W, H)``.
 

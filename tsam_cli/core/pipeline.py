@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from tsam_cli import hooks
-from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, upscale_pair_flow
+from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, still_pair_flow, upscale_pair_flow
 from tsam_cli.core.model_fill import (  # noqa: F401 - re-exported: the runner lived here before
     MODEL_NAMES,
     ModelRunner,
@@ -261,6 +261,7 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
     prev = None  # (_Item, completed small, hops) of the last frame written
     n_done = 0
     for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
+        _warn_fully_masked(items[:n_out], rep)
         chain = ([prev[0]] if prev is not None else []) + items
         with rep.timed("flow"):
             for a, b in zip(chain[:-1], chain[1:], strict=True):
@@ -287,11 +288,22 @@ def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
     return n_done
 
 
+def _warn_fully_masked(items, rep) -> None:
+    """Say which frames are masked everywhere: they are filled from their neighbours as if
+    nothing moved (:func:`~tsam_cli.core.flow.still_pair_flow`), which may need a look."""
+    whole = [it.index for it in items if it.hole.all()]
+    if whole:
+        rep.warn(f"frame {whole[0]}{f' and {len(whole) - 1} more' if len(whole) > 1 else ''} masked everywhere: "
+                 "filled from the neighbouring frames as if nothing moved there; check the result")
+
+
 def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool, rep, cuts: set[int]) -> PairFlow | None:
     """Flow between neighbouring frames ``a`` and ``b``, or None where nothing may propagate:
     neither has a hole, flow is not needed, or a shot cut lies between them (added to ``cuts``)."""
     if not need_flow or not (a.hole.any() or b.hole.any()):
         return None
+    if a.hole.all() or b.hole.all():  # nothing of that frame to measure motion or cuts on
+        return still_pair_flow(a.hole.shape)
     flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta)
     if is_cut(a.small, b.small, a.hole, b.hole, flow.valid_f):
         rep.info(f"shot cut between frames {a.index} and {b.index}: nothing is copied across it")
