@@ -17,6 +17,7 @@ import typer
 from tsam_cli import __version__
 from tsam_cli.errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
 from tsam_cli.options import cli_parameters, from_cli
+from tsam_cli.ui import plural
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -88,7 +89,7 @@ app.command("inpaint")(inpaint)
 def _print_summary(report, rep) -> None:
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items() if v >= 0.05)
     rep.info(
-        f"wrote {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
+        f"wrote {report.output} ({plural(report.n_frames, 'frame')}, {report.size[0]}x{report.size[1]}, "
         f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
         f" ({stages})"
     )

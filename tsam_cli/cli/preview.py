@@ -13,6 +13,7 @@ from pathlib import Path
 from tsam_cli.cli.common import run_reported, video_command
 from tsam_cli.masking.preview import PreviewOptions
 from tsam_cli.options import from_cli
+from tsam_cli.ui import plural
 
 
 def preview_command(video: Path, output: Path, fps: float | None, **values) -> None:
@@ -22,7 +23,7 @@ def preview_command(video: Path, output: Path, fps: float | None, **values) -> N
     opts = from_cli(values, PreviewOptions)
     report, rep = run_reported(lambda rep: write_preview(video, output, opts, reporter=rep, fps=fps), output, opts.quiet)
     if not opts.quiet:
-        rep.info(f"wrote {report.output} ({report.n_frames} frames, {report.size[0]}x{report.size[1]}, "
+        rep.info(f"wrote {report.output} ({plural(report.n_frames, 'frame')}, {report.size[0]}x{report.size[1]}, "
                  f"{report.fps:g} fps) in {report.seconds:.1f}s")
 
 

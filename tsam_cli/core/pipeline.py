@@ -45,7 +45,7 @@ from tsam_cli.errors import STOP_SIGNALS, InputError, signal_number
 from tsam_cli.media import OutputTarget, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
-from tsam_cli.ui import NullReporter
+from tsam_cli.ui import NullReporter, plural
 
 
 @dataclass
@@ -189,10 +189,10 @@ def _check_complete(info, n_done: int, allow_partial: bool, rep) -> None:
     """Fewer frames decoded than the container announced: a truncated or damaged input."""
     if n_done >= info.n_frames:
         return
-    msg = f"{info.path} announced {info.n_frames} frames but only {n_done} could be decoded"
+    msg = f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n_done} could be decoded"
     if not allow_partial:
-        raise InputError(f"{msg}: the file is truncated or damaged - repair it, or pass --allow-partial to keep the {n_done} frames")
-    rep.warn(f"{msg}; --allow-partial: the output has {n_done} frames")
+        raise InputError(f"{msg}: the file is truncated or damaged - repair it, or pass --allow-partial to keep the {plural(n_done, 'frame')}")
+    rep.warn(f"{msg}; --allow-partial: the output has {plural(n_done, 'frame')}")
 
 
 def _plan(info, opts: InpaintOptions, runner, rep) -> tuple[tuple[int, int], int, int, bool]:

@@ -19,6 +19,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from tsam_cli.ui import plural
+
 
 def mask_frames(kind: str, info, opts, reporter) -> Iterable:
     """Run the detector of ``kind`` (``"text"`` or ``"static"``) over ``info``; returns an
@@ -52,4 +54,4 @@ def make_mask(kind: str, video: str | os.PathLike, out: str | os.PathLike, opts,
     check_output_path(Path(out), [("the input", info.path)], opts.overwrite)  # fail before the long detection
     frames = mask_frames(kind, info, opts, rep)
     n = save_masks(frames, Path(out), info, overwrite=opts.overwrite, protected=[], reporter=rep)
-    return f"wrote {out}: {kind} mask, {n} frames ({frames.summary})"
+    return f"wrote {out}: {kind} mask, {plural(n, 'frame')} ({frames.summary})"

@@ -25,6 +25,7 @@ import numpy as np
 from tsam_cli.errors import InputError, UsageError
 from tsam_cli.masking.options import OutputFlags
 from tsam_cli.options import _check_range, _opt
+from tsam_cli.ui import plural
 
 #: tint of the overlay: a saturated magenta is rare in natural footage (RGB)
 OVERLAY_COLOUR = (255, 0, 255)
@@ -176,7 +177,7 @@ def _open_other(info, opts: PreviewOptions, rep):
         raise InputError(f"result {res.path} is {res.width}x{res.height} (rotation {res.rotation}), the input "
                          f"{info.width}x{info.height} (rotation {info.rotation}): compare a result of this input")
     if res.n_frames != info.n_frames:
-        raise InputError(f"result {res.path} has {res.n_frames} frames, the input {info.n_frames}: "
+        raise InputError(f"result {res.path} has {plural(res.n_frames, 'frame')}, the input {info.n_frames}: "
                          "compare a result of this input")
     return (f.rgb for f in iter_frames(res))
 
@@ -218,7 +219,7 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
                 rep.advance("preview")
         rep.stop()
         if n < info.n_frames:
-            raise InputError(f"{info.path} announced {info.n_frames} frames but only {n} could be read together "
+            raise InputError(f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n} could be read together "
                              "with the mask/result: the file is truncated or damaged - repair or re-export it")
         for note in writer.notes:
             rep.warn(note)

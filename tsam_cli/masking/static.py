@@ -44,6 +44,7 @@ import numpy as np
 
 from tsam_cli.errors import InputError, MaskError
 from tsam_cli.masking.options import StaticMaskOptions
+from tsam_cli.ui import plural
 
 #: fewer pixels than this changing (MAD over time above --tolerance): the scene is static,
 #: nothing can be decided; a logo covers a few percent, a moving scene well over half
@@ -102,7 +103,7 @@ def read_samples(info, opts: StaticMaskOptions, pts: list, reporter) -> np.ndarr
             out.append(cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA))
         reporter.advance("find static")
     if len(out) < MIN_FRAMES:
-        raise InputError(f"{info.path} has {len(out)} frames: finding static overlays needs at least {MIN_FRAMES} "
+        raise InputError(f"{info.path} has {plural(len(out), 'frame')}: finding static overlays needs at least {MIN_FRAMES} "
                          "(give a longer video, or mark the overlay with --box)")
     return np.stack(out)
 

@@ -56,6 +56,7 @@ import numpy as np  # already loaded by the CLI at start (cheap); cv2 and av are
 from tsam_cli.errors import MaskError, UsageError
 from tsam_cli.masking.options import OutputFlags
 from tsam_cli.options import _check_choice, _check_range, _opt
+from tsam_cli.ui import plural
 
 #: ``--flow`` names accepted (tsam_cli.core.flow.make_estimator)
 TRACK_FLOWS = ("dis", "dis-fast", "dis-ultrafast")
@@ -688,7 +689,7 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
             packed.append(np.packbits(m))
         reporter.advance("track")
     if tracker is None:
-        raise MaskError(f"--frame {seed_index} is past the end of the video ({len(packed)} frames): "
+        raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
     if seed_index > 0:
         # the appearance the forward pass trained (None if it never stepped: trained again here)
@@ -763,7 +764,7 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
     protected = [("the seed mask", Path(opts.seed))] if opts.seed else []
     check_output_path(Path(out), [("the input", info.path), *protected], opts.overwrite)
     if opts.frame >= info.n_frames:
-        raise UsageError(f"--frame {opts.frame} is past the end of {info.path} ({info.n_frames} frames): "
+        raise UsageError(f"--frame {opts.frame} is past the end of {info.path} ({plural(info.n_frames, 'frame')}): "
                          f"give 0 to {info.n_frames - 1}")
     seed = seed_mask(info, opts, rep)
     pts: list[int | None] = []
