@@ -119,8 +119,11 @@ def test_eval_report_on_a_full_disk_is_one_line_and_leaves_nothing(folder_ds, tm
 
 
 def test_no_usable_temporary_folder_is_one_line(folder_ds, tmp_path):
+    """Scoring results needs no temporary (exit 0); inpainting the clips does (exit 5, one line)."""
     r = cli(_eval(folder_ds, "--results", _kept_results(folder_ds, tmp_path)), preexec=no_file_writes)
-    assert r.returncode == 5 and one_error_line(r.stderr), r.stderr
+    assert r.returncode == 0 and "mean" in r.stdout, r.stderr
+    r = cli(_eval(folder_ds), preexec=no_file_writes)
+    assert r.returncode == 5 and one_error_line(r.stderr) and "TMPDIR" in r.stderr, r.stderr
 
 
 def _kept_results(root: Path, tmp_path: Path) -> Path:
@@ -370,3 +373,44 @@ def test_batch_mask_and_mask_dir_together_and_a_video_name_as_folder_are_refused
         code, err = run(["inpaint", small, *args], capsys)
         assert code == 2 and one_error_line(err), (args, err)
     assert not (tmp_path / "x.mp4").exists() and not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# mask track --seed: only the seed frame matters, and the advice is the command's own
+
+def test_a_seed_mask_video_shorter_than_the_clip_is_enough(tmp_path, capsys):
+    from conftest import write_pngs
+
+    video = write_pngs(tmp_path / "v", translating_video(T=8, h=48, w=64))
+    seed = np.zeros((2, 48, 64), np.uint8)
+    seed[1, 10:30, 10:40] = 255
+    write_pngs(tmp_path / "seed", seed)
+    code, err = run(["mask", "track", video, "--seed", tmp_path / "seed", "--frame", "1", "--net-steps", "0",
+                     "-o", tmp_path / "m", "-q"], capsys)
+    assert code == 0, err
+    code, err = run(["mask", "track", video, "--seed", tmp_path / "seed", "--frame", "4", "-o", tmp_path / "m2"],
+                    capsys)
+    assert code == 4 and "frame 4" in err and one_error_line(err), err
+
+
+@pytest.mark.parametrize("value", [0, 255])
+def test_an_empty_or_full_seed_gets_the_seed_advice(tmp_path, capsys, value):
+    from conftest import write_pngs
+
+    video = write_pngs(tmp_path / "v", translating_video(T=4, h=48, w=64))
+    write_pngs(tmp_path / "seed", np.full((1, 48, 64), value, np.uint8))
+    code, err = run(["mask", "track", video, "--seed", tmp_path / "seed" / "00000.png", "-o", tmp_path / "m"], capsys)
+    assert code == 4 and "--invert-seed" in err and "--invert-mask" not in err and "--mask-threshold" not in err, err
+
+
+@pytest.mark.parametrize("command", [["preview", "--box", "1,1,8,8"], ["mask", "static"],
+                                     ["mask", "track", "--box", "1,1,8,8"], ["inpaint", "--box", "1,1,8,8"]])
+@pytest.mark.parametrize("fps", ["nan", "inf", "0", "-5", "1e9"])
+def test_fps_is_checked_alike_by_every_command(tmp_path, capsys, command, fps):
+    from conftest import write_pngs
+
+    video = write_pngs(tmp_path / "v", translating_video(T=4, h=48, w=64))
+    code, err = run([*command[:2 if command[0] == "mask" else 1], video, *command[2 if command[0] == "mask" else 1:],
+                     "--fps", fps, "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 2 and "--fps" in err and one_error_line(err), err
+    assert not (tmp_path / "o.mp4").exists()

@@ -110,10 +110,22 @@ def test_errors(tmp_path):
         stream(MaskSpec(box=(100, 0, 5, 5)))
     with pytest.raises(UsageError, match="no mask"):
         stream(MaskSpec())
-    for bad in ["1,2,3", "a,b,c,d", "1,2,0,4", "-1,2,3,4"]:
+    for bad in ["1,2,3", "a,b,c,d"]:
         with pytest.raises(UsageError, match="x,y,w,h"):
             parse_box(bad)
+    for bad in ["1,2,0,4", "1,2,3,-4"]:
+        with pytest.raises(UsageError, match="at least 1 pixel"):
+            parse_box(bad)
     assert parse_box(" 1, 2,3,4") == (1, 2, 3, 4)
+    # off any edge, negative x/y included: clipped alike, with a warning that says to what
+    for box, kept in [((-2, 3, 6, 4), (0, 3, 4, 4)), ((W - 3, 3, 6, 4), (W - 3, 3, 3, 4))]:
+        rep = NullReporter()
+        got = next(iter(MaskStream(MaskSpec(box=box, dilate=0), W, H, T, rep)))
+        x, y, w, h = kept
+        assert got.sum() == w * h and got[y:y + h, x:x + w].all(), box
+        assert "clipped to " + ",".join(map(str, kept)) in rep.warnings[0]
+    with pytest.raises(UsageError, match="entirely outside"):
+        stream(MaskSpec(box=(-10, 0, 5, 5)))
 
 
 def test_box_and_masks_are_in_display_orientation():

@@ -167,7 +167,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
         with rep.timed("mask check"):
             masks = MaskStream(
                 MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
-                info.width, info.height, info.n_frames, rep, rotation=info.rotation,
+                info.width, info.height, info.n_frames, rep, rotation=info.rotation, fps=float(info.fps),
             )
         writer = open_writer(target.tmp, info.width, info.height, info.fps, kind=target.kind, time_base=info.time_base,
                              audio_from=None if info.is_folder else info.path,

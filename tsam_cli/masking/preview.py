@@ -171,7 +171,8 @@ def _open_other(info, opts: PreviewOptions, rep):
     if opts.result is None:
         box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
         spec = MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold)
-        return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation))
+        return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation,
+                                fps=float(info.fps)))
     res = probe(Path(opts.result), fps=float(info.fps) if Path(opts.result).is_dir() else None)
     if (res.width, res.height) != (info.width, info.height) or res.rotation != info.rotation:
         raise InputError(f"result {res.path} is {res.width}x{res.height} (rotation {res.rotation}), the input "

@@ -33,7 +33,8 @@ def _user_masks(info, opts, rep) -> Iterator[np.ndarray] | None:
     from tsam_cli.media.masks import MaskSpec, MaskStream
 
     spec = MaskSpec(Path(opts.mask), None, opts.invert_mask, 0, opts.mask_threshold)
-    return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation))
+    return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation,
+                                fps=float(info.fps)))
 
 
 def _united(detected, user: Iterator[np.ndarray] | None, found: list) -> Iterator:

@@ -717,13 +717,20 @@ def seed_mask(video_info, opts: TrackOptions, reporter) -> np.ndarray:
     from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
-    spec = MaskSpec(Path(opts.seed) if opts.seed else None, box, opts.invert_seed, 0, None)
-    stream = MaskStream(spec, video_info.width, video_info.height, video_info.n_frames, reporter,
+    spec = MaskSpec(Path(opts.seed) if opts.seed else None, box, opts.invert_seed, 0, None, flag="--seed")
+    # only frames up to --frame are read: a seed mask video may be shorter than the clip
+    stream = MaskStream(spec, video_info.width, video_info.height, opts.frame + 1, reporter,
                         rotation=video_info.rotation)
     m = next(itertools.islice(iter(stream), opts.frame, None), None)
     if m is None or not m.any():
         raise MaskError(f"the seed mask is empty on frame {opts.frame}: draw the object on that frame "
-                        "(white = object) or choose the --frame it is drawn on")
+                        "(white = object; --invert-seed if black marks it) or give the --frame it is drawn on")
+    if m.all():
+        raise MaskError(f"the seed mask covers all of frame {opts.frame}: draw only the object (white), "
+                        "or pass --invert-seed if black marks it")
+    if m.mean() > 0.6:
+        reporter.warn(f"the seed mask covers {m.mean():.0%} of frame {opts.frame}: white = object; "
+                      "--invert-seed if black marks it")
     return m
 
 

@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tsam_cli.ui import plural  # noqa: F401 - the media modules take it from here
+
 #: the orientation tag of TIFF/EXIF IFD0
 _ORIENTATION_TAG = 0x0112
 #: OpenCV's log prefix, e.g. ``[ WARN:0@0.005] global grfmt_png.cpp:793 readFromStreamOrBuffer ``
@@ -52,11 +54,13 @@ _CVT_CODES = {(1, 3): "COLOR_GRAY2RGB", (3, 3): "COLOR_BGR2RGB", (4, 3): "COLOR_
 
 
 class ImageReadError(Exception):
-    """An image file could not be read; ``path`` and ``reason`` (short, one line) are kept."""
+    """An image file could not be read; ``path``, ``reason`` (short, one line) and ``fix``
+    (what to do, one clause; empty for the general "missing, corrupt or not an image")
+    are kept for callers' own messages."""
 
-    def __init__(self, message: str, path: Path | None = None, reason: str = "") -> None:
+    def __init__(self, message: str, path: Path | None = None, reason: str = "", fix: str = "") -> None:
         super().__init__(message)
-        self.path, self.reason = path, reason
+        self.path, self.reason, self.fix = path, reason, fix
 
 
 def read_image(
@@ -81,13 +85,20 @@ def read_image(
     Returns:
         ``(H, W, 3)`` RGB, or ``(H, W, 4)`` RGBA when ``keep_alpha`` and the file has
         alpha; ``H, W`` are the displayed (oriented) size.
+
+    A float image holding NaN or infinite samples is refused like an unreadable one: no
+    value in 0..1 stands for them, and reading them as 0 would be a silent guess.
     """
     path = Path(path)
     data, img, reason = _decode(path)
+    fix = ""  # what to do, when it is not the general advice
+    if img is not None and (bad := _non_finite(img)):
+        reason = f"{plural(bad, 'pixel')} of {img.shape[0] * img.shape[1]} NaN or infinite"
+        img, fix = None, "replace those values (e.g. with 0) or save the image with 8/16-bit integer samples"
     if img is None:
-        msg = f"cannot read image {path} ({reason}): the file is missing, corrupt or not an image"
+        msg = f"cannot read image {path} ({reason}): {fix or 'the file is missing, corrupt or not an image'}"
         if error is ImageReadError:
-            raise ImageReadError(msg, path, reason)
+            raise ImageReadError(msg, path, reason, fix)
         raise error(msg) from None
     img = _to_rgb(img, keep_alpha)
     if not keep_depth:
@@ -135,11 +146,12 @@ def _quiet_stderr() -> Iterator[list[str]]:
     with _STDERR_LOCK:
         try:
             sys.stderr.flush()
+            tmp = tempfile.TemporaryFile()  # fails without a usable temporary folder: then no capture
             saved = os.dup(2)
         except (OSError, ValueError, AttributeError):
             yield caught
             return
-        with tempfile.TemporaryFile() as tmp:
+        with tmp:
             os.dup2(tmp.fileno(), 2)
             try:
                 yield caught
@@ -149,8 +161,17 @@ def _quiet_stderr() -> Iterator[list[str]]:
                 tmp.seek(0)
                 codec, other = _split_codec_output(tmp.read())
                 caught.extend(codec)
-                if other:
-                    os.write(2, other)
+                _write_back(other)
+
+
+def _write_back(data: bytes) -> None:
+    """Return other threads' stderr output to fd 2; a closed or full stderr loses it quietly
+    (messages must never stop the work)."""
+    try:
+        if data:
+            os.write(2, data)
+    except OSError:
+        pass
 
 
 def _split_codec_output(raw: bytes) -> tuple[list[str], bytes]:
@@ -159,6 +180,14 @@ def _split_codec_output(raw: bytes) -> tuple[list[str], bytes]:
     for line in raw.splitlines(keepends=True):
         (codec if _CODEC_LINE.match(line) else other).append(line)
     return [line.decode(errors="replace").strip() for line in codec], b"".join(other)
+
+
+def _non_finite(img: np.ndarray) -> int:
+    """Pixels of a float ``(H, W[, C])`` image with a NaN or infinite sample in any channel (0 for integers)."""
+    if not np.issubdtype(img.dtype, np.floating):
+        return 0
+    finite = np.isfinite(img)
+    return int(img.shape[0] * img.shape[1] - (finite.all(axis=2) if finite.ndim == 3 else finite).sum())
 
 
 def _to_rgb(img: np.ndarray, keep_alpha: bool) -> np.ndarray:
@@ -264,6 +293,41 @@ def _webp_exif(f) -> bytes | None:
             data = f.read(length)
             return data[6:] if data.startswith(b"Exif\x00\x00") else data
         f.seek(length + (length & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+
+
+def animation(path: str | os.PathLike) -> str | None:
+    """``"apng"`` or ``"webp"`` when the image file holds several frames, else None.
+
+    OpenCV decodes only the first frame of an animated PNG or WebP, so a caller that wants
+    every frame must know: an APNG has an ``acTL`` chunk (frame count above 1) before its
+    first ``IDAT``; an animated WebP sets the animation flag of its ``VP8X`` chunk.
+    Unreadable or malformed files: None (reading them reports the problem).
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n"):
+                return "apng" if _png_frames(f) > 1 else None
+            if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X" and len(head) > 20:
+                return "webp" if head[20] & 0x02 else None
+    except (OSError, struct.error):
+        return None
+    return None
+
+
+def _png_frames(f) -> int:
+    """``num_frames`` of the ``acTL`` chunk (APNG) before the first ``IDAT``; 1 without one."""
+    f.seek(8)
+    while True:
+        header = f.read(8)
+        if len(header) < 8:
+            return 1
+        length, kind = struct.unpack(">I4s", header)
+        if kind in (b"IDAT", b"IEND"):
+            return 1
+        if kind == b"acTL":
+            return struct.unpack(">I", f.read(4))[0]
+        f.seek(length + 4, os.SEEK_CUR)  # data + CRC
 
 
 def _tiff_orientation(tiff: bytes) -> int:

@@ -1,7 +1,10 @@
 """Reading videos and frame folders on PyAV (FFmpeg), streaming: one decoded frame in memory at a time.
 
 Reading: any container/codec the bundled FFmpeg decodes (mp4, mov, mkv, webm, avi, ...) or
-a folder of PNG/JPEG frames (sorted in natural order: ``2.png`` before ``10.png``).
+a folder of PNG/JPEG frames (sorted in natural order: ``2.png`` before ``10.png``; a number
+skipped in their names is noted). :func:`probe` counts the frames the container announces
+(see :func:`_expected_frames`), so that a caller seeing fewer decoded frames knows the file
+is truncated or damaged.
 Frames come out as ``(H, W, 3) uint8 RGB`` arrays with their presentation timestamp, so
 variable-frame-rate timing survives a round trip. :func:`probe` also reads what the
 output must carry over (rotation, sample aspect ratio, colour tags) or report as lost
@@ -28,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from tsam_cli.errors import InputError, UsageError
-from tsam_cli.media.images import read_image
+from tsam_cli.media.images import plural, read_image
+from tsam_cli.options import check_fps
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_FOLDER_FPS = 25.0
@@ -42,11 +46,66 @@ _AV_LOG_QUIET = -8
 #: format): covers decoder delay (B-frame reordering, frame threads) with a wide margin,
 #: and bounds the work on a stream that does not decode (iter_frames reports that)
 _PEEK_PACKETS = 100
+#: a video whose packets end more than this many frames before the end its container
+#: announces is truncated or damaged; healthy files end exactly there (the muxer wrote the
+#: announced end from the same packets), so the margin only absorbs rounding
+_END_TOLERANCE_FRAMES = 1.5
 
 
 def natural_key(name: str) -> list:
     """Sort key that orders ``frame2.png`` before ``frame10.png``."""
     return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Files whose names are one pattern around a number (``00005.png``, ``mask_5.png``).
+
+    ``numbers[i]`` is the number of ``files[i]`` (natural order, so ascending); ``step`` the
+    smallest difference between neighbours (1 for consecutive frames).
+    """
+
+    files: list[Path]
+    numbers: list[int]
+    step: int
+    prefix: str
+    tail: str
+    width: int  # digits when every number has the same count of them (zero-padded), else 0
+
+    def name(self, number: int, like: Path) -> str:
+        """The file name the number would have (the suffix of ``like``)."""
+        digits = str(number).zfill(self.width) if self.width else str(number)
+        return f"{self.prefix}{digits}{self.tail}{like.suffix}"
+
+    def duplicate(self) -> tuple[Path, Path] | None:
+        """Two files with the same number (``5.png`` and ``005.png``), or None."""
+        for a, b, na, nb in zip(self.files, self.files[1:], self.numbers, self.numbers[1:], strict=False):
+            if na == nb:
+                return a, b
+        return None
+
+    def gap(self) -> int | None:
+        """The first number missing from the sequence first, first + step, ..., or None."""
+        for na, nb in zip(self.numbers, self.numbers[1:], strict=False):
+            if nb - na > self.step:
+                return na + self.step
+        return None
+
+
+def numbering(files: list[Path]) -> Numbering | None:
+    """The :class:`Numbering` of ``files`` (in natural order) when every stem is the same
+    text around its last run of digits, else None (fewer than 2 files: None)."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", f.stem) for f in files]
+    if len(files) < 2 or not all(parts):
+        return None
+    prefix, tail = parts[0][1].lower(), parts[0][3].lower()
+    if any(m[1].lower() != prefix or m[3].lower() != tail for m in parts):
+        return None
+    numbers = [int(m[2]) for m in parts]
+    steps = [b - a for a, b in zip(numbers, numbers[1:], strict=False) if b > a]
+    widths = {len(m[2]) for m in parts}
+    return Numbering(list(files), numbers, min(steps, default=1), parts[0][1], parts[0][3],
+                     widths.pop() if len(widths) == 1 else 0)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -104,7 +163,8 @@ class VideoInfo:
 
 @dataclass
 class Frame:
-    """One decoded frame: ``rgb`` is ``(H, W, 3) uint8``; ``pts`` in ``time_base`` units."""
+    """One decoded frame: ``rgb`` is ``(H, W, 3) uint8`` (``(H, W, 4)`` RGBA when
+    :func:`iter_frames` was asked for alpha); ``pts`` in ``time_base`` units."""
 
     rgb: np.ndarray
     pts: int | None
@@ -160,6 +220,7 @@ def probe(path: str | os.PathLike, fps: float | None = None) -> VideoInfo:
     file nor a folder (a FIFO, device or socket is never opened), an empty folder, a
     file FFmpeg cannot open, a file without a video stream, or zero frames.
     """
+    check_fps(fps)  # every command's --fps, one rule: finite, 0.01-1000
     path = Path(path)
     try:
         mode = path.stat().st_mode  # stat only: opening a FIFO would block
@@ -184,6 +245,13 @@ def _probe_folder(path: Path, fps: float | None) -> VideoInfo:
     rate = Fraction(fps if fps else DEFAULT_FOLDER_FPS).limit_denominator(1001)
     info = VideoInfo(path, first.shape[1], first.shape[0], len(files), rate, True, frame_files=files)
     info.bit_depth, info.has_alpha = _image_depth(files[0])
+    num = numbering(files)
+    missing = num.gap() if num is not None else None
+    if missing is not None:  # frames stay in natural order; a skipped number is a lost frame, said once
+        info.notes.append(
+            f"the frames of {path.name} skip a number ({num.name(missing, files[0])} is missing): frames are "
+            "taken in order, so the video jumps there - add the missing frame if one was lost"
+        )
     return info
 
 
@@ -206,10 +274,13 @@ def _probe_video(path: Path) -> VideoInfo:
         cc = vs.codec_context
         rate = vs.average_rate or vs.guessed_rate or Fraction(DEFAULT_FOLDER_FPS)
         audio = container.streams.audio[0] if container.streams.audio else None
+        indexed = _index_count(vs)  # before demuxing: FFmpeg adds entries while reading
+        matroska_all = "matroska" in _format_names(container) and _matroska_duration(vs) is None
         try:
-            n, first = _count_packets(container, vs)
+            scan = _scan_packets(container, vs, all_streams=matroska_all)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path} is corrupt ({_short(exc)}): re-export or repair the video") from None
+        n, first = _expected_frames(container, vs, scan, indexed, Fraction(rate)), scan.first
         width, height = (first.width, first.height) if first is not None else (cc.width, cc.height)
         if n == 0 or not width or not height:
             raise InputError(f"{path} has no video frames: give a video with at least one frame")
@@ -221,34 +292,121 @@ def _probe_video(path: Path) -> VideoInfo:
         return info
 
 
-def _count_packets(container, vs) -> tuple[int, object]:
-    """(frames, first decoded frame or None): demuxes every packet, decodes until one frame.
+@dataclass
+class _Scan:
+    """What demuxing the whole file saw: video packets holding data, AVI/placeholder packets
+    without data, the first decoded frame, and per stream the latest packet end (its
+    timestamp plus duration, in ticks of its time base: integers while demuxing)."""
 
-    The count is the packets that hold data; when the container's index announces more
-    frames than that (a truncated mp4 whose index survived), the announced number is
-    returned so that the caller sees the shortfall after decoding.
-    """
+    video: int  # index of the video stream
+    packets: int = 0
+    empty: int = 0
+    first: object = None
+    ends: dict = field(default_factory=dict)  # stream index -> (latest end in ticks, time base)
+
+    def add_end(self, packet, use_dts: bool) -> None:
+        """Note where ``packet`` ends. AVI stores no presentation times: its demuxer numbers
+        chunks in decode order (dts) and the pts FFmpeg guesses can run a frame late, so AVI
+        is measured on dts."""
+        ts = packet.dts if use_dts else packet.pts
+        ts = ts if ts is not None else (packet.pts if use_dts else packet.dts)
+        if ts is None or packet.time_base is None:
+            return
+        ticks = ts + (packet.duration or 0)
+        last = self.ends.get(packet.stream.index)
+        if last is None or ticks > last[0]:
+            self.ends[packet.stream.index] = (ticks, packet.time_base)
+
+    def end(self, every_stream: bool = False) -> Fraction | None:
+        """Seconds at which the video's packets (or those of every stream demuxed) end."""
+        times = [t * Fraction(tb) for i, (t, tb) in self.ends.items() if every_stream or i == self.video]
+        return max(times, default=None)
+
+
+def _scan_packets(container, vs, all_streams: bool) -> _Scan:
+    """Demux every packet (of every stream when ``all_streams``), decoding until one frame."""
     av = _av()
-    n = n_empty = 0
-    first = None
-    for packet in container.demux(vs):
+    scan = _Scan(vs.index)
+    use_dts = "avi" in _format_names(container)
+    for packet in container.demux(*(container.streams if all_streams else [vs])):
         if not packet.size:  # PyAV's end-of-stream flush packet has no timestamps;
-            n_empty += packet.dts is not None  # an AVI "dropped frame" placeholder has
+            scan.empty += packet.stream is vs and packet.dts is not None  # an AVI "dropped frame" has
             continue
-        n += 1
-        if first is None and n <= _PEEK_PACKETS:
+        scan.add_end(packet, use_dts)
+        if packet.stream is not vs or packet.is_discard:  # before an edit list's start: decoded, never shown
+            continue
+        scan.packets += 1
+        if scan.first is None and scan.packets <= _PEEK_PACKETS:
             try:
                 frames = vs.decode(packet)
             except av.error.FFmpegError:  # metadata only: iter_frames reports decode errors
                 frames = []
-            first = frames[0] if frames else None
-    if first is None and n:
+            scan.first = frames[0] if frames else None
+    if scan.first is None and scan.packets:
         try:
             frames = vs.decode(None)
-            first = frames[0] if frames else None
+            scan.first = frames[0] if frames else None
         except av.error.FFmpegError:
             pass
-    return max(n, (vs.frames or 0) - n_empty), first
+    return scan
+
+
+def _index_count(vs) -> int:
+    """Entries of the stream's index that hold data and are shown (not before an MP4 edit
+    list's start, which FFmpeg marks discarded); 0 without an index."""
+    return sum(1 for e in vs.index_entries if e.size and not e.is_discard)
+
+
+def _format_names(container) -> set[str]:
+    """FFmpeg's names of the demuxer, e.g. ``{"matroska", "webm"}`` or ``{"mov", "mp4", ...}``."""
+    return set(str(container.format.name or "").split(","))
+
+
+def _matroska_duration(vs) -> Fraction | None:
+    """The video track's ``DURATION`` tag (``HH:MM:SS.fffffffff``, written by FFmpeg and
+    mkvmerge) in seconds, or None."""
+    text = next((str(v) for k, v in vs.metadata.items() if k.upper() == "DURATION"), "")
+    m = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*", text)
+    if not m:
+        return None
+    return int(m[1]) * 3600 + int(m[2]) * 60 + Fraction(m[3])
+
+
+def _expected_frames(container, vs, scan: _Scan, indexed: int, rate: Fraction) -> int:
+    """Frames the container announces, never fewer than the packets read.
+
+    Each container says it its own way; a shortfall means a truncated or damaged file,
+    which the caller sees when fewer frames decode than this number:
+
+    * MP4/MOV: the sample table (the index; it survives a cut when it is at the start),
+      less the samples an edit list cuts off at the start (decoded, never shown).
+    * AVI: the index entries (read before demuxing; FFmpeg leaves out the empty "dropped
+      frame" chunks, which ``nb_frames`` counts), and the header's length in chunks
+      (``nb_frames``, empty ones included) against the last packet's end: the ``idx1``
+      index is at the end, so a cut file loses it and FFmpeg indexes only what is left.
+    * Matroska/WebM: the track's ``DURATION`` tag, or else the Segment duration in the
+      header (the end of the longest stream: compared with every stream's last packet),
+      against the last packet's end.
+    * other containers: ``nb_frames`` where they announce it.
+    """
+    names = _format_names(container)
+    announced, end, seen = vs.frames - scan.empty, None, scan.end()
+    if "mov" in names:
+        announced = indexed
+    elif "avi" in names:
+        announced = indexed
+        if vs.frames and vs.time_base:  # one chunk per tick of the stream's time base
+            end = ((vs.start_time or 0) + vs.frames) * vs.time_base
+    elif "matroska" in names:
+        announced, end = 0, _matroska_duration(vs)
+        if end is None and container.duration:
+            end, seen = Fraction(container.duration, 1_000_000), scan.end(every_stream=True)
+    n = max(scan.packets, announced or 0)
+    if end is not None and seen is not None and rate > 0:
+        missing = (end - seen) * rate  # in frames; VFR: an estimate, the detection holds
+        if missing > _END_TOLERANCE_FRAMES:
+            n = max(n, scan.packets + round(missing))
+    return n
 
 
 def _read_picture_meta(info: VideoInfo, vs, first) -> None:
@@ -309,16 +467,20 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
-def iter_frames(info: VideoInfo) -> Iterator[Frame]:
+def iter_frames(info: VideoInfo, alpha: bool = False) -> Iterator[Frame]:
     """Decode frames one by one as ``(H, W, 3) uint8 RGB`` with timestamps.
 
+    With ``alpha`` and a source that has an alpha channel (``info.has_alpha``: RGBA PNG
+    frames, png/qtrle/ProRes 4444 video), frames are ``(H, W, 4) uint8 RGBA`` instead.
     Frames of a folder must all have the first frame's size (else :class:`InputError`).
     In a video, frames whose size differs from the first frame's (a resolution change
-    mid-stream, e.g. concatenated recordings) are scaled to the first frame's size and one
-    line is added to ``info.notes``. A decoding error raises :class:`InputError`.
+    mid-stream, e.g. concatenated recordings) are scaled to the first frame's size, and
+    frames the decoder flags as damaged (errors concealed) are counted; each adds one line
+    to ``info.notes``. A decoding error raises :class:`InputError`. Frames the decoder
+    drops are not raised here: the caller compares the count with ``info.n_frames``.
     """
     if info.is_folder:
-        yield from _iter_folder(info)
+        yield from _iter_folder(info, alpha)
         return
     av = _av()
     try:
@@ -329,10 +491,13 @@ def iter_frames(info: VideoInfo) -> Iterator[Frame]:
         vs = container.streams.video[0]
         vs.thread_type = "AUTO"
         step = max(1, round(1 / (float(info.fps) * float(vs.time_base))))  # one frame in time-base ticks
-        last_pts, n, scaled = None, 0, {}
+        fmt = "rgba" if alpha and info.has_alpha else "rgb24"
+        last_pts, n, scaled, damaged = None, 0, {}, []
         try:
             for frame in container.decode(vs):
-                rgb = _to_rgb(frame, info, scaled)
+                rgb = _to_rgb(frame, info, scaled, fmt)
+                if frame.is_corrupt:
+                    damaged.append(n)
                 pts = frame.pts
                 if pts is None:  # some AVI/raw streams: derive from the previous frame
                     pts = 0 if last_pts is None else last_pts + step
@@ -341,20 +506,31 @@ def iter_frames(info: VideoInfo) -> Iterator[Frame]:
                 yield Frame(rgb, pts, vs.time_base)
         except av.error.FFmpegError as exc:
             raise InputError(
-                f"decoding {info.path} failed after {n} frames ({_short(exc)}): "
+                f"decoding {info.path} failed after {plural(n, 'frame')} ({_short(exc)}): "
                 "the file is truncated or damaged - repair or re-export it"
             ) from None
         finally:
-            if scaled:
-                sizes = ", ".join(f"{w}x{h}" for w, h in scaled)
-                info.notes.append(
-                    f"{sum(scaled.values())} frames were {sizes} instead of the first frame's "
-                    f"{info.width}x{info.height} (resolution change mid-stream): scaled to {info.width}x{info.height}"
-                )
+            _reading_notes(info, scaled, damaged)
 
 
-def _to_rgb(frame, info: VideoInfo, scaled: dict) -> np.ndarray:
-    """The frame as RGB at the first frame's size; counts scaled frames per size in ``scaled``.
+def _reading_notes(info: VideoInfo, scaled: dict, damaged: list[int]) -> None:
+    """One line in ``info.notes`` for frames scaled to the first frame's size, one for damaged frames."""
+    if scaled:
+        sizes, k = ", ".join(f"{w}x{h}" for w, h in scaled), sum(scaled.values())
+        info.notes.append(
+            f"{plural(k, 'frame')} {'was' if k == 1 else 'were'} {sizes} instead of the first frame's "
+            f"{info.width}x{info.height} (resolution change mid-stream): scaled to {info.width}x{info.height}"
+        )
+    if damaged:
+        info.notes.append(
+            f"{plural(len(damaged), 'frame')} of {info.path.name} decoded with errors (damaged data, e.g. frame "
+            f"{damaged[0]}): the decoder filled in what it could - check those frames, or repair the input"
+        )
+
+
+def _to_rgb(frame, info: VideoInfo, scaled: dict, fmt: str = "rgb24") -> np.ndarray:
+    """The frame as ``fmt`` (``rgb24`` or ``rgba``) at the first frame's size; counts scaled
+    frames per size in ``scaled``.
 
     The YUV->RGB matrix and range are the frame's own tags (PyAV's reformat defaults to
     them; untagged means BT.601 limited range): :class:`~.writer.VideoWriter` converts
@@ -362,15 +538,15 @@ def _to_rgb(frame, info: VideoInfo, scaled: dict) -> np.ndarray:
     """
     size = (frame.width, frame.height)
     if size == (info.width, info.height):
-        return frame.to_ndarray(format="rgb24")
+        return frame.to_ndarray(format=fmt)
     scaled[size] = scaled.get(size, 0) + 1
-    return frame.to_ndarray(format="rgb24", width=info.width, height=info.height)
+    return frame.to_ndarray(format=fmt, width=info.width, height=info.height)
 
 
-def _iter_folder(info: VideoInfo) -> Iterator[Frame]:
+def _iter_folder(info: VideoInfo, alpha: bool = False) -> Iterator[Frame]:
     tb = Fraction(1) / info.fps
     for i, f in enumerate(info.frame_files):
-        rgb = _read_image(f)
+        rgb = read_image(f, keep_alpha=True, error=InputError) if alpha else _read_image(f)
         if rgb.shape[:2] != (info.height, info.width):
             raise InputError(
                 f"frame {f.name} is {rgb.shape[1]}x{rgb.shape[0]} but the first frame is "

@@ -41,7 +41,7 @@ import numpy as np
 
 from tsam_cli.errors import OutputError
 from tsam_cli.media.output import OutputTarget, describe_os_error
-from tsam_cli.media.reader import VideoInfo, _av
+from tsam_cli.media.reader import COLOR_UNSPECIFIED, RANGE_UNSPECIFIED, VideoInfo, _av
 
 #: output suffix -> FFmpeg muxer: .mov is QuickTime ("mov"), not MP4 (ISO/IEC 14496-14)
 _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -447,6 +447,10 @@ class ContainerWriter(VideoWriter):
         if m.sample_aspect_ratio:
             cc.sample_aspect_ratio = m.sample_aspect_ratio
         matrix, rng = m.colorspace, m.color_range
+        if pix.startswith("yuv") and matrix == _AVCOL_SPC_RGB:
+            # an RGB-coded source (PNG/GIF frames in a video, RGB ProRes/FFV1) has no YUV
+            # matrix to keep: written like an untagged source, BT.601 limited range, nothing dropped
+            matrix, rng = COLOR_UNSPECIFIED, RANGE_UNSPECIFIED
         if pix.startswith("yuv"):
             sws = _SWS_MATRIX.get(matrix)
             if sws is None:
