@@ -414,3 +414,16 @@ def test_fps_is_checked_alike_by_every_command(tmp_path, capsys, command, fps):
                      "--fps", fps, "-o", tmp_path / "o.mp4"], capsys)
     assert code == 2 and "--fps" in err and one_error_line(err), err
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_eval_mask_folder_with_a_gap_is_an_error(folder_ds, tmp_path, capsys):
+    from conftest import write_pngs
+
+    masks = tmp_path / "masks"
+    for clip in ("a", "b"):
+        write_pngs(masks / clip, np.full((6, 48, 64), 0, np.uint8) + 0)
+        for f in (masks / clip).iterdir():
+            cv2.imwrite(str(f), np.pad(np.full((8, 8), 255, np.uint8), ((10, 30), (10, 46))))
+    (masks / "b" / "00003.png").unlink()
+    code, err = run(_eval(folder_ds, "--masks", masks), capsys)
+    assert code == 7 and "00003.png" in err and one_error_line(err), err

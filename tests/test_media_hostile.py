@@ -415,3 +415,24 @@ def test_mask_video_at_another_rate_is_warned_once(tmp_path):
     same = write_video(tmp_path / "m25.mkv", rgb, fps=25.1, codec="ffv1", pix_fmt="bgr0")
     _, rep = _stream(MaskSpec(same, dilate=0), n=8, fps=25)  # 0.4 %: no warning
     assert not [w for w in rep.warnings if "fps" in w]
+
+
+@pytest.mark.parametrize("command", [["mask", "static"], ["mask", "track", "--box", "20,10,16,16", "--net-steps", "0"],
+                                     ["preview", "--box", "2,2,8,8"]])
+def test_every_command_stops_on_a_truncated_input(tmp_path, capfd, command):
+    """Not only inpaint: mask makers and preview read a cut file and stop instead of a short output."""
+    cut = _cut(_encode(tmp_path / "full.mkv", T), tmp_path / "cut.mkv", 0.5)
+    head, rest = (command[:2], command[2:]) if command[0] == "mask" else (command[:1], command[1:])
+    code, err = _cli(capfd, [*head, str(cut), *rest, "-o", str(tmp_path / "o.mkv"), "-q"])
+    assert code == 3 and "announced 40 frames" in err and "Traceback" not in err, err
+    assert not (tmp_path / "o.mkv").exists()
+
+
+def test_eval_stops_on_a_truncated_clip(tmp_path, capfd):
+    root = tmp_path / "ds"
+    root.mkdir()
+    _cut(_encode(tmp_path / "full.mkv", T), root / "a.mkv", 0.5)
+    _encode(root / "b.mkv", T)
+    code, err = _cli(capfd, ["eval", "--dataset", "folder", "--root", str(root), "--metrics", "psnr", "--size", "64x48",
+                             "--results", str(root), "-q"])
+    assert code == 7 and "announced 40 frames" in err, err

@@ -41,11 +41,11 @@ from tsam_cli.core.model_fill import (  # noqa: F401 - re-exported: the runner l
 from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, make_filler, propagate
 from tsam_cli.core.shots import is_cut
 from tsam_cli.device import resolve_device
-from tsam_cli.errors import STOP_SIGNALS, InputError, signal_number
-from tsam_cli.media import OutputTarget, iter_frames, open_writer, probe
+from tsam_cli.errors import STOP_SIGNALS, signal_number
+from tsam_cli.media import OutputTarget, check_complete, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
-from tsam_cli.ui import NullReporter, plural
+from tsam_cli.ui import NullReporter
 
 
 @dataclass
@@ -175,7 +175,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
         with writer:
             n_done = _run_windows(info, masks, writer, runner, opts, rep)
         rep.stop()
-        _check_complete(info, n_done, opts.allow_partial, rep)
+        check_complete(info, n_done, opts.allow_partial, rep)
         for note in writer.notes:
             rep.warn(note)
         proc = processing_size(info.width, info.height, opts.max_size)
@@ -183,16 +183,6 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
                                time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
         target.commit()
     return report
-
-
-def _check_complete(info, n_done: int, allow_partial: bool, rep) -> None:
-    """Fewer frames decoded than the container announced: a truncated or damaged input."""
-    if n_done >= info.n_frames:
-        return
-    msg = f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n_done} could be decoded"
-    if not allow_partial:
-        raise InputError(f"{msg}: the file is truncated or damaged - repair it, or pass --allow-partial to keep the {plural(n_done, 'frame')}")
-    rep.warn(f"{msg}; --allow-partial: the output has {plural(n_done, 'frame')}")
 
 
 def _plan(info, opts: InpaintOptions, runner, rep) -> tuple[tuple[int, int], int, int, bool]:

@@ -130,7 +130,7 @@ def read_frames(source: str | Path, size: tuple[int, int] | None = None, max_fra
     """Read a frame folder or a video file through tsam's media layer as uint8 RGB
     ``(T, H, W, 3)``, resized to ``size`` = (W, H) when given (INTER_AREA when shrinking,
     else bilinear). Frames come in the order ``tsam inpaint`` reads them (natural order)."""
-    from tsam_cli.media import iter_frames, probe
+    from tsam_cli.media import complete_frames, probe
 
     source = Path(source)
     if not source.exists():
@@ -138,7 +138,7 @@ def read_frames(source: str | Path, size: tuple[int, int] | None = None, max_fra
     frames: list[np.ndarray] = []
     try:
         info = probe(source, fps=1.0 if source.is_dir() else None)
-        for fr in iter_frames(info):
+        for fr in complete_frames(info, error=DatasetError):
             frames.append(_resize(fr.rgb, size))
             if max_frames and len(frames) >= max_frames:
                 break
@@ -153,10 +153,13 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
     """Read a folder of mask images (non-zero = hole) as uint8 {0,1} (T, H, W) at ``size``
     (nearest).  Fewer masks than frames: the last one is repeated (as the official
     ``dataset.py`` does); more: truncated.  One image: used for every frame."""
+    from tsam_cli.media.masks import check_numbered
+
     folder = Path(folder)
     files = list_images(folder) if folder.is_dir() else []
     if not files:
         raise DatasetError(f"no mask images in {folder}: expected {folder}/*.png (non-zero = hole)")
+    check_numbered(folder, files, DatasetError)
     out = []
     for f in files[:n_frames]:
         m = read_image(f, keep_depth=True, error=DatasetError).max(axis=2)

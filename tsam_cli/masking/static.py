@@ -90,14 +90,14 @@ def read_samples(info, opts: StaticMaskOptions, pts: list, reporter) -> np.ndarr
     frame's timestamp is appended to ``pts`` (the whole video is decoded once)."""
     import cv2
 
-    from tsam_cli.media import iter_frames
+    from tsam_cli.media import complete_frames
 
     keep = set(sample_indices(info.n_frames, opts.samples).tolist())
     scale = min(1.0, opts.analysis_size / max(info.width, info.height))
     size = (max(1, round(info.width * scale)), max(1, round(info.height * scale)))
     out = []
     reporter.start("find static", info.n_frames)
-    for i, frame in enumerate(iter_frames(info)):
+    for i, frame in enumerate(complete_frames(info)):  # a truncated input stops here, not silently
         pts.append(frame.pts)
         if i in keep:
             out.append(cv2.resize(frame.rgb, size, interpolation=cv2.INTER_AREA))

@@ -164,10 +164,10 @@ class TextMasks:
 
 def _crops(info, rect, pts: list, rep) -> Iterator[np.ndarray]:
     """Display-oriented crops of ``rect`` from every frame; timestamps appended to ``pts``."""
-    from tsam_cli.media import iter_frames
+    from tsam_cli.media import complete_frames
 
     x, y, w, h = rect
-    for frame in iter_frames(info):
+    for frame in complete_frames(info):  # a truncated input stops here, not silently
         pts.append(frame.pts)
         yield np.ascontiguousarray(to_display(frame.rgb, info.rotation)[y : y + h, x : x + w])
         rep.advance("find text")

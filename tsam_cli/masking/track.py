@@ -761,7 +761,7 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
     :class:`~tsam_cli.media.output.OutputTarget`: nothing is left at ``out`` on an error.
     """
     from tsam_cli.masking.save import save_masks
-    from tsam_cli.media import iter_frames, probe
+    from tsam_cli.media import complete_frames, probe
     from tsam_cli.media.output import check_output_path
     from tsam_cli.ui import NullReporter
 
@@ -777,7 +777,7 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
     pts: list[int | None] = []
 
     def frames():
-        for f in iter_frames(info):
+        for f in complete_frames(info):  # a truncated input stops here, not silently
             pts.append(f.pts)
             yield f.rgb
 

@@ -7,11 +7,21 @@
 """
 
 from tsam_cli.media.output import VIDEO_OUT_SUFFIXES, OutputTarget, check_output_path
-from tsam_cli.media.reader import IMAGE_SUFFIXES, Frame, VideoInfo, iter_frames, list_images, natural_key, probe
+from tsam_cli.media.reader import (
+    IMAGE_SUFFIXES,
+    Frame,
+    VideoInfo,
+    check_complete,
+    complete_frames,
+    iter_frames,
+    list_images,
+    natural_key,
+    probe,
+)
 from tsam_cli.media.writer import ContainerWriter, FrameFolderWriter, VideoWriter, create_video, open_writer
 
 __all__ = [
     "IMAGE_SUFFIXES", "VIDEO_OUT_SUFFIXES", "ContainerWriter", "Frame", "FrameFolderWriter", "OutputTarget",
-    "VideoInfo", "VideoWriter", "check_output_path", "create_video", "iter_frames", "list_images", "natural_key",
+    "VideoInfo", "VideoWriter", "check_complete", "check_output_path", "complete_frames", "create_video", "iter_frames", "list_images", "natural_key",
     "open_writer", "probe",
 ]

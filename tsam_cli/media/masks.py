@@ -222,6 +222,27 @@ class _ImageMask(_MaskSource):
             yield self.mask
 
 
+def check_numbered(folder: Path, files: list[Path], error: type[Exception] = MaskError) -> None:
+    """Masks in ``folder`` (``files`` in natural order) are matched to frames by the number in
+    their names when all have one: two with one number, or a number skipped (which would shift
+    every later mask onto the frame before it), is ``error`` naming the file. First = frame 0."""
+    num = numbering(files)
+    if num is None:
+        return
+    twins = num.duplicate()
+    if twins is not None:
+        raise error(f"mask folder {folder} has two masks numbered alike, {twins[0].name} and "
+                    f"{twins[1].name}: keep one (masks are matched to frames by the number in their names)")
+    missing = num.gap()
+    if missing is not None:
+        frame = (missing - num.numbers[0]) // num.step
+        raise error(
+            f"mask folder {folder} has no {num.name(missing, files[0])} (the mask of frame {frame}; "
+            f"masks are matched to frames by the number in their names, {files[0].name} = frame 0): "
+            "add the missing mask"
+        )
+
+
 class _FolderMasks(_MaskSource):
     """One image per frame, natural order; when every name is one pattern around a number
     (``00005.png``), matched by that number: a number missing from the sequence is an error,
@@ -236,22 +257,7 @@ class _FolderMasks(_MaskSource):
         self.count = len(self.files)
 
     def _check_numbers(self) -> None:
-        """MaskError for two masks with one number or a number skipped (first mask = frame 0)."""
-        num = numbering(self.files)
-        if num is None:
-            return
-        twins = num.duplicate()
-        if twins is not None:
-            raise MaskError(f"mask folder {self.path} has two masks numbered alike, {twins[0].name} and "
-                            f"{twins[1].name}: keep one (masks are matched to frames by the number in their names)")
-        missing = num.gap()
-        if missing is not None:
-            frame = (missing - num.numbers[0]) // num.step
-            raise MaskError(
-                f"mask folder {self.path} has no {num.name(missing, self.files[0])} (the mask of frame {frame}; "
-                f"masks are matched to frames by the number in their names, {self.files[0].name} = frame 0): "
-                "add the missing mask"
-            )
+        check_numbered(self.path, self.files)
 
     def frames(self, n: int) -> Iterator[np.ndarray]:
         for f in self.files[:n]:

@@ -467,6 +467,32 @@ def _short(exc: BaseException) -> str:
     return text[:160]
 
 
+def check_complete(info: VideoInfo, n_done: int, allow_partial: bool = False, reporter=None,
+                   error: type[Exception] = InputError) -> None:
+    """Fewer frames decoded (``n_done``) than ``info`` announced: a truncated or damaged input.
+    ``error`` (exit 3 for inputs, a DatasetError for a dataset) unless ``allow_partial``, then a
+    warning through ``reporter``."""
+    if n_done >= info.n_frames:
+        return
+    msg = f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n_done} could be decoded"
+    if not allow_partial:
+        raise error(f"{msg}: the file is truncated or damaged - repair it, or pass --allow-partial to keep the "
+                    f"{plural(n_done, 'frame')}" if error is InputError else f"{msg}: the file is truncated or damaged")
+    if reporter is not None:
+        reporter.warn(f"{msg}; --allow-partial: the output has {plural(n_done, 'frame')}")
+
+
+def complete_frames(info: VideoInfo, *, allow_partial: bool = False, reporter=None,
+                    error: type[Exception] = InputError) -> Iterator[Frame]:
+    """:func:`iter_frames`, then :func:`check_complete` once the frames run out (a consumer
+    that stops early checks nothing)."""
+    n = 0
+    for frame in iter_frames(info):
+        n += 1
+        yield frame
+    check_complete(info, n, allow_partial, reporter, error)
+
+
 def iter_frames(info: VideoInfo, alpha: bool = False) -> Iterator[Frame]:
     """Decode frames one by one as ``(H, W, 3) uint8 RGB`` with timestamps.
 
