@@ -47,6 +47,13 @@ def _version() -> None:  # a second command keeps "train" a sub-command
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_folder(tmp_path, monkeypatch):
+    """Every test runs in its own folder: a run without --run-dir writes runs/ there, never
+    in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 # ---------------------------------------------------------------------------------- fixtures
 def _write_frames(folder: Path, frames: np.ndarray) -> None:
     import cv2

@@ -10,7 +10,6 @@ which the CLI turns into one line and an exit code.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
@@ -32,16 +31,34 @@ def _read_model(text: str) -> tuple[str, dict | None]:
         raise UsageError(f"--model {text}: file not found")
     try:
         model_config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"--model {text}: cannot read it ({exc.strerror or exc}): check the file") from None
     except ValueError as exc:
         raise UsageError(f"--model {text}: not valid JSON ({exc})") from None
     return (text if model_config is None else "custom"), model_config
 
 
+#: what a resumed run may change; everything else comes from its config.json
+_RESUME_OPTIONS = {"resume", "steps", "epochs", "quiet", "workers", "device"}
+
+
+def _refuse_ignored_options(ctx: typer.Context) -> None:
+    """With --resume, an option the resumed run would silently ignore is a UsageError."""
+    for param in ctx.command.params:
+        # by name: typer may bring its own copy of click's ParameterSource enum
+        given = getattr(ctx.get_parameter_source(param.name), "name", "") in ("COMMANDLINE", "ENVIRONMENT")
+        if given and param.name not in _RESUME_OPTIONS:
+            raise UsageError(f"{param.opts[0]} cannot change with --resume (the run keeps the options of its "
+                             "config.json): leave it out, or start a new run with --run-dir")
+
+
 def _resumed_config(run_dir: Path, steps: int | None, epochs: int | None, **runtime) -> TrainConfig:
-    """The saved config of ``run_dir``, with a new total length if one is given and the
-    ``runtime`` options (quiet, workers, device) of this command."""
+    """The saved config of ``run_dir`` (checked), with a new total length if one is given
+    and the ``runtime`` options (quiet, workers, device) of this command."""
     from tsam_cli.train.trainer import load_run_config
 
+    if steps is not None and epochs is not None:
+        raise UsageError("give --steps N or --epochs N, not both")
     cfg = load_run_config(run_dir)
     if steps is not None:
         cfg.steps, cfg.epochs = steps, 0
@@ -49,16 +66,22 @@ def _resumed_config(run_dir: Path, steps: int | None, epochs: int | None, **runt
         cfg.epochs, cfg.steps = epochs, 0
     for name, value in runtime.items():
         setattr(cfg, name, value)
+    cfg.validate()
     return cfg
 
 
 def _default_run_dir() -> Path:
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+    """``runs/train-<time>`` in the current folder; under torchrun every process must be told
+    the same folder instead."""
+    from tsam_cli.train.trainer import torchrun_env
+
+    if torchrun_env()[1] > 1:
         raise UsageError("under torchrun give --run-dir (every process must use the same folder)")
     return Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
 
 
 def train_command(
+    ctx: typer.Context,
     dataset: str = typer.Option(_D.dataset, "--dataset", help="davis (ROOT/JPEGImages/480p/<seq>), youtube-vos (ROOT/train/JPEGImages/<id>) or folder (videos / frame folders in ROOT)."),
     root: Path | None = typer.Option(None, "--root", help="Dataset root folder."),
     split: str = typer.Option(_D.split, "--split", help="DAVIS only: paper (the 60 training videos of the paper) or all."),
@@ -72,7 +95,7 @@ def train_command(
     lr: float = typer.Option(_D.lr, "--lr", help="Adam learning rate (official configs: 5e-4 pre-training, 2.5e-4 fine-tuning)."),
     seed: int = typer.Option(_D.seed, "--seed", help="Seed: same seed, same data and same weights."),
     run_dir: Path | None = typer.Option(None, "--run-dir", help="Output folder of a new run (default runs/train-<time>)."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder from its last checkpoint (its options stay; give only --steps/--epochs, --workers, --device, -q)."),
     init: Path | None = typer.Option(_D.init, "--init", help="Start from these generator weights (tsam .safetensors or official .pth): fine-tuning."),
     vgg: str = typer.Option(_D.vgg, "--vgg", help="VGG-16 weights for the perceptual/style losses: a path or a registry name."),
     no_perceptual: bool = typer.Option(not _D.perceptual, "--no-perceptual", help="Train without the perceptual and style losses."),
@@ -91,6 +114,7 @@ def train_command(
     from tsam_cli.train.trainer import train
 
     if resume is not None:
+        _refuse_ignored_options(ctx)
         cfg = _resumed_config(resume, steps, epochs, quiet=quiet, workers=workers, device=device)
         out = train(cfg, resume, resume=True)
     else:

@@ -246,6 +246,9 @@ class FlowCache:
                 os.replace(tmp, path)
             except OSError:
                 tmp.unlink(missing_ok=True)
+            except BaseException:  # a signal: no half-written temporary left in a shared cache
+                tmp.unlink(missing_ok=True)
+                raise
         # return what a cache hit would return (float16 round trip), so results never depend
         # on whether the cache was warm
         return (pf.fwd.astype(np.float16).astype(np.float32), pf.bwd.astype(np.float16).astype(np.float32),

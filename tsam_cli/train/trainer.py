@@ -21,10 +21,18 @@ Run directory::
     RUN_DIR/generator.safetensors  final generator (tsam_cli.model.official.save_generator)
     RUN_DIR/flow_cache/            cached optical flow (default location)
 
-Checkpoints are written to a temporary file and moved in place with ``os.replace``, so a kill
-at any moment leaves the previous or the new checkpoint, never a broken one. Every random
-choice of a sample is a function of (seed, epoch, index) and the checkpoint stores the
-position inside the epoch, so ``--resume`` reproduces the uninterrupted run.
+Every file is written to a temporary beside it and moved in place with ``os.replace``
+(:func:`_write_atomically`), so a kill at any moment leaves the previous or the new file,
+never a broken one. A checkpoint embeds the sha256 of its content (:func:`content_digest`),
+checked on ``--resume`` (:func:`read_checkpoint`). Every random choice of a sample is a
+function of (seed, epoch, index) and the checkpoint stores the position inside the epoch, so
+``--resume`` reproduces the uninterrupted run.
+
+Safety (docs/training.md, "Safety"): options, torchrun's variables and paths are checked
+before any work (:meth:`TrainConfig.validate`, :func:`torchrun_env`, :func:`check_paths`); the
+run folder (:class:`RunFolder`) is made only when data and networks are ready, locked, and
+emptied of what a new run wrote when it stops before its first checkpoint; a signal ends in
+:class:`~tsam_cli.errors.Interrupted` naming the checkpoint on disk.
 
 Distributed: started by ``torchrun`` (``WORLD_SIZE`` > 1) the loop uses NCCL on CUDA or gloo
 on CPU, DistributedDataParallel for G and D, and a rank-split sampler; rank 0 logs and writes.
@@ -39,8 +47,11 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import os
 import random
+import re
+import shlex
 import sys
 import time
 import warnings
@@ -49,7 +60,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tsam_cli.errors import DatasetError, UsageError, WeightsError
+from tsam_cli import hooks
+from tsam_cli.errors import (
+    STOP_SIGNALS,
+    DatasetError,
+    Interrupted,
+    OutputError,
+    UsageError,
+    WeightsError,
+    signal_number,
+)
+from tsam_cli.options import _check_range
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +82,38 @@ GENERATOR = "generator.safetensors"
 METRIC_FIELDS = ["step", "epoch", "stage", "loss", "l1", "hole", "perceptual", "style",
                  "gan_g", "gan_d", "lr", "it_s"]
 FLOW_KEYS = ("forward", "backward", "forward_valid", "backward_valid")
+
+#: Largest training clip side: far above the paper's 432x240, far below what fills a GPU at batch 1.
+MAX_SIDE = 8192
+#: The command-line flag of each field a user sets with one (other fields are config.json keys).
+_FLAGS = {"batch_size": "--batch-size", "stage1_steps": "--stage1-steps", "grad_clip": "--grad-clip",
+          "sample_every": "--sample-every", "ckpt_every": "--ckpt-every", "flow_cache": "--flow-cache",
+          "amp_dtype": "--amp-dtype", "model_config": "--model", "width": "--size", "height": "--size",
+          "perceptual": "--no-perceptual", **{n: f"--{n}" for n in (
+              "dataset", "root", "split", "model", "frames", "steps", "epochs", "lr", "seed", "init", "vgg",
+              "gan", "workers", "device", "amp", "quiet")}}
+#: (field, lowest, highest) of the numbers, both ends allowed. The tops only catch typos and
+#: overflows (a step count is a 64-bit integer in torch's schedulers).
+_RANGES = [("frames", 2, 1000), ("batch_size", 1, 65536), ("steps", 0, 10**12), ("epochs", 0, 10**9),
+           ("stage1_steps", 0, 10**12), ("seed", 0, 2**63 - 1), ("workers", 0, 256), ("grad_clip", 0, 1e9),
+           ("sample_every", 0, 10**12), ("ckpt_every", 0, 10**12), ("lr_step_epochs", 1, 10**9),
+           ("d_nf", 1, 4096), ("w_l1", 0, 1e6), ("w_hole", 0, 1e6), ("w_perceptual", 0, 1e6),
+           ("w_style", 0, 1e6), ("w_gan", 0, 1e6), ("max_stride", 1, 100), ("max_scale", 1, 4)]
+#: (field, bound below (excluded), highest): numbers that cannot be 0.
+_ABOVE = [("lr", 0, 10), ("lr_gamma", 0, 1)]
+#: fields that may be None, and the type they hold otherwise
+_OPTIONAL = {"model_config": dict, "init": str, "vgg": str, "flow_cache": str}
+_KIND_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a text",
+               dict: "a model config (a JSON object)", tuple: "two numbers"}
+
+
+def _flag(name: str) -> str:
+    """How a message names a config field: its command-line flag, or its config.json key."""
+    return _FLAGS.get(name, name)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @dataclass
@@ -130,24 +183,66 @@ class TrainConfig:
         return cls(**d)
 
     def validate(self) -> None:
-        """Raise a one-line :class:`UsageError` naming the option for a value no run can use."""
-        from tsam_cli.model.config import PRESETS
+        """Raise a one-line :class:`UsageError` naming the option for a value no run can use.
+
+        Checks every field's type first (a resumed ``config.json`` may hold anything), then
+        every number's range (NaN and infinities included), then every name."""
+        self._check_types()
+        w, h = self.width, self.height
+        if not (16 <= w <= MAX_SIDE and 16 <= h <= MAX_SIDE) or w % 8 or h % 8:
+            raise UsageError(f"--size {w}x{h}: width and height must be multiples of 8 from 16 to {MAX_SIDE}")
+        for name, lo, hi in _RANGES:
+            _check_range(_flag(name), getattr(self, name), lo, hi)
+        for name, lo, hi in _ABOVE:  # open at the bottom: 0 is no learning rate, or a decay to nothing
+            value = getattr(self, name)
+            if not (math.isfinite(value) and lo < value <= hi):
+                raise UsageError(f"{_flag(name)} {value!r} is out of range: give a value above {lo:g}, at most {hi:g}")
+        if not all(math.isfinite(b) and 0 <= b < 1 for b in self.betas):
+            raise UsageError(f"betas {list(self.betas)!r} are out of range: give two values from 0 to below 1")
+        if self.steps <= 0 and self.epochs <= 0:
+            raise UsageError("give --steps N or --epochs N")
+        if self.steps > 0 and self.epochs > 0:
+            raise UsageError("give --steps N or --epochs N, not both")
+        self._check_names()
+
+    def _check_types(self) -> None:
+        """Each field holds its default's type (ints: no bools, no floats; floats: any number)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _OPTIONAL:
+                ok, kind = value is None or isinstance(value, _OPTIONAL[f.name]), _OPTIONAL[f.name]
+            elif f.name == "betas":
+                ok, kind = isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_is_number, value)), tuple
+            else:
+                kind = type(f.default)
+                ok = _is_number(value) if kind is float else (
+                    isinstance(value, kind) and (kind is bool or not isinstance(value, bool)))
+            if not ok:
+                shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+                raise UsageError(f"{_flag(f.name)} {shown}: give {_KIND_WORDS[kind]}")
+
+    def _check_names(self) -> None:
+        from tsam_cli.model.config import PRESETS, ModelConfig
+        from tsam_cli.options import FLOW_METHODS
         from tsam_cli.train.data import DATASETS
         from tsam_cli.train.losses import GAN_KINDS
 
-        w, h = self.width, self.height
-        if w < 16 or h < 16 or w % 8 or h % 8:
-            raise UsageError(f"--size {w}x{h}: width and height must be multiples of 8 and at least 16")
         if self.model_config is None and self.model not in PRESETS:
             raise UsageError(f"--model {self.model!r}: use {', '.join(sorted(PRESETS))} or a .json model config")
-        if self.dataset not in DATASETS:
-            raise UsageError(f"--dataset {self.dataset!r}: use {', '.join(DATASETS[:-1])} or {DATASETS[-1]}")
-        if self.frames < 2:
-            raise UsageError("--frames must be at least 2 (TSAM aligns neighbouring frames)")
-        if self.gan not in GAN_KINDS:
-            raise UsageError(f"--gan {self.gan!r}: use one of {', '.join(GAN_KINDS)}")
-        if self.steps <= 0 and self.epochs <= 0:
-            raise UsageError("give --steps N or --epochs N")
+        if self.model_config is not None:
+            try:
+                ModelConfig.from_dict(self.model_config)
+            except (ValueError, TypeError) as exc:
+                raise UsageError(f"--model: {(str(exc).splitlines() or [''])[0][:200]}: fix the model config") from None
+        for flag, value, choices in [("--dataset", self.dataset, DATASETS), ("--split", self.split, ("paper", "all")),
+                                     ("--gan", self.gan, GAN_KINDS), ("--amp-dtype", self.amp_dtype, ("bf16", "fp16")),
+                                     ("flow_method", self.flow_method, FLOW_METHODS)]:
+            if value not in choices:
+                raise UsageError(f"{flag} {value!r}: use one of {', '.join(choices)}")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise UsageError(f"--device {self.device!r} is not known: use auto, cpu, cuda or cuda:N")
+        if not self.root:
+            raise UsageError("give --root, the dataset folder")
 
 
 # ------------------------------------------------------------------------------ small helpers
@@ -156,20 +251,49 @@ def _warn(msg: str, rank: int = 0) -> None:
         print(f"warning: {msg}", file=sys.stderr, flush=True)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch
+def _write_atomically(path: Path, write: Callable[[Path], None], then: Callable[[], None] | None = None) -> None:
+    """Replace ``path`` with what ``write(tmp)`` puts in a temporary beside it, in one rename.
 
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    The temporary (``NAME.tmp.SUFFIX``; a stale one of a killed run is replaced) gets the
+    umask's normal mode (0644 with umask 022: some writers create 0600 files) and is fsynced
+    before the rename. The rename and ``then()`` (the caller's record that the new file is
+    there) run with signals held back, so a signal is reported true to what is on disk. Any
+    exception or signal before the rename removes the temporary and leaves ``path`` as it was.
+    """
+    from tsam_cli.media.output import current_umask, signals_held
+
+    tmp = path.with_name(_tmp_name(path.name))
+    try:
+        tmp.unlink(missing_ok=True)  # never write through whatever a killed run left there
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        hooks.pause_point(f"train-write-{path.stem}")
+        with signals_held():
+            os.replace(tmp, path)
+            if then is not None:
+                then()
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".part")):  # .part: save_generator's own temporary
+            with contextlib.suppress(OSError):
+                leftover.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (best effort: not every filesystem allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_text(path: Path, text: str) -> None:
+    _write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _seed_everything(seed: int) -> None:
@@ -219,20 +343,216 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
 
     from tsam_cli.device import resolve_device
 
-    return torch.device(resolve_device(name, local_rank))
+    device = torch.device(resolve_device(name, local_rank))
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UsageError(f"--device {name}: GPU {device.index} asked for (LOCAL_RANK={local_rank}), but "
+                         f"PyTorch sees {torch.cuda.device_count()}: start at most one process per GPU")
+    return device
 
 
-def _check_run_dir(run_dir: Path, resume: bool, master: bool) -> Path:
-    """The checkpoint path of ``run_dir``: it must exist to resume, and must not for a new run."""
-    ckpt_path = run_dir / CHECKPOINT
-    if resume:
-        if not ckpt_path.is_file():
-            raise UsageError(f"--resume {run_dir}: no {CHECKPOINT} there (nothing to resume)")
-    elif ckpt_path.is_file():
-        raise UsageError(f"{run_dir} already holds a training run: use --resume {run_dir} or another --run-dir")
-    if master:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    return ckpt_path
+def _env_int(name: str, default: int, lowest: int) -> int:
+    """A whole number from the environment (torchrun's variables), at least ``lowest``."""
+    text = os.environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < lowest:
+        raise UsageError(f"{name}={text!r} is not a whole number from {lowest}: start the run with torchrun "
+                         f"(it sets RANK, WORLD_SIZE and LOCAL_RANK), or unset {name}")
+    return value
+
+
+def torchrun_env() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` from torchrun's RANK, WORLD_SIZE and LOCAL_RANK;
+    ``(0, 1, 0)`` without them. Raises a one-line UsageError naming a bad variable."""
+    world = _env_int("WORLD_SIZE", 1, 1)
+    rank = _env_int("RANK", 0, 0)
+    local_rank = _env_int("LOCAL_RANK", 0, 0)
+    if rank >= world:
+        raise UsageError(f"RANK={rank} must be below WORLD_SIZE={world}: start the run with torchrun "
+                         "(it sets both), or unset RANK and WORLD_SIZE")
+    return rank, world, local_rank
+
+
+#: what a run writes in its folder (a new run refuses a folder that already holds one of them)
+RUN_FILES = (CHECKPOINT, CONFIG, METRICS, GENERATOR, "samples", "flow_cache")
+
+
+def _tmp_name(name: str) -> str:
+    """The temporary a file is written to before its rename: ``NAME.tmp.SUFFIX`` (the suffix
+    kept last, as image writers choose their format by it)."""
+    stem, dot, suffix = name.partition(".")
+    return f"{stem}.tmp{dot}{suffix}"
+
+
+#: temporaries of the run folder's own files (save_generator adds ``.part`` to its target)
+_RUN_TEMPS = {_tmp_name(n) for n in (CHECKPOINT, CONFIG, METRICS)} | {
+    _tmp_name(GENERATOR), _tmp_name(GENERATOR) + ".part"}
+
+
+def _is_within(inner: Path, outer: Path) -> bool:
+    """True when ``inner`` is ``outer`` or inside it, by resolved name or by device + inode
+    (links and ``..`` included); ``inner`` need not exist."""
+    try:
+        target = os.stat(outer)
+    except OSError:
+        target = None
+    outer_r = outer.resolve()
+    for p in (inner.resolve(), *inner.resolve().parents):
+        if p == outer_r:
+            return True
+        if target is not None and p.exists() and os.path.samestat(os.stat(p), target):
+            return True
+    return False
+
+
+def _check_writable_folder(path: Path, flag: str) -> None:
+    """``path`` is a folder this process can write in, or can be created: else OutputError."""
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{flag} {path} is a file, not a folder: choose a folder (it is created if missing)")
+    existing = path.absolute()
+    while not existing.exists():  # the nearest folder that exists: the new ones are made in it
+        existing = existing.parent
+    where = "the current folder" if existing == Path.cwd() else str(existing)
+    if not existing.is_dir():
+        raise OutputError(f"cannot create {path}: {where} is a file: choose {flag} in a writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        verb = "write in" if existing == path.absolute() else "create"
+        raise OutputError(f"cannot {verb} {path}: {where} is not writable: choose {flag} in a writable folder")
+
+
+def check_paths(cfg: TrainConfig, run_dir: Path, resume: bool) -> None:
+    """Before any work: what the run writes (run folder, flow cache) can be written and is not
+    in the dataset, and the weight files it reads are files. Raises OutputError / WeightsError."""
+    root = Path(cfg.root)
+    flow_cache = Path(cfg.flow_cache) if cfg.flow_cache else None
+    for flag, path in (("--resume" if resume else "--run-dir", run_dir), ("--flow-cache", flow_cache)):
+        if path is None:
+            continue
+        if flag == "--resume" and path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
+            raise OutputError(f"--resume {path}: the folder is not writable: fix its permissions, or copy the run "
+                              "to a writable folder and resume there")
+        if _is_within(path, root) or _is_within(root, path):
+            how = "is" if _is_within(root, path) and _is_within(path, root) else (
+                "is inside" if _is_within(path, root) else "contains")
+            raise OutputError(f"{flag} {path} {how} the dataset --root {root}, and tsam never writes into a "
+                              "dataset: choose a folder outside it")
+        _check_writable_folder(path, flag)
+    if cfg.init and not (resume and cfg.model_config):  # a resumed run takes G from its checkpoint
+        init = Path(cfg.init)
+        if init.is_dir():
+            raise WeightsError(f"--init {init} is a folder: give a generator weight file (.safetensors or official .pth)")
+        if not init.is_file():
+            raise WeightsError(f"--init {init}: file not found: check the path")
+    if cfg.perceptual and cfg.vgg and Path(cfg.vgg).expanduser().is_dir():
+        raise WeightsError(f"--vgg {cfg.vgg} is a folder: give the VGG-16 weight file (vgg16-397923af.pth)")
+
+
+class RunFolder:
+    """The run directory as one run uses it: checked before any work (:meth:`check`), made
+    with its missing parents only when the run is ready to write (:meth:`create`), locked
+    against a second run, and, when a new run fails before its first checkpoint, emptied of
+    what this run wrote (:meth:`discard`). Only rank 0 (``master``) creates and writes."""
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path, self.resume, self.master = Path(path), resume, True
+        self.created: list[Path] = []   # folders this run made, outermost first
+        self.before: set[str] = set()   # names in the folder before this run (when it existed)
+        self._lock_fd: int | None = None
+        self.locked = False             # this run holds the folder (or its filesystem has no flock)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / CHECKPOINT
+
+    def check(self) -> None:
+        """A resumed run's folder has a checkpoint; a new run's folder holds no run yet."""
+        p = self.path
+        if self.resume:
+            if not self.checkpoint.is_file():
+                raise UsageError(f"--resume {p}: no {CHECKPOINT} there (nothing to resume)")
+            return
+        if self.checkpoint.is_file():
+            raise UsageError(f"{p} already holds a training run: use --resume {p} or another --run-dir")
+        found = [n for n in RUN_FILES if (p / n).exists()] if p.is_dir() else []
+        if found:
+            raise OutputError(f"{p} already holds files of a training run ({', '.join(found)}) but no checkpoint "
+                              "to resume: choose another --run-dir, or delete them first")
+
+    def create(self) -> None:
+        """Make the folder (and missing parents, remembered for :meth:`discard`) and lock it."""
+        if not self.master:
+            return
+        missing, p = [], self.path
+        while not p.exists() and p != p.parent:
+            missing.append(p)
+            p = p.parent
+        if not missing:
+            self.before = set(os.listdir(self.path))
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue  # made meanwhile by someone else: not ours to remove
+            except OSError as exc:
+                self.discard()
+                raise OutputError(f"cannot create {folder}: {exc.strerror}: choose --run-dir in a writable folder") from None
+            self.created.append(folder)
+        self._lock()
+
+    def _lock(self) -> None:
+        """``flock`` the folder itself (no lock file to leave behind) for the whole run."""
+        import errno
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                self.locked = True  # a filesystem without flock on folders (some NFS): run unlocked, as before
+                return
+            self.discard()  # unlocked: removes only the empty folders this run made
+            raise OutputError(f"another tsam train is using {self.path} right now: wait for it to finish "
+                              "or choose another --run-dir") from None
+        self._lock_fd = fd
+        self.locked = True
+
+    def discard(self) -> None:
+        """Remove what this new run wrote (never what was there before it), then the folders it
+        made, each only if that leaves it empty. Files only once the run held the lock: before
+        that, what is there may be another run's. Best effort: it runs while an error is raised."""
+        if self.resume or not self.master:
+            return
+        if self.locked and self.path.is_dir():
+            for entry in os.scandir(self.path):
+                if (entry.name in RUN_FILES or entry.name in _RUN_TEMPS) and entry.name not in self.before:
+                    _remove(Path(entry.path))
+        for folder in reversed(self.created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # holds something else: keep it and its parents
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.locked = False
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 def _save_sample(path: Path, frames, masks, out) -> None:
@@ -245,25 +565,38 @@ def _save_sample(path: Path, frames, masks, out) -> None:
     shown = f * (1 - m) + 0.5 * m
     rows = [torch.cat(list(x), dim=2) for x in (shown, o.clamp(0, 1), f)]  # (3, H, T*W)
     img = (torch.cat(rows, dim=1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.png")
-    cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-    os.replace(tmp, path)
+    path.parent.mkdir(exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(img, cv2.COLOR_RGB2BGR)):  # False, not an exception
+            raise OSError(f"cannot write {tmp}")
+
+    _write_atomically(path, write)
+
+
+def _step_of(row: dict) -> int | None:
+    try:
+        return int(row.get("step") or "")
+    except ValueError:
+        return None
 
 
 def _trim_metrics(path: Path, last_step: int) -> None:
-    """After a resume: drop rows logged after the checkpoint (they will be logged again)."""
+    """After a resume: drop rows logged after the checkpoint (they will be logged again), and
+    a row a kill cut short."""
     if not path.is_file():
         return
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    keep = [r for r in rows if int(r["step"]) <= last_step]
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        w.writerows(keep)
-    os.replace(tmp, path)
+    keep = [r for r in rows if (s := _step_of(r)) is not None and s <= last_step and None not in r.values()]
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(keep)
+
+    _write_atomically(path, write)
 
 
 # ------------------------------------------------------------------------------- distributed
@@ -303,8 +636,7 @@ def setup_distributed(cfg: TrainConfig) -> Runtime:
     import torch
     import torch.distributed as dist
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    _, world, local_rank = torchrun_env()
     device = _pick_device(cfg.device, local_rank)
     if world <= 1:
         return Runtime(device)
@@ -314,7 +646,7 @@ def setup_distributed(cfg: TrainConfig) -> Runtime:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     else:
-        local_world = max(int(os.environ.get("LOCAL_WORLD_SIZE", world)), 1)
+        local_world = _env_int("LOCAL_WORLD_SIZE", world, 1)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
     return Runtime(device, rank=rank, world=world)
 
@@ -384,7 +716,7 @@ def _build_generator(cfg: TrainConfig, resume: bool = False):
     from tsam_cli.model.official import load_generator
 
     if cfg.init and not (resume and cfg.model_config):  # on resume the checkpoint has the weights
-        g = load_generator(cfg.init)  # raises WeightsError
+        g = _load_init(cfg.init, load_generator)
         cfg.model_config = g.config.to_dict()
         return g.train()
     if cfg.model_config:
@@ -398,6 +730,24 @@ def _build_generator(cfg: TrainConfig, resume: bool = False):
     return TSAMGenerator(mc).train()
 
 
+def _load_init(path: str, load_generator: Callable) -> Any:
+    """The ``--init`` generator; whatever goes wrong is one WeightsError naming the file. Weights
+    that are not all finite are refused too: a damaged data block loads without complaint."""
+    import torch
+
+    try:
+        g = load_generator(path)
+    except WeightsError as exc:
+        raise WeightsError(f"--init: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a loader error here is a bad file, not a bug of this run
+        raise WeightsError(f"--init {path} cannot be loaded ({_first_line(exc)}): give an intact generator "
+                           "weight file (.safetensors or official .pth)") from None
+    if not all(torch.isfinite(t).all() for t in g.state_dict().values() if t.is_floating_point()):
+        raise WeightsError(f"--init {path} holds non-finite weights (a damaged file): give an intact generator "
+                           "weight file")
+    return g
+
+
 def _load_vgg(cfg: TrainConfig, rank: int):
     if not cfg.perceptual or (cfg.w_perceptual == 0 and cfg.w_style == 0):
         return None
@@ -406,11 +756,14 @@ def _load_vgg(cfg: TrainConfig, rank: int):
 
     try:
         path = weights.resolve(cfg.vgg or "vgg16-imagenet")
-        return load_vgg16(path, normalize=cfg.vgg_normalize)
-    except WeightsError as exc:
+    except WeightsError as exc:  # not there (not downloaded): the run goes on without, and says so
         _warn(f"{exc} -> training WITHOUT the perceptual and style losses "
               f"(--no-perceptual silences this warning)", rank)
         return None
+    try:  # a file that is there but does not load is an error: the user meant to use it
+        return load_vgg16(path, normalize=cfg.vgg_normalize)
+    except WeightsError as exc:
+        raise WeightsError(f"--vgg: {exc}: give an intact VGG-16 file, or --no-perceptual") from None
 
 
 def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
@@ -420,6 +773,94 @@ def _autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | Non
     if not (cfg.amp and device.type == "cuda"):
         return None
     return torch.float16 if cfg.amp_dtype == "fp16" else torch.bfloat16
+
+
+# ------------------------------------------------------------------------------- checkpoints
+#: the checkpoint's own entry holding the checksum of everything else in it
+CHECKSUM_KEY = "sha256"
+#: what every checkpoint holds, whatever the run's options
+_CHECKPOINT_KEYS = ("step", "epoch", "batch_in_epoch", "generator", "opt_g", "sched_g", "scaler_g", "rng")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The gist of an exception for a one-line message: its first sentence, at most 160 characters."""
+    line = (str(exc).splitlines() or [""])[0]
+    return line.split(". ")[0][:160] or type(exc).__name__
+
+
+def _to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor in it detached and on the CPU (dicts, lists, tuples walked)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def content_digest(obj: Any, h: Any = None) -> str:
+    """sha256 (hex) of a checkpoint's content in its stored order: every key, every tensor's
+    dtype, shape and bytes, every other value's type and ``repr``. torch.save keeps the order
+    of dicts and the types of values, so the digest of what :func:`read_checkpoint` loads
+    equals the digest of what was saved unless a byte that matters changed."""
+    import hashlib
+
+    import torch
+
+    top = h is None
+    h = hashlib.sha256() if top else h
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{t.dtype}{tuple(obj.shape)}|".encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())  # the buffer itself: no copy of a large tensor
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}|".encode())
+        for k, v in obj.items():
+            h.update(f"K{k!r}|".encode())
+            content_digest(v, h)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}{len(obj)}|".encode())
+        for v in obj:
+            content_digest(v, h)
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}|".encode())
+    return h.hexdigest() if top else ""
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The checkpoint at ``path``, verified: its content must match the checksum stored in it.
+
+    A checkpoint of an older tsam has no checksum and is loaded as it is. Unreadable, empty,
+    truncated or altered files raise a one-line WeightsError naming the file."""
+    import torch
+
+    def damaged(why: str) -> WeightsError:
+        return WeightsError(f"checkpoint {path} is damaged ({why}): it cannot be resumed; restore it from a "
+                            "backup, or start a new run with another --run-dir")
+
+    try:
+        if path.stat().st_size == 0:
+            raise damaged("the file is empty")
+        ck = torch.load(str(path), map_location="cpu", weights_only=True)
+    except WeightsError:
+        raise
+    except OSError as exc:
+        raise WeightsError(f"cannot read checkpoint {path}: {exc.strerror or exc}: check the file and its "
+                           "permissions") from None
+    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle: all one problem here
+        raise damaged(f"cannot be read: {_first_line(exc)}") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in _CHECKPOINT_KEYS):
+        raise damaged("not a tsam training checkpoint")
+    stored = ck.pop(CHECKSUM_KEY, None)
+    if stored is not None and stored != content_digest(ck):
+        raise damaged("checksum mismatch: its content changed after it was written")
+    if not all(type(ck[k]) is int and ck[k] >= 0 for k in ("step", "epoch", "batch_in_epoch")):
+        raise damaged("its position in the run is not a step count")
+    return ck
 
 
 @dataclass
@@ -438,9 +879,11 @@ class TrainState:
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    saved_step: int | None = None  # the step of the checkpoint on disk (None: none yet)
 
     def save(self, path: Path, cfg: TrainConfig) -> None:
-        """Write the checkpoint atomically (a kill leaves the old or the new file)."""
+        """Write the checkpoint atomically, with its checksum (see :func:`read_checkpoint`):
+        a kill or a signal leaves the old or the new complete file, never a part of one."""
         ck = {
             "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
             # the config is plain JSON types except tuples: store as JSON text
@@ -451,24 +894,41 @@ class TrainState:
         if self.disc is not None:
             ck.update(discriminator=self.disc.state_dict(), opt_d=self.opt_d.state_dict(),
                       sched_d=self.sched_d.state_dict(), scaler_d=self.scaler_d.state_dict())
-        _atomic_torch_save(ck, path)
+        ck = _to_cpu(ck)  # once: the checksum and torch.save both read CPU copies
+        ck[CHECKSUM_KEY] = content_digest(ck)
+        step = self.step
+
+        def write(tmp: Path) -> None:
+            import torch
+
+            torch.save(ck, tmp)
+
+        _write_atomically(path, write, then=lambda: setattr(self, "saved_step", step))
 
     def load(self, path: Path) -> None:
-        """Restore everything :meth:`save` wrote, the RNG states included."""
-        import torch
+        """Read (and verify) the checkpoint at ``path`` and restore it."""
+        self.restore(read_checkpoint(path), path)
 
-        ck = torch.load(str(path), map_location="cpu", weights_only=True)
-        self.gen.load_state_dict(ck["generator"])
-        self.opt_g.load_state_dict(ck["opt_g"])
-        self.sched_g.load_state_dict(ck["sched_g"])
-        self.scaler_g.load_state_dict(ck["scaler_g"])
-        if self.disc is not None:
-            self.disc.load_state_dict(ck["discriminator"])
-            self.opt_d.load_state_dict(ck["opt_d"])
-            self.sched_d.load_state_dict(ck["sched_d"])
-            self.scaler_d.load_state_dict(ck["scaler_d"])
-        self.step, self.epoch, self.batch_in_epoch = int(ck["step"]), int(ck["epoch"]), int(ck["batch_in_epoch"])
-        _set_rng_state(ck["rng"])
+    def restore(self, ck: dict, path: Path) -> None:
+        """Restore everything :meth:`save` wrote, the RNG states included. A checkpoint that
+        does not fit the networks this config builds raises a one-line WeightsError."""
+        try:
+            self.gen.load_state_dict(ck["generator"])
+            self.opt_g.load_state_dict(ck["opt_g"])
+            self.sched_g.load_state_dict(ck["sched_g"])
+            self.scaler_g.load_state_dict(ck["scaler_g"])
+            if self.disc is not None:
+                self.disc.load_state_dict(ck["discriminator"])
+                self.opt_d.load_state_dict(ck["opt_d"])
+                self.sched_d.load_state_dict(ck["sched_d"])
+                self.scaler_d.load_state_dict(ck["scaler_d"])
+            self.step, self.epoch, self.batch_in_epoch = (int(ck["step"]), int(ck["epoch"]),
+                                                          int(ck["batch_in_epoch"]))
+            _set_rng_state(ck["rng"])
+        except Exception as exc:  # noqa: BLE001 - any mismatch is the same problem for the user
+            raise WeightsError(f"checkpoint {path} does not fit the run's {CONFIG} ({_first_line(exc)}): "
+                               f"restore the {CONFIG} it was written with, or start a new run") from None
+        self.saved_step = self.step
 
     def advance(self, steps_per_epoch: int) -> bool:
         """Count one step; at the end of an epoch step the LR schedulers (they count epochs)
@@ -521,6 +981,7 @@ def save_checkpoint(state: TrainState, cfg: TrainConfig, path: Path, rt: Runtime
     if rt.master:
         state.save(path, cfg)
     rt.barrier()
+    state.saved_step = state.step  # rank 0 set it with the rename; the others learn it here
 
 
 # ----------------------------------------------------------------------------------- training
@@ -687,65 +1148,161 @@ def train_loop(cfg: TrainConfig, state: TrainState, nets: Nets, data: Data, tota
     """Steps until ``total_steps``, epoch by epoch (an epoch may start part-way, on resume)."""
     while state.step < total_steps:
         data.sampler.set_epoch(state.epoch, skip=state.batch_in_epoch * cfg.batch_size)
-        for batch in data.loader:
-            stage = 1 if state.step < cfg.stage1_steps else 2
-            frames, masks, flows = get_batch(batch, rt.device)
-            out, loss, terms = train_step(cfg, nets, state, frames, masks, flows, stage)
-            epoch = state.epoch
-            epoch_done = state.advance(data.steps_per_epoch)
-            if log is not None:
-                log.log_step(state, epoch, stage, loss, terms)
-                log.maybe_sample(state.step, frames, masks, out)
-            if (cfg.ckpt_every > 0 and state.step % cfg.ckpt_every == 0) or state.step >= total_steps:
-                save_checkpoint(state, cfg, ckpt_path, rt)
-            if state.step >= total_steps or epoch_done:
-                break
+        batches = iter(data.loader)
+        try:
+            for batch in batches:
+                stage = 1 if state.step < cfg.stage1_steps else 2
+                frames, masks, flows = get_batch(batch, rt.device)
+                out, loss, terms = train_step(cfg, nets, state, frames, masks, flows, stage)
+                epoch = state.epoch
+                epoch_done = state.advance(data.steps_per_epoch)
+                if log is not None:
+                    log.log_step(state, epoch, stage, loss, terms)
+                    log.maybe_sample(state.step, frames, masks, out)
+                if (cfg.ckpt_every > 0 and state.step % cfg.ckpt_every == 0) or state.step >= total_steps:
+                    save_checkpoint(state, cfg, ckpt_path, rt)
+                if state.step >= total_steps or epoch_done:
+                    break
+        except BaseException:
+            _stop_workers(batches)
+            raise
 
 
-def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
-    """Train (or resume) a run in ``run_dir``; returns the exported generator's path."""
+def _stop_workers(batches: Any) -> None:
+    """Stop the data-loader processes now, not when the traceback lets go of the iterator:
+    they write the flow cache, which the clean-up of a failed run may be removing."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        with contextlib.suppress(Exception):
+            shutdown()
+
+
+def _check_total(cfg: TrainConfig, total_steps: int, step: int, run_dir: Path) -> None:
+    """A resumed run cannot go back: its new total must reach the checkpoint's step."""
+    if total_steps >= step:
+        return
+    given = (f"--steps {cfg.steps}" if cfg.steps > 0 else
+             f"--epochs {cfg.epochs} ({total_steps} step{'s' if total_steps != 1 else ''})")
+    raise UsageError(f"{given}: the run in {run_dir} is already at step {step}: give --steps above {step} "
+                     f"to train on (--steps {step} only exports its generator)")
+
+
+def _export_generator(state: TrainState, cfg: TrainConfig, path: Path) -> None:
+    """The final generator, for tsam inpaint: atomic, with the umask's mode."""
     from tsam_cli.model.official import save_generator
 
-    run_dir = Path(run_dir)
-    rt = setup_distributed(cfg)
-    cfg.validate()
-    ckpt_path = _check_run_dir(run_dir, resume, rt.master)
-    _seed_everything(cfg.seed)
-    data = make_data(cfg, run_dir, rt)
-    total_steps = cfg.steps if cfg.steps > 0 else cfg.epochs * data.steps_per_epoch
-    state, vgg = build_training(cfg, rt, resume)
-    if resume:
-        state.load(ckpt_path)
-        if rt.master:
-            _trim_metrics(run_dir / METRICS, state.step)
-    if rt.master:
-        _atomic_write_text(run_dir / CONFIG, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-    nets = make_nets(cfg, state, vgg, rt)
-    log = MetricsLog(cfg, run_dir, total_steps, state.step) if rt.master else None
+    meta = {"tsam_train_step": str(state.step), "tsam_train_dataset": cfg.dataset}
     try:
-        train_loop(cfg, state, nets, data, total_steps, ckpt_path, rt, log)
+        _write_atomically(path, lambda tmp: save_generator(state.gen, tmp, extra_metadata=meta))
+    except WeightsError as exc:  # save_generator reports a failed write so
+        raise OutputError(f"{exc}: free some space or fix the permissions, then export it with "
+                          f"tsam train --resume {shlex.quote(str(path.parent))}") from None
+
+
+def _prepare(cfg: TrainConfig, run: RunFolder, ck: dict | None) -> tuple:
+    """Everything before the first write: process group, data, networks, the checkpoint
+    restored. Returns ``(runtime, data, state, nets, total_steps)``."""
+    rt = setup_distributed(cfg)
+    _seed_everything(cfg.seed)
+    data = make_data(cfg, run.path, rt)
+    total_steps = cfg.steps if cfg.steps > 0 else cfg.epochs * data.steps_per_epoch
+    if ck is not None:
+        _check_total(cfg, total_steps, int(ck["step"]), run.path)
+    state, vgg = build_training(cfg, rt, ck is not None)
+    if ck is not None:
+        state.restore(ck, run.checkpoint)
+    return rt, data, state, make_nets(cfg, state, vgg, rt), total_steps
+
+
+def _run(cfg: TrainConfig, run: RunFolder, rt: Runtime, data: Data, state: TrainState, nets: Nets,
+         total_steps: int) -> Path:
+    """Write the config, train to ``total_steps`` (checkpoints on the way), export G."""
+    if rt.master:
+        if run.resume:
+            _trim_metrics(run.path / METRICS, state.step)
+        _write_text(run.path / CONFIG, json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+    log = MetricsLog(cfg, run.path, total_steps, state.step) if rt.master else None
+    try:
+        train_loop(cfg, state, nets, data, total_steps, run.checkpoint, rt, log)
     finally:
         if log is not None:
             log.close()
-
-    out_path = run_dir / GENERATOR
+    out_path = run.path / GENERATOR
     if rt.master:
-        save_generator(state.gen, out_path, extra_metadata={"tsam_train_step": str(state.step),
-                                                            "tsam_train_dataset": cfg.dataset})
+        _export_generator(state, cfg, out_path)
     rt.close()
     return out_path
 
 
+def _stopped(run: RunFolder, state: TrainState, exc: BaseException) -> BaseException:
+    """What a run that stopped after its folder was made reports: true to what is on disk."""
+    again = f"tsam train --resume {shlex.quote(str(run.path))}"
+    if state.saved_step is None:
+        after = "nothing to resume, and what the run wrote was removed"
+    else:
+        after = f"the last checkpoint is {run.checkpoint} (step {state.saved_step}); resume with {again}"
+    if isinstance(exc, STOP_SIGNALS):
+        where = f"at step {state.step}" + ("" if state.saved_step is not None else ", before the first checkpoint")
+        return Interrupted(f"interrupted {where}: {after}", signal_number(exc))
+    if isinstance(exc, OSError):
+        what = f"{exc.filename}: " if exc.filename else ""
+        return OutputError(f"training stopped at step {state.step} by an I/O error ({what}{exc.strerror or exc}): "
+                           f"free some space or fix the permissions; {after}")
+    return exc
+
+
+def train(cfg: TrainConfig, run_dir: Path, *, resume: bool = False) -> Path:
+    """Train (or resume) a run in ``run_dir``; returns the exported generator's path.
+
+    Options, torchrun's variables, the paths and (on resume) the checkpoint are checked
+    before any work; the run folder is made only once data and networks are ready. A new run
+    that stops before its first checkpoint leaves nothing behind; a signal is reported with
+    the checkpoint on disk (:class:`Interrupted`, exit 128 + signal)."""
+    run = RunFolder(Path(run_dir), resume)
+    cfg.validate()
+    run.master = torchrun_env()[0] == 0
+    check_paths(cfg, run.path, resume)
+    run.check()
+    ck = read_checkpoint(run.checkpoint) if resume else None
+    if ck is not None and cfg.steps > 0:
+        _check_total(cfg, cfg.steps, int(ck["step"]), run.path)  # before the data is read
+    try:
+        rt, data, state, nets, total_steps = _prepare(cfg, run, ck)
+    except STOP_SIGNALS as exc:
+        kept = f"{run.path} is unchanged" if resume else "nothing was written"
+        raise Interrupted(f"interrupted before training started: {kept}", signal_number(exc)) from None
+    del ck  # restored: do not hold a second copy of every weight for the whole run
+    try:
+        run.create()
+        return _run(cfg, run, rt, data, state, nets, total_steps)
+    except BaseException as exc:
+        if state.saved_step is None:
+            run.discard()
+        reported = _stopped(run, state, exc)
+        if reported is exc:
+            raise
+        raise reported from None
+    finally:
+        run.close()
+
+
 def load_run_config(run_dir: Path) -> TrainConfig:
-    """The :class:`TrainConfig` of an existing run directory."""
+    """The :class:`TrainConfig` of an existing run directory, checked (:meth:`TrainConfig.validate`)."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise UsageError(f"--resume {run_dir}: no {CONFIG} there (not a tsam training run)")
     try:
-        return TrainConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"{path} is not a valid training config: {exc}") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        cfg = TrainConfig.from_dict(data)
+        cfg.validate()
+    except (OSError, ValueError, TypeError, UsageError) as exc:
+        raise UsageError(f"{path} is not a valid training config ({_first_line(exc)}): restore it, "
+                         "or start a new run") from None
+    return cfg
 
 
-__all__ = ["TrainConfig", "TrainState", "train", "load_run_config", "CHECKPOINT", "CONFIG", "METRICS",
-           "GENERATOR", "METRIC_FIELDS"]
+__all__ = ["TrainConfig", "TrainState", "train", "load_run_config", "read_checkpoint", "content_digest",
+           "torchrun_env", "check_paths", "RunFolder", "CHECKPOINT", "CONFIG", "METRICS", "GENERATOR",
+           "METRIC_FIELDS", "CHECKSUM_KEY"]
