@@ -44,7 +44,7 @@ def _command(name: str, cls, doc: str):
 
 mask_app.command("text")(_command("text", TextMaskOptions, (
     "Mask burned-in text (subtitles, captions, text watermarks) with PP-OCR's text detector.\n\n"
-    "Needs the 'text' extra: pip install \"tsam\\[text]\" (the model ships in the rapidocr wheel; works offline).")))
+    "Needs the 'text' extra: pip install -e \".\\[text]\" in the clone (the model ships in the rapidocr wheel; works offline).")))
 mask_app.command("static")(_command("static", StaticMaskOptions, (
     "Mask static overlays (logos, channel bugs, timestamps) found from the video itself: what stays put "
     "while the picture changes. Needs camera motion or a changing scene.")))

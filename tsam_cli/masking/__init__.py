@@ -1,7 +1,7 @@
 """The mask-making stage: find what to remove in a video and write it as a mask.
 
 * :mod:`.text`: burned-in text (subtitles, captions) with PP-OCR's DB text detector
-  (``pip install "tsam[text]"``); :mod:`.boxes` holds its detector-free parts (region, box
+  (``pip install -e ".[text]"``); :mod:`.boxes` holds its detector-free parts (region, box
   carrying between detections, tracks, gap bridging, padding);
 * :mod:`.static`: static overlays (logos, channel bugs) from temporal statistics, no model;
 * :mod:`.save`: :func:`~.save.save_masks`, masks -> lossless mask video or PNG folder that

@@ -50,7 +50,7 @@ DET_SCALE = 1.0
 STRIDE = 32
 #: the ONNX files rapidocr ships, newest first; any ``*det*.onnx`` in the wheel is a fallback
 MODEL_NAMES = ("PP-OCRv6_det_small.onnx", "ch_PP-OCRv4_det_infer.onnx")
-EXTRA_HINT = 'install the text extra: pip install "tsam[text]" (rapidocr + onnxruntime)'
+EXTRA_HINT = 'install the text extra: pip install -e ".[text]" in the tsam clone (rapidocr + onnxruntime)'
 
 
 def find_model() -> Path:
