@@ -18,7 +18,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tsam_cli.core.flow import FLOW_MARGIN, DISFlow, grow, pair_flow, smooth_fill
+from tsam_cli.flow.complete import FLOW_MARGIN, smooth_fill
+from tsam_cli.flow.estimate import DISFlow
+from tsam_cli.flow.pair import pair_flow
+from tsam_cli.flow.warp import grow
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PX = 10.0  # magnitude shown at full brightness

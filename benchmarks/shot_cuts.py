@@ -19,8 +19,8 @@ from fill_quality import CLIPS, clip_source, load_clip
 
 
 def pair_stats(est, a, b) -> tuple[float, float]:
-    from tsam_cli.core.flow import pair_flow
     from tsam_cli.core.shots import cut_score
+    from tsam_cli.flow.pair import pair_flow
 
     z = np.zeros(a.shape[:2], bool)
     return cut_score(a, b, z, z), float(pair_flow(est, a, b, z, z).valid_f.mean())
@@ -33,8 +33,8 @@ def clip_names() -> list[str]:
 
 
 def main() -> None:
-    from tsam_cli.core.flow import make_estimator
     from tsam_cli.core.shots import CUT_MAX_VALID, CUT_THRESHOLD, cut_score
+    from tsam_cli.flow.estimate import make_estimator
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=80)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, moving_box_masks, translating_video, write_pngs, write_video
 
+from tsam_cli.batch import expand_inputs, find_mask, output_for, shard_from_env
 from tsam_cli.cli.main import main
-from tsam_cli.core.batch import expand_inputs, find_mask, output_for, shard_from_env
 from tsam_cli.errors import EXIT_PARTIAL, UsageError
 
 

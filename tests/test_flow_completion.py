@@ -1,4 +1,4 @@
-"""Flow completion by motion layers (tsam_cli/core/flow.py): a camera pan following a subject.
+"""Flow completion by motion layers (tsam_cli/flow/): a camera pan following a subject.
 
 The clip: a textured background panning 8 px/frame (true flow t -> t+1 is (-8, 0), t+1 -> t is
 (+8, 0)), a foreground subject of another texture and a distinct hue (red) fixed in the frame,
@@ -13,20 +13,19 @@ import numpy as np
 import pytest
 from conftest import read_video, texture, write_pngs
 
-from tsam_cli.core.flow import (
+from tsam_cli.flow.complete import (
     FLOW_MARGIN,
-    DISFlow,
     GlobalMotion,
     background_holes,
     complete_flow,
-    grow,
     model_flow,
-    nearest_outside,
-    pair_flow,
-    same_layer,
     smooth_fill,
     untrusted,
 )
+from tsam_cli.flow.estimate import DISFlow
+from tsam_cli.flow.pair import pair_flow
+from tsam_cli.flow.validity import nearest_outside, same_layer
+from tsam_cli.flow.warp import grow
 from tsam_cli.metrics.psnr import psnr_pixels
 
 SPEED = 8  # background pan, px/frame

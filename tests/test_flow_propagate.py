@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 from conftest import translating_video
 
-from tsam_cli.core.flow import DISFlow, in_bounds, pair_flow, sample, smooth_fill, validity
 from tsam_cli.core.propagate import FILLER_HOPS, TeleaFiller, propagate
+from tsam_cli.flow.complete import smooth_fill
+from tsam_cli.flow.estimate import DISFlow
+from tsam_cli.flow.pair import pair_flow
+from tsam_cli.flow.validity import validity
+from tsam_cli.flow.warp import in_bounds, sample
 from tsam_cli.metrics.psnr import psnr_pixels
 
 
@@ -180,8 +184,8 @@ def test_both_sweeps_blend_by_hops_with_the_forward_weight():
     """A hole pixel reached from the future (1 hop, colour 90) and from the completed past frame
     (1 hop, colour 0) gets ``(FORWARD_WEIGHT * 0 + 90) / (FORWARD_WEIGHT + 1)``: the past frame
     counts less than the backward sweep (docs/benchmarks.md, issue 10)."""
-    from tsam_cli.core.flow import PairFlow
     from tsam_cli.core.propagate import FORWARD_WEIGHT
+    from tsam_cli.flow.pair import PairFlow
 
     h, w = 12, 16
     frames = np.zeros((3, h, w, 3), np.uint8)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, translating_video
 
-from tsam_cli.core.flow import dis_min_size, make_estimator, pad_to_min_size
+from tsam_cli.flow.estimate import dis_min_size, make_estimator, pad_to_min_size
 
 PRESETS = ["dis", "dis-fast", "dis-ultrafast"]
 #: (H, W): 1x1, one-pixel strips, the reported crashes (96x12, 40x12, 200x13 as W x H), their
@@ -26,7 +26,7 @@ SIZES = [(1, 1), (3, 200), (200, 3), (12, 96), (12, 40), (13, 200), (96, 12), (1
 CHILD = r"""
 import json, sys
 import numpy as np
-from tsam_cli.core.flow import make_estimator
+from tsam_cli.flow.estimate import make_estimator
 rng = np.random.default_rng(0)
 for name in json.loads(sys.argv[1]):
     est = make_estimator(name)

@@ -264,7 +264,7 @@ def test_cli_eval_lpips_unavailable_then_with_files(tmp_path, monkeypatch, capsy
     assert "lpips" not in rep["videos"][0]
 
     a, b = _write(tmp_path)
-    code = main(base + ["--lpips-alex", str(a), "--lpips-lin", str(b), "-q"])
+    code = main(base + ["--lpips-alex", str(a), "--lpips-lin", str(b), "-q", "--overwrite"])
     cap = capsys.readouterr()
     assert code == 0, cap.err
     rep = json.loads(out.read_text())

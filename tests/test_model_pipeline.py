@@ -6,7 +6,7 @@ import torch
 from conftest import moving_box_masks, read_video, translating_video, write_pngs, write_video
 
 from tsam_cli.cli.main import main
-from tsam_cli.core.pipeline import ModelRunner, Padder, window_starts, window_weights
+from tsam_cli.core.model_fill import ModelRunner, Padder, window_starts, window_weights
 from tsam_cli.errors import UsageError
 from tsam_cli.model import TSAMGenerator, get_preset
 from tsam_cli.model.official import save_generator

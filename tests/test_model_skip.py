@@ -7,8 +7,8 @@ import pytest
 import torch
 from conftest import translating_video
 
+from tsam_cli.core.complete import GeneratorFill, Window, complete_window
 from tsam_cli.core.model_fill import ModelRunner, generator_spans, window_starts
-from tsam_cli.core.pipeline import _complete, _Item
 from tsam_cli.model import TSAMGenerator, get_preset
 from tsam_cli.model.tsam_conv import DecoderGatedConv, ShiftAlign
 from tsam_cli.ui import NullReporter
@@ -84,13 +84,12 @@ def test_complete_does_not_predict_lookahead_frames():
     v = translating_video(T=T, h=h, w=w)
     holes = np.zeros((T, h, w), bool)
     holes[:, 4:10, 6:14] = True
-    items = [_Item(i, v[i], None, holes[i], v[i], holes[i]) for i in range(T)]
     rec = Record()
-    runner = ModelRunner(rec, "cpu", length=12, stride=8, use_flow=False)
-    _complete(items, {}, None, None, False, runner, NullReporter(), n_keep=5)
+    fill = GeneratorFill(ModelRunner(rec, "cpu", length=12, stride=8, use_flow=False))
+    complete_window(Window(v, holes, [None] * (T - 1), None, n_keep=5), fill, False, NullReporter())
     assert rec.lengths == [6]  # frames 0-4 kept, frame 5 as context; 6 and 7 not run
     rec.lengths.clear()
-    _complete(items, {}, None, None, False, runner, NullReporter())
+    complete_window(Window(v, holes, [None] * (T - 1), None, n_keep=T), fill, False, NullReporter())
     assert rec.lengths == [8]
 
 

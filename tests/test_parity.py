@@ -4,7 +4,7 @@ A generator with seeded random weights was run through the official code (CPU, f
 checkpoint (official layout, pickled ``utils.logger.Logger`` included) is loaded here through the
 real loader and must reproduce the official outputs to <= 1e-6 in fp32 - directly, and through
 the pipeline's :class:`~tsam_cli.core.model_fill.ModelRunner` (uint8 frames, True = hole masks,
-:class:`~tsam_cli.core.flow.PairFlow` flows). Every speed or memory change must keep this.
+:class:`~tsam_cli.flow.PairFlow` flows). Every speed or memory change must keep this.
 
 Fixture conventions (official): masks 1 = known, flow masks 1 = unreliable; expected outputs
 are the raw composite ``imgs * masks + pred * (1 - masks)``, not clamped.
@@ -59,7 +59,7 @@ def _guide(c: dict):
 
 def _runner_inputs(c: dict):
     """Fixture arrays -> ``(frames (T, H, W, 3) uint8, holes (T, H, W) bool, [PairFlow] * (T - 1))``."""
-    from tsam_cli.core.flow import PairFlow
+    from tsam_cli.flow.pair import PairFlow
 
     frames = np.rint(c["imgs"][0].transpose(0, 2, 3, 1) * 255.0).astype(np.uint8)
     holes = c["masks"][0, :, 0] == 0

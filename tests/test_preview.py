@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import moving_box_masks, read_video, translating_video, write_pngs, write_video
 
+from tsam_cli.api import inpaint
 from tsam_cli.cli.main import main
-from tsam_cli.core.pipeline import InpaintOptions, inpaint
 from tsam_cli.errors import InputError, OutputError, UsageError
 from tsam_cli.masking.preview import (
     OVERLAY_COLOUR,
@@ -110,7 +110,7 @@ def test_wipe_keeps_the_size(clip, tmp_path):
 def test_inpaint_preview_writes_the_overlay_not_a_result(clip, tmp_path):
     video, masks = clip
     out = tmp_path / "p.mp4"
-    rep = inpaint(video, out, InpaintOptions(mask=str(masks), preview=True))
+    rep = inpaint(video, masks, out, preview=True)
     assert rep.n_frames == T and probe(out).has_audio
     got, orig = read_video(out).astype(int), read_video(video).astype(int)
     m = moving_box_masks(T, H, W) > 0

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 from conftest import texture, translating_video, write_pngs
 
-from tsam_cli.core.flow import DISFlow, pair_flow
 from tsam_cli.core.shots import CUT_THRESHOLD, cut_score, is_cut
+from tsam_cli.flow.estimate import DISFlow
+from tsam_cli.flow.pair import pair_flow
 
 
 def _tinted(frames: np.ndarray, rgb) -> np.ndarray:

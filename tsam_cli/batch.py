@@ -177,23 +177,22 @@ def _refuse_collisions(inputs: list[Path], out_dir: Path) -> None:
 
 
 def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Job]:
-    """Run every job; never raises for a job's own failure (recorded in the job instead)."""
-    from tsam_cli.core.pipeline import inpaint
+    """Run every job; never raises for a job's own failure (recorded in the job instead).
+    The model is loaded once, before the first job that runs, and used for all of them (a
+    model that cannot be loaded stops the batch: no job could run)."""
+    from tsam_cli.api import inpaint
 
-    for job in jobs:
-        if job.output.exists() and not opts.overwrite:
-            job.status, job.reason = "skipped", "output exists"
-            continue
-        if job.mask is None and not has_box:
-            job.status, job.reason = "failed", f"no mask for {job.input.name} in --mask-dir (expected {job.input.stem}/ or {job.input.stem}.png ...)"
-            reporter.warn(f"{job.input}: {job.reason}")
-            continue
+    todo = [job for job in jobs if _runnable(job, opts, has_box, reporter)]
+    model = _load_once(opts, reporter) if todo else None
+    for job in todo:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         reporter.info(f"{job.input} -> {job.output}")
         job_opts = replace(opts, mask=str(job.mask) if job.mask else None,
                            protected=(*opts.protected, *(("an input of the batch", j.input) for j in jobs)))
         try:
-            rep = inpaint(job.input, job.output, job_opts, reporter=reporter)
+            options = _fields(job_opts)
+            del options["model"]  # loaded once above
+            rep = inpaint(job.input, options.pop("mask"), job.output, model=model, reporter=reporter, **options)
         except Interrupted:
             raise  # a signal stops the batch; finished outputs stay
         except TsamError as exc:
@@ -202,6 +201,29 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
             continue
         job.status, job.seconds, job.frames = "done", rep.seconds, rep.n_frames
     return jobs
+
+
+def _runnable(job: Job, opts, has_box: bool, reporter) -> bool:
+    """False (and the job marked skipped or failed) when its output exists or it has no mask."""
+    if job.output.exists() and not opts.overwrite:
+        job.status, job.reason = "skipped", "output exists"
+        return False
+    if job.mask is None and not has_box:
+        job.status, job.reason = "failed", (f"no mask for {job.input.name} in --mask-dir (expected "
+                                            f"{job.input.stem}/ or {job.input.stem}.png ...)")
+        reporter.warn(f"{job.input}: {job.reason}")
+        return False
+    return True
+
+
+def _load_once(opts, reporter):
+    """The batch's model (:func:`tsam_cli.api.load_model`), or None for ``--preview``."""
+    from tsam_cli.api import load_model
+
+    if opts.preview:
+        return None
+    return load_model(opts.model, opts.device, reporter, model_window=opts.model_window,
+                      model_stride=opts.model_stride, precision=opts.precision, use_flow=opts.use_flow)
 
 
 def summary_table(jobs: list[Job], shard: tuple[int, int]):
@@ -221,3 +243,10 @@ def summary_table(jobs: list[Job], shard: tuple[int, int]):
     n = {s: sum(j.status == s for j in jobs) for s in ("done", "skipped", "failed")}
     t.caption = f"{n['done']} done, {n['skipped']} skipped, {n['failed']} failed"
     return t
+
+
+def _fields(opts) -> dict:
+    """The options of one run as keyword arguments of :func:`tsam_cli.api.inpaint`."""
+    from dataclasses import fields
+
+    return {f.name: getattr(opts, f.name) for f in fields(opts)}

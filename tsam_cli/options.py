@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tsam_cli.errors import UsageError
 
-#: ``--flow`` names (tsam_cli.core.flow.make_estimator)
+#: ``--flow`` names (tsam_cli.flow.estimate.make_estimator)
 FLOW_METHODS = ("dis", "dis-fast", "dis-ultrafast")
 #: ``--filler`` names (tsam_cli.core.propagate.make_filler)
 FILLERS = ("texture", "telea")
@@ -54,7 +54,7 @@ class InpaintOptions:
     invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
     # --remove (tsam_cli/masking/remove.py): a detector's mask, made first, united with --mask/--box
     remove: str | None = _opt(None, "--remove", "Find what to remove first: text (subtitles, captions; needs "
-                              'pip install "tsam\\[text]") or static (logos, watermarks); united with --mask/--box.',
+                              'pip install -e ".\\[text]") or static (logos, watermarks); united with --mask/--box.',
                               cli_type=str | None)
     # 4 px at video size covers the blurred edge and fringe of typical object masks
     dilate: int = _opt(4, "--dilate", f"Grow the mask by this many pixels, 0-{MAX_DILATE} (covers object edges).")

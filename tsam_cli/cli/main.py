@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import inspect
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -45,8 +46,8 @@ def _root(
 
 def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str | None, **values) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
-    from tsam_cli.core.batch import is_batch
-    from tsam_cli.core.pipeline import inpaint as run
+    from tsam_cli.api import inpaint as run
+    from tsam_cli.batch import is_batch
     from tsam_cli.ui import RichReporter
 
     opts = from_cli(values)
@@ -57,7 +58,8 @@ def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str |
         return
     report = None
     try:
-        report = run(Path(videos[0]), output, opts, reporter=rep)
+        options = asdict(opts)
+        report = run(Path(videos[0]), options.pop("mask"), output, reporter=rep, **options)
         if not quiet:
             _print_summary(report, rep)
     except STOP_SIGNALS as exc:  # before the output was opened, or after it was complete
@@ -98,7 +100,7 @@ def _print_summary(report, rep) -> None:
 def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> None:
     import os
 
-    from tsam_cli.core.batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
+    from tsam_cli.batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
     from tsam_cli.errors import EXIT_PARTIAL
 
     where = shard_from_env(shard)

@@ -8,13 +8,14 @@ Inside the code masks are True = hole.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 
-from tsam_cli.core.flow import PairFlow
 from tsam_cli.device import resolve_device
 from tsam_cli.errors import UsageError, WeightsError
+from tsam_cli.flow.pair import unlinked_pair_flow
 from tsam_cli.options import InpaintOptions
 
 #: ``--model`` names that are not files: the classical path, and the weight registry entries
@@ -177,7 +178,7 @@ class ModelRunner:
     """Runs a :class:`~tsam_cli.model.TSAMGenerator` over a stack of frames in windows.
 
     Call with frames ``(T, h, w, 3) uint8``, holes ``(T, h, w) bool`` (True = hole) and
-    ``T - 1`` pair flows (:class:`~tsam_cli.core.flow.PairFlow` or None for "no flow known");
+    ``T - 1`` pair flows (:class:`~tsam_cli.flow.PairFlow` or None for "no flow known");
     returns ``(T, h, w, 3) uint8`` equal to the input outside the holes. The generator runs only
     on the frames that need a prediction plus ``context`` neighbours (:func:`generator_spans`),
     there in windows of ``length`` frames every ``stride`` frames, overlaps blended with
@@ -296,7 +297,7 @@ class ModelRunner:
         m = padder.pad(torch.from_numpy(holes).to(dev)[:, None].float(), fill=1.0)
         guide = None
         if self.use_flow and len(flows):
-            flows = [f if f is not None else _still(frames.shape[1:3]) for f in flows]
+            flows = [f if f is not None else unlinked_pair_flow(frames.shape[1:3]) for f in flows]
 
             def stack(get, fill):
                 arr = np.stack([get(f) for f in flows])
@@ -310,17 +311,11 @@ class ModelRunner:
                 "forward_valid": stack(lambda f: f.valid_f, 0.0),
                 "backward_valid": stack(lambda f: f.valid_b, 0.0),
             }
-        ctx = torch.autocast(device_type=dev.type, dtype=self.dtype) if self.dtype is not None else _nullcontext()
+        ctx = torch.autocast(device_type=dev.type, dtype=self.dtype) if self.dtype is not None else nullcontext()
         kwargs = {"frame_chunk": self.frame_chunk} if isinstance(self.model, TSAMGenerator) else {}
         with torch.inference_mode(), ctx:
             y = self.model(x[None], m[None], guide, **kwargs)
         return padder.unpad(y[0].float()).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _nullcontext():
-    from contextlib import nullcontext
-
-    return nullcontext()
 
 
 def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
@@ -348,10 +343,3 @@ def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
     reporter.info(f"model {model.config.name} from {path} on {device}")
     return ModelRunner(model, device, opts.model_window, opts.model_stride, opts.precision,
                        use_flow=opts.use_flow and model.config.use_flow, auto_window=True, reporter=reporter)
-
-
-def _still(shape: tuple[int, int]) -> PairFlow:
-    """Zero flow, all invalid: stands for pairs of hole-free frames (never sampled)."""
-    z = np.zeros((*shape, 2), np.float32)
-    v = np.zeros(shape, bool)
-    return PairFlow(z, z, v, v)

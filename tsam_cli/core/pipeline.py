@@ -27,24 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from tsam_cli import hooks
-from tsam_cli.core.flow import PairFlow, make_estimator, pair_flow, still_pair_flow, upscale_pair_flow
-from tsam_cli.core.model_fill import (  # noqa: F401 - re-exported: the runner lived here before
-    MODEL_NAMES,
-    ModelRunner,
-    Padder,
-    _nullcontext,
-    _still,
-    load_model_runner,
-    window_starts,
-    window_weights,
-)
-from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, TeleaFiller, make_filler, propagate
+from tsam_cli.core.complete import Before, ClassicalFill, GeneratorFill, Window, complete_window
+from tsam_cli.core.model_fill import MODEL_NAMES, load_model_runner
+from tsam_cli.core.propagate import TeleaFiller, make_filler
 from tsam_cli.core.shots import is_cut
 from tsam_cli.device import resolve_device
 from tsam_cli.errors import STOP_SIGNALS, signal_number
+from tsam_cli.flow.estimate import make_estimator
+from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
 from tsam_cli.media import OutputTarget, check_complete, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
-from tsam_cli.options import DEFAULT_MAX_SIZE, InpaintOptions  # noqa: F401 - InpaintOptions is part of this module's API
+from tsam_cli.options import InpaintOptions
 from tsam_cli.ui import NullReporter
 
 
@@ -114,22 +107,20 @@ def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) 
 
 
 def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: InpaintOptions,
-            reporter=None) -> InpaintReport:
+            reporter=None, model=None) -> InpaintReport:
     """Remove the masked region from a video; write the result atomically to ``output_path``.
 
     ``input_path`` is a video file or a folder of frames; ``output_path`` a ``.mp4/.mov/.mkv``
-    file or a folder (PNG frames). Raises :class:`tsam_cli.errors.TsamError` subclasses for
-    every user mistake; nothing is left at ``output_path`` when it raises.
+    file or a folder (PNG frames). ``model``: a generator already loaded
+    (:func:`~tsam_cli.core.model_fill.load_model_runner`, e.g. once for a whole batch); None
+    loads what ``opts.model`` names. Mask making (``--remove``) and ``--preview`` are composed
+    above this stage (:mod:`tsam_cli.api`). Raises :class:`tsam_cli.errors.TsamError`
+    subclasses for every user mistake; nothing is left at ``output_path`` when it raises.
     """
     rep = reporter or NullReporter()
     state: dict = {}
     try:
-        if opts.remove:  # a detector's mask first, in a temporary file removed afterwards (tsam_cli/masking/remove.py)
-            from tsam_cli.masking.remove import removal_mask
-
-            with removal_mask(Path(input_path), Path(output_path), opts, rep) as with_mask:
-                return _inpaint(Path(input_path), Path(output_path), with_mask, rep, state)
-        return _inpaint(Path(input_path), Path(output_path), opts, rep, state)
+        return _inpaint(Path(input_path), Path(output_path), opts, rep, state, model)
     except STOP_SIGNALS as exc:  # after the target closed: the message must say the output is complete
         target = state.get("target")
         if target is not None and target.committed:
@@ -149,13 +140,11 @@ def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
     return paths
 
 
-def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> InpaintReport:
+def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict, model) -> InpaintReport:
     t_start = time.perf_counter()
     opts.validate()
-    if opts.preview:  # the mask overlay only, nothing inpainted (tsam_cli/masking/preview.py)
-        from tsam_cli.masking.preview import inpaint_preview
-
-        return inpaint_preview(inp, out, opts, rep)
+    if opts.preview or opts.remove:  # a caller's mistake, not a user's: these are composed above
+        raise ValueError("preview and remove are composed by tsam_cli.api.inpaint, not by the pipeline")
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
@@ -163,7 +152,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
         state["target"] = target
         if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
             resolve_device(opts.device)
-        runner = load_model_runner(opts, rep)  # before the mask pass: missing weights fail fast
+        fill = make_fill(opts, rep, model)  # before the mask pass: missing weights fail fast
         with rep.timed("mask check"):
             masks = MaskStream(
                 MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
@@ -173,7 +162,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
                              audio_from=None if info.is_folder else info.path,
                              lossless=opts.lossless, crf=opts.crf, suffix=out.suffix, meta=info)
         with writer:
-            n_done = _run_windows(info, masks, writer, runner, opts, rep)
+            n_done = _run_windows(info, masks, writer, fill, opts, rep)
         rep.stop()
         check_complete(info, n_done, opts.allow_partial, rep)
         for note in writer.notes:
@@ -185,7 +174,32 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict) -> In
     return report
 
 
-def _plan(info, opts: InpaintOptions, runner, rep) -> tuple[tuple[int, int], int, int, bool]:
+def make_fill(opts: InpaintOptions, rep, runner=None):
+    """The filler of what propagation cannot reach: the generator when ``--model`` names one
+    (or ``runner``, a model loaded once for many runs), else the classical filler."""
+    runner = runner if runner is not None else load_model_runner(opts, rep)
+    if runner is not None:
+        return GeneratorFill(runner)
+    # per-frame filling without propagation stays Telea: a texture fill re-made each frame flickers
+    return ClassicalFill(_TimedFiller(make_filler(opts.filler) if opts.propagation else TeleaFiller(), rep))
+
+
+class _TimedFiller:
+    """A hole filler whose calls count towards the "fill" stage time."""
+
+    def __init__(self, filler, rep) -> None:
+        self.filler, self.rep, self.name = filler, rep, filler.name
+
+    def new_window(self, shots: int) -> None:
+        if hasattr(self.filler, "new_window"):
+            self.filler.new_window(shots)
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        with self.rep.timed("fill"):
+            return self.filler(image, hole)
+
+
+def _plan(info, opts: InpaintOptions, rep) -> tuple[tuple[int, int], int, int, bool]:
     """Processing size, window, lookahead and full-resolution flag for this video."""
     proc = processing_size(info.width, info.height, opts.max_size)
     if proc != (info.width, info.height):
@@ -232,55 +246,78 @@ def _windows(info, masks, proc, window: int, lookahead: int, rep):
             queue.popleft()
 
 
-def _run_windows(info, masks, writer, runner, opts: InpaintOptions, rep) -> int:
-    """Complete and write every frame, window by window; returns the number written."""
-    proc, window, lookahead, full_res = _plan(info, opts, runner, rep)
+@dataclass
+class _Written:
+    """The last frame written, which the next window continues from."""
+
+    item: _Item
+    completed: np.ndarray  # (h, w, 3) uint8 at the completion size
+    hops: np.ndarray  # (h, w) float32
+
+
+def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep) -> int:
+    """Complete and write every frame, window by window, in the paper's stages: flow (estimated,
+    completed in the holes, validity), propagation, fill, then paste back and encode. Returns
+    the number of frames written."""
+    proc, window, lookahead, full_res = _plan(info, opts, rep)
     estimator = make_estimator(opts.flow)
-    # per-frame filling without propagation stays Telea: a texture fill re-made each frame flickers
-    filler = make_filler(opts.filler) if opts.propagation else TeleaFiller()
-    need_flow = opts.propagation or (runner is not None and runner.use_flow)
-
-    def timed_filler(image, hole):
-        with rep.timed("fill"):
-            return filler(image, hole)
-
+    need_flow = opts.propagation or fill.uses_flow
     rep.start("inpaint", info.n_frames)
     hooks.pause_point("writing")
-    cache: dict[int, PairFlow | None] = {}
+    cache: dict[int, PairFlow | None] = {}  # pair (a, a + 1) by a, while it is inside the window
     cuts: set[int] = set()  # frame indices a with a shot cut between a and a + 1
-    prev = None  # (_Item, completed small, hops) of the last frame written
+    last: _Written | None = None
     n_done = 0
     for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
         _warn_fully_masked(items[:n_out], rep)
-        chain = ([prev[0]] if prev is not None else []) + items
         with rep.timed("flow"):
-            for a, b in zip(chain[:-1], chain[1:], strict=True):
-                if a.index not in cache:
-                    cache[a.index] = _pair_flow(a, b, estimator, opts.delta, need_flow, rep, cuts)
-        if hasattr(filler, "new_window"):  # a texture budget per shot in this window
-            filler.new_window(1 + sum(it.index in cuts for it in items[:-1]))
-        completed, hops = _complete(items, cache, prev, timed_filler, opts.propagation, runner, rep,
-                                    proc if full_res else None, n_keep=n_out)
-        for k in range(n_out):
-            it = items[k]
-            with rep.timed("paste"):
-                result = paste_back(it.full, it.mask, completed[k]) if it.hole.any() else it.full
-            with rep.timed("encode"):
-                writer.write(result, it.pts)
-            n_done += 1
-            rep.advance("inpaint")
-        last = items[n_out - 1]
+            _window_flows(([last.item] if last else []) + items, cache, cuts, estimator, opts.delta, need_flow, rep)
+        fill.new_window(1 + sum(it.index in cuts for it in items[:-1]))
+        win = _window(items, cache, last, n_out, proc if full_res else None)
+        completed, hops = complete_window(win, fill, opts.propagation, rep)
+        n_done += _paste_and_encode(items[:n_out], completed, writer, rep)
         # copies: a view would keep this whole window's arrays alive into the next one
-        prev = (last, completed[n_out - 1].copy(), hops[n_out - 1].copy())
-        del completed, hops, items, chain
-        for key in [k for k in cache if k < last.index]:
+        last = _Written(items[n_out - 1], completed[n_out - 1].copy(), hops[n_out - 1].copy())
+        del completed, hops, items, win
+        for key in [k for k in cache if k < last.item.index]:
             del cache[key]
     return n_done
 
 
+def _window_flows(chain: list[_Item], cache: dict, cuts: set[int], estimator, delta: float, need_flow: bool,
+                  rep) -> None:
+    """Pair flows of neighbouring frames of ``chain`` not computed yet, into ``cache``."""
+    for a, b in zip(chain[:-1], chain[1:], strict=True):
+        if a.index not in cache:
+            cache[a.index] = _pair_flow(a, b, estimator, delta, need_flow, rep, cuts)
+
+
+def _window(items: list[_Item], cache: dict, last: _Written | None, n_keep: int,
+            full_res_from: tuple[int, int] | None) -> Window:
+    """The window to complete: frames and holes at the processing size (full size with
+    ``full_res_from``), its flows, and the frame written before it when a flow links the two."""
+    full = full_res_from is not None
+    before_flow = cache.get(last.item.index) if last is not None else None
+    before = Before(last.completed, last.hops, before_flow) if before_flow is not None else None
+    return Window(np.stack([it.full if full else it.small for it in items]),
+                  np.stack([it.mask if full else it.hole for it in items]),
+                  [cache.get(it.index) for it in items[:-1]], before, n_keep, full_res_from)
+
+
+def _paste_and_encode(items: list[_Item], completed: np.ndarray, writer, rep) -> int:
+    """Paste the completed pixels into the full frames (inside the mask only) and encode them."""
+    for it, done in zip(items, completed, strict=False):
+        with rep.timed("paste"):
+            result = paste_back(it.full, it.mask, done) if it.hole.any() else it.full
+        with rep.timed("encode"):
+            writer.write(result, it.pts)
+        rep.advance("inpaint")
+    return len(items)
+
+
 def _warn_fully_masked(items, rep) -> None:
     """Say which frames are masked everywhere: they are filled from their neighbours as if
-    nothing moved (:func:`~tsam_cli.core.flow.still_pair_flow`), which may need a look."""
+    nothing moved (:func:`~tsam_cli.flow.still_pair_flow`), which may need a look."""
     whole = [it.index for it in items if it.hole.all()]
     if whole:
         rep.warn(f"frame {whole[0]}{f' and {len(whole) - 1} more' if len(whole) > 1 else ''} masked everywhere: "
@@ -300,73 +337,3 @@ def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool, rep
         cuts.add(a.index)
         return None
     return flow
-
-
-def _complete(items, cache, prev, filler, use_propagation: bool, runner, rep, full_res_from=None, n_keep=None):
-    """Complete one window.
-
-    Returns ``(completed (T, h, w, 3) uint8, hops (T, h, w) float32)`` for ``items``, at the
-    processing size, or at full size when ``full_res_from`` (the processing size ``(w, h)``
-    the flows were computed at) is given: then flows are upscaled and propagation copies
-    full-resolution pixels, and only what it cannot reach is invented at the processing size.
-    Classical path: propagation, then the per-frame filler for the rest. With a model:
-    propagation (unless disabled) leaves what it cannot reach to the generator, which also
-    sees the last frame already written (as a known frame) for continuity between windows.
-    Only the first ``n_keep`` frames (default: all) are kept by the caller: the generator
-    predicts just those of them with holes left (their neighbours serve as context), so the
-    lookahead frames keep their propagation result, unfilled where it could not reach.
-    """
-    full = full_res_from is not None
-    frames = np.stack([it.full if full else it.small for it in items])
-    holes = np.stack([it.mask if full else it.hole for it in items])
-    T = len(items)
-    if not holes.any():
-        return frames, np.zeros(holes.shape, np.float32)
-    flows = [cache.get(it.index) for it in items[:-1]]
-    prev_flow = cache.get(prev[0].index) if prev is not None else None
-    prev_arg = (prev[1], prev[2], prev_flow) if prev_flow is not None else None
-    hops = np.where(holes, FILLER_HOPS, 0.0).astype(np.float32)
-    if use_propagation:
-        size = (holes.shape[2], holes.shape[1])
-        up = (lambda f: upscale_pair_flow(f, size) if f is not None else None) if full else (lambda f: f)
-        p_flows = [up(f) or _still(holes.shape[1:]) for f in flows]
-        p_prev = (prev[1], prev[2], up(prev_flow)) if prev_arg is not None else None
-        p_filler = None if runner is not None else (ScaledFiller(filler, full_res_from) if full else filler)
-        with rep.timed("propagate"):
-            frames, hops, rest = propagate(frames, holes, p_flows, p_filler, prev=p_prev)
-    else:
-        rest = holes
-    if runner is None:
-        if not use_propagation:
-            out = frames.copy()
-            for t in range(T):
-                if holes[t].any():
-                    out[t][holes[t]] = filler(frames[t], holes[t])[holes[t]]
-            frames = out
-        return frames, hops
-    need = rest.reshape(T, -1).any(axis=1)
-    need[T if n_keep is None else n_keep :] = False  # lookahead: computed again in the next window
-    if not need.any():
-        return frames, hops
-    g_frames, g_rest, g_flows = frames, rest, flows
-    if full:  # the generator runs at the processing size; its result is upscaled into the holes
-        g_frames = np.stack([_resize(f, full_res_from) for f in frames])
-        g_rest = np.stack([_resize(r.astype(np.float32), full_res_from) > 0 for r in rest])
-    if prev_arg is not None:  # the written frame before the window, as a known frame
-        g_prev = _resize(prev[1], full_res_from) if full else prev[1]
-        g_frames = np.concatenate([g_prev[None], g_frames])
-        g_rest = np.concatenate([np.zeros_like(g_rest[:1]), g_rest])
-        g_flows = [prev_flow] + g_flows
-        need = np.concatenate([[False], need])
-    with rep.timed("model"):
-        out = runner(g_frames, g_rest, g_flows, need=need)[-T:]
-    if full:
-        size = (holes.shape[2], holes.shape[1])
-        out = np.where(rest[..., None], np.stack([_resize(o, size, cubic=True) for o in out]), frames)
-    return out, hops
-
-
-def _resize(img: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:
-    import cv2
-
-    return cv2.resize(img, size, interpolation=cv2.INTER_CUBIC if cubic else cv2.INTER_AREA)

@@ -2,7 +2,7 @@
 
 Given a window of frames with holes and the pair flows between neighbours, hole pixels
 take colours from other frames along chains of *valid* flow correspondences
-(:func:`tsam_cli.core.flow.validity`), in two sweeps:
+(:func:`tsam_cli.flow.validity`), in two sweeps:
 
 1. backward sweep (content from the future), t = T-2 .. 0: a hole pixel p of frame t
    looks at ``p + fwd_t(p)`` in frame t+1 and takes its colour if that location is known
@@ -20,7 +20,7 @@ would blur them a little more each time, so there both sweeps follow each colour
 to the frame it was copied from and sample it once (:class:`_Roots`, :class:`_Trail`).
 
 Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, W) bool``
-(True = hole), flows as in :mod:`tsam_cli.core.flow`.
+(True = hole), flows as in :mod:`tsam_cli.flow`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from typing import Protocol
 
 import numpy as np
 
-from tsam_cli.core.flow import PairFlow, in_bounds, sample
+from tsam_cli.flow.pair import PairFlow
+from tsam_cli.flow.warp import in_bounds, sample
 
 #: hop count given to pixels made up by the hole filler: they count ~nothing in blends
 FILLER_HOPS = 1000.0

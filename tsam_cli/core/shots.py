@@ -53,7 +53,7 @@ def cut_score(a: np.ndarray, b: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarr
 def is_cut(a: np.ndarray, b: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray, valid_ab: np.ndarray) -> bool:
     """True when neighbouring frames ``a`` and ``b`` belong to different shots: their colours
     differ (:func:`cut_score`) and their flow is consistent almost nowhere (``valid_ab (H, W)
-    bool``, the a->b validity of :func:`tsam_cli.core.flow.pair_flow`)."""
+    bool``, the a->b validity of :func:`tsam_cli.flow.pair.pair_flow`)."""
     known = ~(hole_a | hole_b)
     if not known.any() or valid_ab[known].mean() >= CUT_MAX_VALID:
         return False

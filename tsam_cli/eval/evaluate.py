@@ -42,7 +42,7 @@ from tsam_cli.data import layouts as datasets
 from tsam_cli.data.layouts import DATASETS, VIDEO_SUFFIXES, Clip, is_frame_dir
 from tsam_cli.errors import DatasetError, OutputError, TsamError, UsageError
 from tsam_cli.media import list_images
-from tsam_cli.media.images import read_image
+from tsam_cli.media.images import read_image, write_png_frames
 from tsam_cli.ui import plural
 
 __all__ = [
@@ -170,20 +170,8 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
 
 
 def write_frames(folder: Path, frames: np.ndarray) -> None:
-    """Write uint8 RGB (T, H, W, 3) or {0,1} masks (T, H, W) (saved as 0/255) as PNGs
-    ``00000.png`` ... into ``folder`` (made if missing). Encoded in memory and written with
-    ordinary file writes, so a full disk raises OSError (``cv2.imwrite`` can leave an empty
-    file and report nothing)."""
-    import cv2
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, f in enumerate(frames):
-        img = cv2.cvtColor(f, cv2.COLOR_RGB2BGR) if f.ndim == 3 else (f > 0).astype(np.uint8) * 255
-        ok, data = cv2.imencode(".png", img)
-        if not ok:
-            raise TsamError(f"cannot encode frame {i} as PNG")
-        with open(folder / f"{i:05d}.png", "wb") as fh:
-            fh.write(data.tobytes())
+    """Frames or masks as a PNG folder (:func:`tsam_cli.media.images.write_png_frames`)."""
+    write_png_frames(folder, frames)
 
 
 def find_result(results: Path, name: str) -> Path | None:

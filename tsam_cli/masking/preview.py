@@ -228,16 +228,10 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
     return PreviewReport(Path(out), n, (w, h), float(info.fps), time.perf_counter() - t0)
 
 
-def inpaint_preview(inp: Path, out: Path, opts, reporter):
+def preview_of_inpaint(inp: Path, out: Path, opts, reporter) -> PreviewReport:
     """``tsam inpaint --preview``: write the mask overlay of ``opts``' mask (after its
-    ``--dilate``: what inpaint would fill) to ``out`` instead of inpainting; returns the
-    :class:`~tsam_cli.core.pipeline.InpaintReport` the CLI prints."""
-    from tsam_cli.core.pipeline import InpaintReport
-
+    ``--dilate``: what inpaint would fill) to ``out`` instead of inpainting."""
     box = opts.box if isinstance(opts.box, str) or opts.box is None else ",".join(map(str, opts.box))
     popts = PreviewOptions(mask=opts.mask, box=box, dilate=opts.dilate, invert_mask=opts.invert_mask,
                            mask_threshold=opts.mask_threshold, crf=opts.crf, overwrite=opts.overwrite, quiet=opts.quiet)
-    with reporter.timed("preview"):
-        r = write_preview(inp, out, popts, reporter, fps=opts.fps, protected=tuple(opts.protected))
-    return InpaintReport(r.output, r.n_frames, r.size, r.size, r.fps, r.seconds, dict(reporter.timings),
-                         list(reporter.warnings), ["--preview: the mask overlay only, nothing was inpainted"])
+    return write_preview(inp, out, popts, reporter, fps=opts.fps, protected=tuple(opts.protected))

@@ -1,7 +1,7 @@
 """Follow one object through a video from a box or mask on one frame (``tsam mask track``).
 
 Each step carries the previous frame's mask to the next frame with the project's optical
-flow (:mod:`tsam_cli.core.flow`, DIS) and re-fits it to the object there:
+flow (:mod:`tsam_cli.flow`, DIS) and re-fits it to the object there:
 
 1. **carry** (``motion``): ``own`` (default, :func:`own_motion_carry`) moves each mask pixel
    by its flow, except where that flow is not the object's: it follows the background's
@@ -58,7 +58,7 @@ from tsam_cli.masking.options import OutputFlags
 from tsam_cli.options import _check_choice, _check_range, _opt
 from tsam_cli.ui import plural
 
-#: ``--flow`` names accepted (tsam_cli.core.flow.make_estimator)
+#: ``--flow`` names accepted (tsam_cli.flow.make_estimator)
 TRACK_FLOWS = ("dis", "dis-fast", "dis-ultrafast")
 
 
@@ -138,7 +138,7 @@ def warp_mask(prev: np.ndarray, flow_to_prev: np.ndarray) -> np.ndarray:
         ``(h, w) bool``: True where the sampled soft mask is >= 0.5 (False where the flow
         leaves the frame).
     """
-    from tsam_cli.core.flow import sample
+    from tsam_cli.flow.warp import sample
 
     return sample(prev.astype(np.float32), flow_to_prev) >= 0.5
 
@@ -160,7 +160,7 @@ def object_motion(prev: np.ndarray, flow_to_new: np.ndarray,
         prev: ``(h, w) bool`` object mask on the previous frame.
         flow_to_new: ``(h, w, 2) float32`` flow from the previous frame to the new one.
         background: ``(h, w, 2) float32`` the background's model flow
-            (:class:`tsam_cli.core.flow.GlobalMotion` fitted outside the grown mask), or None.
+            (:class:`tsam_cli.flow.GlobalMotion` fitted outside the grown mask), or None.
     Returns:
         ``(shift (2,) float64, own)`` or None for an empty mask. ``own``: at least
         :data:`OWN_MOTION_MIN` of the mask moves differently from the background, and the
@@ -261,7 +261,7 @@ def own_motion_carry(prev: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarra
         forward-backward test (:data:`FB_DELTA`) or is more than :data:`OWN_DEVIATION` from
         ``own`` (:func:`own_shift`): then it moves by ``own``.
     """
-    from tsam_cli.core.flow import sample
+    from tsam_cli.flow.warp import sample
 
     d = flow_fwd[prev].astype(np.float64)
     unreliable = np.linalg.norm(flow_fwd + sample(flow_bwd, flow_fwd), axis=2)[prev] > FB_DELTA
@@ -541,7 +541,8 @@ class MaskTracker:
 
     def _background(self, flow: np.ndarray) -> np.ndarray | None:
         """The background's model flow, fitted outside the mask grown by ``ring`` px."""
-        from tsam_cli.core.flow import GlobalMotion, grow
+        from tsam_cli.flow.complete import GlobalMotion
+        from tsam_cli.flow.warp import grow
 
         return GlobalMotion()(flow, ~grow(self.prev_mask, self.opts.ring))
 
@@ -659,7 +660,7 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
     """
     import cv2
 
-    from tsam_cli.core.flow import make_estimator
+    from tsam_cli.flow.estimate import make_estimator
 
     cv2.setRNGSeed(0)  # GrabCut's k-means start is random: the same input gives the same masks
     small = tracking_size(*size, opts.max_size)

@@ -345,3 +345,20 @@ def _tiff_orientation(tiff: bytes) -> int:
     except struct.error:
         return 1
     return 1
+
+
+def write_png_frames(folder: Path, frames: np.ndarray) -> None:
+    """Write uint8 RGB ``(T, H, W, 3)`` frames, or masks ``(T, H, W)`` (non-zero saved as
+    255), as ``00000.png`` ... into ``folder`` (made if missing). Encoded in memory and
+    written with ordinary file writes, so a full disk raises OSError (``cv2.imwrite`` can
+    leave an empty file and report nothing)."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, f in enumerate(frames):
+        img = cv2.cvtColor(f, cv2.COLOR_RGB2BGR) if f.ndim == 3 else (f > 0).astype(np.uint8) * 255
+        ok, data = cv2.imencode(".png", img)
+        if not ok:
+            raise OSError(f"cannot encode frame {i} as PNG")
+        with open(folder / f"{i:05d}.png", "wb") as fh:
+            fh.write(data.tobytes())

@@ -230,7 +230,7 @@ class FlowCache:
                             z["valid_f"], z["valid_b"])
             except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
                 pass
-        from tsam_cli.core import flow as flow_mod
+        from tsam_cli import flow as flow_mod
 
         if self._estimator is None:
             self._estimator = flow_mod.make_estimator(self.method)

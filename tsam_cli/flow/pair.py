@@ -1,0 +1,102 @@
+"""The flows of one pair of neighbouring frames: estimated both ways, completed in the
+holes, with validity masks (:func:`pair_flow`, paper §3.2 and Eq. 2).
+
+For a pair ``(t, t+1)``: ``fwd`` is the flow t -> t+1 on frame t's grid, ``bwd`` the flow
+t+1 -> t on frame t+1's grid (the official TSAM code's convention, docs/official-checkpoint.md
+fact 31).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tsam_cli.flow.complete import DEFAULT_MOTION, FLOW_MARGIN, complete_flow, untrusted
+from tsam_cli.flow.validity import nearest_outside, same_layer, validity
+from tsam_cli.flow.warp import grow
+from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
+
+
+@dataclass
+class PairFlow:
+    """Flows and validity for frames (t, t+1): fwd/valid_f on t's grid, bwd/valid_b on t+1's."""
+
+    fwd: np.ndarray
+    bwd: np.ndarray
+    valid_f: np.ndarray
+    valid_b: np.ndarray
+
+
+def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray,
+              delta: float = DEFAULT_DELTA, motion=None) -> PairFlow:
+    """Flow both ways between two frames, completed inside the holes, with validity masks.
+
+    Flow inside a hole describes the object being removed, not the background behind it,
+    so it is discarded (with a ``FLOW_MARGIN`` band around the hole, and the vectors matched
+    into the other frame's hole: :func:`untrusted`) and re-filled (:func:`complete_flow`: the
+    background's motion where the hole's border holds it, else a smooth fill from the border's
+    other motion) before the consistency check. Validity is
+    paper Eq. 2 (:func:`validity`), and additionally a completed vector must not land on a
+    known pixel whose own measured flow belongs to another motion layer (:func:`same_layer`).
+
+    Args:
+        estimator: ``(img1, img2) -> (H, W, 2) float32`` flow (:func:`make_estimator`).
+        img_a, img_b: ``(H, W, 3) uint8`` RGB frames t and t+1.
+        hole_a, hole_b: ``(H, W) bool``, True = hole.
+        delta: Eq. 2 threshold in pixels.
+        motion: background-motion estimator (:class:`GlobalMotion`); ``None`` = the default
+            (:data:`DEFAULT_MOTION`), ``False`` = none (every hole gets :func:`smooth_fill`).
+    """
+    motion = (DEFAULT_MOTION if motion is None else motion) or None
+    raw_f, raw_b = estimator(img_a, img_b), estimator(img_b, img_a)
+    grown_a, grown_b = grow(hole_a, FLOW_MARGIN), grow(hole_b, FLOW_MARGIN)
+    any_hole = grown_a.any() or grown_b.any()
+    model_f = motion(raw_f, ~grown_a) if motion is not None and any_hole else None
+    model_b = motion(raw_b, ~grown_b) if motion is not None and any_hole else None
+    reg_a = untrusted(grown_a, raw_f, grown_b, raw_b, model_f, delta)
+    reg_b = untrusted(grown_b, raw_b, grown_a, raw_f, model_b, delta)
+    fwd, bwd = complete_flow(raw_f, reg_a, model_f), complete_flow(raw_b, reg_b, model_b)
+    meas_f, meas_b = nearest_outside(raw_f, reg_a), nearest_outside(raw_b, reg_b)
+    valid_f = validity(fwd, bwd, delta) & same_layer(fwd, meas_b, reg_a, hole_b)
+    valid_b = validity(bwd, fwd, delta) & same_layer(bwd, meas_f, reg_b, hole_a)
+    return PairFlow(fwd, bwd, valid_f, valid_b)
+
+
+def still_pair_flow(shape: tuple[int, int]) -> PairFlow:
+    """The pair flow of two frames one of which is a hole everywhere (``shape`` = (H, W)):
+    nothing of that frame can be tracked, so it gets what a still camera would give, every
+    pixel to the same place, all valid; propagation then fills it from its neighbours like any
+    other frame instead of leaving it to a filler that has nothing to start from."""
+    zero = np.zeros((*shape, 2), np.float32)
+    ones = np.ones(shape, bool)
+    return PairFlow(zero, zero.copy(), ones, ones.copy())
+
+
+def unlinked_pair_flow(shape: tuple[int, int]) -> PairFlow:
+    """Zero flow with nothing valid (``shape`` = (H, W)): stands for a pair no flow links (two
+    hole-free frames, where nothing is ever sampled, or a shot cut)."""
+    zero = np.zeros((*shape, 2), np.float32)
+    none = np.zeros(shape, bool)
+    return PairFlow(zero, zero, none, none)
+
+
+def upscale_pair_flow(pf: PairFlow, size: tuple[int, int]) -> PairFlow:
+    """A pair flow computed at a small size, brought to ``size = (W, H)``.
+
+    Vectors are resized bilinearly and scaled by the size ratio (a vector of 1 px at half
+    size is 2 px at full size); validity masks are resized with nearest neighbour.
+    """
+    import cv2
+
+    h, w = pf.fwd.shape[:2]
+    W, H = size
+    scale = np.array([W / w, H / h], np.float32)
+
+    def vec(f):
+        return cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) * scale
+
+    def val(v):
+        return cv2.resize(v.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0
+
+    return PairFlow(vec(pf.fwd), vec(pf.bwd), val(pf.valid_f), val(pf.valid_b))

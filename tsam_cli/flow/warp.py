@@ -1,0 +1,42 @@
+"""Tensor helpers of the flow stage: grow a hole, sample an image along a flow, bounds.
+
+Arrays are numpy at the processing resolution; holes ``(H, W) bool`` (True = hole); flows
+``(H, W, 2) float32`` in pixels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def grow(hole: np.ndarray, pixels: int) -> np.ndarray:
+    """Dilate a ``(H, W) bool`` mask by ``pixels`` (square kernel); returns a new mask."""
+    import cv2
+
+    if pixels <= 0 or not hole.any():
+        return hole
+    return cv2.dilate(hole.astype(np.uint8), np.ones((2 * pixels + 1,) * 2, np.uint8)) > 0
+
+
+def sample(img: np.ndarray, flow: np.ndarray, interpolation: int | None = None) -> np.ndarray:
+    """Backward-warp: ``out[y, x] = img[y + dy, x + dx]`` (bilinear; zeros outside).
+
+    Args:
+        img: ``(H, W[, C])`` float32 (or uint8) image on the target grid.
+        flow: ``(H, W, 2) float32`` pointing from the output grid into ``img``.
+    """
+    import cv2
+
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    mx, my = gx + flow[..., 0], gy + flow[..., 1]
+    interp = cv2.INTER_LINEAR if interpolation is None else interpolation
+    return cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def in_bounds(flow: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: True where ``p + flow(p)`` lands inside the image (bilinear-safe)."""
+    h, w = flow.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    x, y = gx + flow[..., 0], gy + flow[..., 1]
+    return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
