@@ -194,7 +194,8 @@ def _as_paths(stack: ExitStack, video, mask) -> tuple[Path, Path | None]:
     if m.ndim not in (2, 3):
         raise UsageError(f"mask of shape {m.shape}: give (T, H, W) or (H, W) masks, non-zero = remove")
     m = (m > 0).astype(np.uint8) * 255
-    return vpath, _temp_pngs(stack, m if m.ndim == 3 else m[None], "masks")
+    folder = _temp_pngs(stack, m if m.ndim == 3 else m[None], "masks")
+    return vpath, folder if m.ndim == 3 else folder / "00000.png"  # one image: the mask of every frame
 
 
 def _stack_frames(frames, what: str, ndim: int) -> np.ndarray:
