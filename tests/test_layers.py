@@ -16,7 +16,7 @@ LAYERS = [
     ["media"],
     ["flow", "model"],
     ["weights"],
-    ["data", "metrics"],
+    ["data", "metrics", "models"],
     ["core", "masking"],
     ["eval", "train"],
     ["api"],

@@ -32,7 +32,7 @@ import pytest
 import torch
 from conftest import isolated_weights, local_http_server, official_logger_module, texture, write_pngs
 
-from tsam_cli import device, weights
+from tsam_cli import device, models, weights
 from tsam_cli.errors import UsageError, WeightsError
 from tsam_cli.options import InpaintOptions
 from tsam_cli.ui import NullReporter
@@ -118,7 +118,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         self.requests.append(self.path)
         body = self.files.get(self.path)
         if body is None:
@@ -142,7 +142,7 @@ def server():
 def isolated(tmp_path, monkeypatch):
     """Cache under tmp_path, no proxies, a fresh registry, no GPU unless a test says so."""
     isolated_weights(tmp_path, monkeypatch)
-    monkeypatch.setattr(weights, "_HINTED", weakref.WeakSet())
+    monkeypatch.setattr(models, "_HINTED", weakref.WeakSet())
     monkeypatch.setattr(device, "cuda_available", lambda: False)
 
 
@@ -175,28 +175,28 @@ def test_default_is_auto_and_valid():
 
 def test_auto_on_cpu_is_classical_with_one_hint():
     rep = Recorder()
-    assert weights.choose_model("auto", "auto", rep) == "classical"
-    assert weights.choose_model("auto", "cpu", rep) == "classical"
+    assert models.choose_model("auto", "auto", rep) == "classical"
+    assert models.choose_model("auto", "cpu", rep) == "classical"
     assert len(rep.infos) == 1, rep.infos  # once per reporter (a batch shows it once)
     hint = rep.infos[0]
-    cost = weights.CPU_FULL_COST
+    cost = models.CPU_FULL_COST
     assert "--model full" in hint and f"{cost['s_per_frame']:g} s/frame" in hint and f"{cost['peak_gb']:g} GB" in hint
     assert "tsam weights download tsam-official" in hint  # not downloaded yet
     assert not rep.warnings and not weights.cache_dir().exists()  # no network, nothing written
 
 
 def test_auto_with_cpu_device_on_a_gpu_machine_is_classical(gpu):
-    assert weights.choose_model("auto", "cpu", Recorder()) == "classical"
+    assert models.choose_model("auto", "cpu", Recorder()) == "classical"
 
 
 def test_auto_with_cuda_device_without_gpu_is_a_usage_error():
     with pytest.raises(UsageError, match="no CUDA GPU"):
-        weights.choose_model("auto", "cuda", Recorder())
+        models.choose_model("auto", "cuda", Recorder())
 
 
 def test_other_models_pass_through():
     for name in ("classical", "compact", "some/file.safetensors"):
-        assert weights.choose_model(name, "auto", Recorder()) == name
+        assert models.choose_model(name, "auto", Recorder()) == name
 
 
 # ------------------------------------------------------------------ CUDA (mocked): download + convert
@@ -205,7 +205,7 @@ def test_auto_on_cuda_downloads_converts_once_then_never_unpickles(gpu, server, 
 
     pth = _serve_official(server, official_bytes)
     rep = Recorder()
-    path = Path(weights.choose_model("auto", "auto", rep))
+    path = Path(models.choose_model("auto", "auto", rep))
     assert path == weights.converted_path() and path.suffix == ".safetensors" and path.is_file()
     assert server.requests == ["/tsam_official.pth"]
     assert rep.totals["weights MB"] == len(official_bytes) // 1_000_000  # the progress bar's total
@@ -225,9 +225,9 @@ def test_auto_on_cuda_downloads_converts_once_then_never_unpickles(gpu, server, 
     monkeypatch.setattr(official, "read_official_checkpoint", refuse)
     monkeypatch.setattr(official, "load_official_generator", refuse)
     rep2 = Recorder()
-    assert Path(weights.choose_model("auto", "auto", rep2)) == path  # .pth still there, stamp matches
+    assert Path(models.choose_model("auto", "auto", rep2)) == path  # .pth still there, stamp matches
     pth.unlink()  # and without the .pth at all
-    assert Path(weights.choose_model("auto", "cuda", rep2)) == path
+    assert Path(models.choose_model("auto", "cuda", rep2)) == path
     official.load_generator(path)  # the safetensors loader never unpickles
     assert server.requests == ["/tsam_official.pth"] and not rep2.infos and not rep2.warnings
 
@@ -238,16 +238,16 @@ def test_replaced_pth_is_converted_again(server, official_bytes, monkeypatch):
     pth = _serve_official(server, official_bytes)
     pth.parent.mkdir(parents=True)
     pth.write_bytes(official_bytes)
-    first = Path(weights.choose_model("full", "cpu", Recorder()))  # --model full converts the cached .pth
+    first = Path(models.choose_model("full", "cpu", Recorder()))  # --model full converts the cached .pth
     assert first == weights.converted_path() and server.requests == []
     calls = []
     real = official.load_official_generator
     monkeypatch.setattr(official, "load_official_generator", lambda p, **kw: calls.append(p) or real(p, **kw))
-    weights.choose_model("full", "cpu", Recorder())
+    models.choose_model("full", "cpu", Recorder())
     assert calls == []  # unchanged: not converted again
     st = pth.stat()
     os.utime(pth, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # e.g. `tsam weights download --force`
-    weights.choose_model("full", "cpu", Recorder())
+    models.choose_model("full", "cpu", Recorder())
     assert calls == [pth]
 
 
@@ -261,7 +261,7 @@ def test_parallel_runs_convert_once(server, official_bytes, monkeypatch):
     calls, real = [], official.load_official_generator
     monkeypatch.setattr(official, "load_official_generator", lambda p, **kw: calls.append(p) or real(p, **kw))
     got: list[str] = []
-    threads = [threading.Thread(target=lambda: got.append(weights.choose_model("full", "cpu", Recorder())))
+    threads = [threading.Thread(target=lambda: got.append(models.choose_model("full", "cpu", Recorder())))
                for _ in range(2)]
     for t in threads:
         t.start()
@@ -282,13 +282,13 @@ def test_unwritable_cache_loads_the_pth_with_a_warning(server, official_bytes, m
 
     monkeypatch.setattr(official, "save_generator", cannot_write)
     rep = Recorder()
-    assert weights.choose_model("full", "cpu", rep) == str(pth)
+    assert models.choose_model("full", "cpu", rep) == str(pth)
     assert "Read-only file system" in rep.warnings[0] and "loading tsam_official.pth itself" in rep.warnings[0]
 
 
 def test_full_without_download_is_the_usual_error():
     with pytest.raises(WeightsError, match="not downloaded yet"):
-        weights.choose_model("full", "cpu", Recorder())
+        models.choose_model("full", "cpu", Recorder())
 
 
 def test_auto_offline_falls_back_with_a_warning(gpu):
@@ -296,7 +296,7 @@ def test_auto_offline_falls_back_with_a_warning(gpu):
     weights.register(WeightSpec(name=OFFICIAL, source=Source(kind="url", ref=f"http://127.0.0.1:{port}/x.pth"),
                                 filename="tsam_official.pth"), replace=True)
     rep = Recorder()
-    assert weights.choose_model("auto", "auto", rep) == "classical"
+    assert models.choose_model("auto", "auto", rep) == "classical"
     assert len(rep.warnings) == 1
     assert "could not download weights 'tsam-official'" in rep.warnings[0] and "classical" in rep.warnings[0]
     assert not weights.converted_path().exists()
@@ -305,10 +305,10 @@ def test_auto_offline_falls_back_with_a_warning(gpu):
 def test_auto_corrupt_download_falls_back_and_is_fetched_again(gpu, server):
     pth = _serve_official(server, b"\x80\x02 not a checkpoint " * 500)
     rep = Recorder()
-    assert weights.choose_model("auto", "auto", rep) == "classical"
+    assert models.choose_model("auto", "auto", rep) == "classical"
     assert len(rep.warnings) == 1 and str(pth) in rep.warnings[0] and "deleted" in rep.warnings[0]
     assert not pth.exists() and not weights.converted_path().exists()
-    assert weights.choose_model("auto", "auto", Recorder()) == "classical"
+    assert models.choose_model("auto", "auto", Recorder()) == "classical"
     assert server.requests == ["/tsam_official.pth"] * 2  # downloaded again, not stuck on a bad file
 
 
@@ -317,7 +317,7 @@ def test_auto_corrupt_file_in_cache_is_kept(gpu, server):
     pth.parent.mkdir(parents=True)
     pth.write_bytes(b"PK\x03\x04 truncated zip")
     rep = Recorder()
-    assert weights.choose_model("auto", "auto", rep) == "classical"
+    assert models.choose_model("auto", "auto", rep) == "classical"
     assert str(pth) in rep.warnings[0] and "delete or replace" in rep.warnings[0]
     assert pth.read_bytes() == b"PK\x03\x04 truncated zip" and server.requests == []
 
@@ -335,7 +335,7 @@ def test_cli_default_output_is_byte_identical_to_classical(tmp_path, capsys):
     common = [str(clip), "--box", "20,12,16,14", "--fps", "25"]
     assert main(["inpaint", *common, "-o", str(tmp_path / "auto")]) == 0
     err = capsys.readouterr().err
-    cost = f"{weights.CPU_FULL_COST['s_per_frame']:g} s/frame"
+    cost = f"{models.CPU_FULL_COST['s_per_frame']:g} s/frame"
     assert "--model auto on the CPU: using the classical filler" in err and cost in err
     assert main(["inpaint", *common, "--model", "classical", "-o", str(tmp_path / "classical")]) == 0
     a, c = sorted((tmp_path / "auto").glob("*.png")), sorted((tmp_path / "classical").glob("*.png"))
@@ -401,7 +401,7 @@ def test_gpu_check_cpu_dry_run(tmp_path):
 @pytest.mark.skipif(not __import__("tsam_cli.device").device.no_gpu_driver(), reason="a GPU driver is present here")
 def test_auto_on_a_machine_without_gpu_driver_does_not_import_torch():
     """The classical default must not pay for PyTorch (~0.2 GB RSS) just to learn there is no GPU."""
-    code = ("import sys; from tsam_cli.weights import choose_model; "
+    code = ("import sys; from tsam_cli.models import choose_model; "
             "print(choose_model('auto', 'auto'), 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["classical", "False"]

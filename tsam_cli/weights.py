@@ -37,7 +37,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,8 +50,6 @@ __all__ = [
     "OFFICIAL",
     "REGISTRY",
     "ChecksumState",
-    "auto_pick",
-    "choose_model",
     "converted_path",
     "official_weights",
     "ProgressCallback",
@@ -859,17 +856,10 @@ def _listed_state(path: Path, spec: WeightSpec) -> str:
 
 #: The registry entry behind ``--model full`` (and ``--model auto`` on a CUDA GPU).
 OFFICIAL = "tsam-official"
-#: What ``--model full`` costs on a CPU, quoted by ``--model auto`` there (whole pipeline,
-#: official-shaped weights, 24 frames at 432x240, 2 cores, quiet machine; docs/benchmarks.md,
-#: "Speed of the learned path"): 0.91 s/frame on bmx-trees with propagation (the generator runs
-#: only where holes are left), 2.36 s/frame when every frame keeps holes; peak 1.5-2.1 GiB.
-#: The slower figure is quoted: at 432x240 it holds whatever the clip. Update it here only.
-CPU_FULL_COST = {"s_per_frame": 2.4, "peak_gb": 2.2}
 #: Metadata key of a converted file: size and mtime of the ``.pth`` it was made from, so a
 #: replaced ``.pth`` (``tsam weights download --force``) is converted again.
 SOURCE_STAMP_KEY = "tsam_source_stamp"
 
-_HINTED: weakref.WeakSet = weakref.WeakSet()  # reporters that already showed the CPU hint
 
 
 def converted_path(name_or_spec: str | WeightSpec = OFFICIAL) -> Path:
@@ -1012,67 +1002,3 @@ def official_weights(*, download: bool = False, reporter=None) -> Path:
         else:
             pth = resolve(spec.name)  # not downloaded: the usual "run tsam weights download" error
         return _convert(pth, dst, fresh, rep)
-
-
-def cpu_cost() -> str:
-    """What ``--model full`` costs on a CPU, in words (from :data:`CPU_FULL_COST`)."""
-    cost = CPU_FULL_COST
-    return f"about {cost['s_per_frame']:g} s/frame at 432x240 and {cost['peak_gb']:g} GB of RAM on 2 CPU cores"
-
-
-def cpu_hint() -> str:
-    """The one line ``--model auto`` prints on a CPU: how to get the network and its cost."""
-    need = "" if os.path.isfile(target_path(OFFICIAL)) or os.path.isfile(converted_path()) else (
-        f", after `tsam weights download {OFFICIAL}`")
-    return (
-        f"--model auto on the CPU: using the classical filler; the TSAM network is --model full"
-        f"{need} ({cpu_cost()})"
-    )
-
-
-def choose_model(model: str, device: str, reporter=None) -> str:
-    """What ``--model`` stands for in this run: ``"classical"``, a name of the ``--model``
-    table (``"compact"``) or the path of a weight file.
-
-    * ``auto`` on a CUDA device: the official weights (:func:`official_weights`, downloaded on
-      first use); when they cannot be had (offline, corrupt download, unwritable cache) a
-      warning and ``"classical"``, never an error. On the CPU: ``"classical"`` and one info
-      line (:func:`cpu_hint`, once per reporter).
-    * ``full``: the converted official weights, converted from the cached ``.pth`` on first
-      use (not downloaded: a missing file is the usual "run tsam weights download" error).
-    * anything else is returned unchanged.
-
-    ``device`` is ``--device``; ``cuda`` without a GPU raises :class:`UsageError` as everywhere.
-    """
-    from tsam_cli.device import resolve_device
-    from tsam_cli.ui import NullReporter
-
-    rep = reporter or NullReporter()
-    if model == "full":
-        return str(official_weights(reporter=rep))
-    if model != "auto":
-        return model
-    if resolve_device(device) == "cpu":
-        if rep not in _HINTED:
-            _HINTED.add(rep)
-            rep.info(cpu_hint())
-        return "classical"
-    try:
-        return str(official_weights(download=True, reporter=rep))
-    except WeightsError as err:
-        rep.warn(f"--model auto: cannot use the official TSAM weights ({err}); using the classical filler")
-        return "classical"
-
-
-def auto_pick(device: str = "auto") -> tuple[str, str]:
-    """``(what --model auto uses on this machine, why)``, without downloading or converting."""
-    from tsam_cli.device import cuda_available, cuda_name
-
-    if device == "cpu" or not cuda_available():
-        return "classical", f"no CUDA GPU seen by PyTorch; --model full costs {cpu_cost()}"
-    gpu = f"CUDA GPU {cuda_name()}"
-    if os.path.isfile(converted_path()):
-        return OFFICIAL, f"{gpu}; converted weights cached ({converted_path()})"
-    if os.path.isfile(target_path(OFFICIAL)):
-        return OFFICIAL, f"{gpu}; converted to safetensors on first use"
-    return OFFICIAL, f"{gpu}; downloaded on first use (classical with a warning if that fails)"

@@ -79,7 +79,9 @@ def list_weights() -> None:
         )
     console = Console(soft_wrap=False)
     console.print(table)
-    pick, why = weights.auto_pick()
+    from tsam_cli.models import auto_pick
+
+    pick, why = auto_pick()
     # plain text: a cache path may hold "[" "]", which must not be read as rich markup
     console.print(Text.assemble("--model auto (the default) uses here: ", (pick, "bold"), f" ({why})"), soft_wrap=True)
 

@@ -18,10 +18,6 @@ from tsam_cli.errors import UsageError, WeightsError
 from tsam_cli.flow.pair import unlinked_pair_flow
 from tsam_cli.options import InpaintOptions
 
-#: ``--model`` names that are not files: the classical path, and the weight registry entries
-MODEL_NAMES = {"classical": None, "compact": "tsam-compact", "full": "tsam-official",
-               "auto": None}  # auto: classical or the official weights (tsam_cli.weights.choose_model)
-
 
 class Padder:
     """Owns the generator's "H and W multiple of 8" rule (docs/official-checkpoint.md fact 10).
@@ -320,15 +316,16 @@ class ModelRunner:
 
 def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
     """``--model`` -> a ready :class:`ModelRunner`, or None for the classical path."""
-    from tsam_cli.weights import choose_model, resolve
+    from tsam_cli.models import MODELS, choose_model
+    from tsam_cli.weights import resolve
 
     choice = choose_model(opts.model, opts.device, reporter)  # auto -> classical or a file; full -> converted once
     if choice == "classical":
         return None
     from tsam_cli.model.official import load_generator
 
-    if choice in MODEL_NAMES:
-        path = resolve(MODEL_NAMES[choice])
+    if choice in MODELS:
+        path = resolve(MODELS[choice].weights)
     else:
         path = Path(choice)
         if not path.exists():

@@ -28,7 +28,7 @@ import numpy as np
 
 from tsam_cli import hooks
 from tsam_cli.core.complete import Before, ClassicalFill, GeneratorFill, Window, complete_window
-from tsam_cli.core.model_fill import MODEL_NAMES, load_model_runner
+from tsam_cli.core.model_fill import load_model_runner
 from tsam_cli.core.propagate import TeleaFiller, make_filler
 from tsam_cli.core.shots import is_cut
 from tsam_cli.device import resolve_device
@@ -37,6 +37,7 @@ from tsam_cli.flow.estimate import make_estimator
 from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
 from tsam_cli.media import OutputTarget, check_complete, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
+from tsam_cli.models import MODEL_CHOICES
 from tsam_cli.options import InpaintOptions
 from tsam_cli.ui import NullReporter
 
@@ -135,7 +136,7 @@ def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
     paths = [("the input", inp), *opts.protected]
     if opts.mask:
         paths.append(("the mask", Path(opts.mask)))
-    if opts.model not in MODEL_NAMES:
+    if opts.model not in MODEL_CHOICES:
         paths.append(("the weight file", Path(opts.model)))
     return paths
 
