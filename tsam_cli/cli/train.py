@@ -80,6 +80,24 @@ def _default_run_dir() -> Path:
     return Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
 
 
+def _new_config(p: dict) -> TrainConfig:
+    """The :class:`TrainConfig` of a new run from the command's parameters, validated."""
+    if p["root"] is None:
+        raise UsageError("give --root, the dataset folder (or --resume RUN_DIR)")
+    width, height = parse_size(p["size"])
+    model_name, model_config = _read_model(p["model"])
+    same = ("dataset", "split", "frames", "batch_size", "stage1_steps", "lr", "seed", "vgg", "gan", "workers",
+            "device", "amp", "amp_dtype", "grad_clip", "sample_every", "ckpt_every", "quiet")
+    cfg = TrainConfig(
+        root=str(p["root"]), model=model_name, model_config=model_config, width=width, height=height,
+        steps=p["steps"] or 0, epochs=p["epochs"] or 0, init=str(p["init"]) if p["init"] else None,
+        perceptual=not p["no_perceptual"], flow_cache=str(p["flow_cache"]) if p["flow_cache"] else None,
+        **{name: p[name] for name in same},
+    )
+    cfg.validate()
+    return cfg
+
+
 def train_command(
     ctx: typer.Context,
     dataset: str = typer.Option(_D.dataset, "--dataset", help="davis (ROOT/JPEGImages/480p/<seq>), youtube-vos (ROOT/train/JPEGImages/<id>) or folder (videos / frame folders in ROOT)."),
@@ -118,19 +136,7 @@ def train_command(
         cfg = _resumed_config(resume, steps, epochs, quiet=quiet, workers=workers, device=device)
         out = train(cfg, resume, resume=True)
     else:
-        if root is None:
-            raise UsageError("give --root, the dataset folder (or --resume RUN_DIR)")
-        width, height = parse_size(size)
-        model_name, model_config = _read_model(model)
-        cfg = TrainConfig(
-            dataset=dataset, root=str(root), split=split, model=model_name, model_config=model_config,
-            width=width, height=height, frames=frames, batch_size=batch_size, steps=steps or 0,
-            epochs=epochs or 0, stage1_steps=stage1_steps, lr=lr, seed=seed, init=str(init) if init else None,
-            vgg=vgg, perceptual=not no_perceptual, gan=gan, workers=workers, device=device, amp=amp,
-            amp_dtype=amp_dtype, grad_clip=grad_clip, sample_every=sample_every, ckpt_every=ckpt_every,
-            flow_cache=str(flow_cache) if flow_cache else None, quiet=quiet,
-        )
-        cfg.validate()
+        cfg = _new_config(ctx.params)
         out = train(cfg, run_dir if run_dir is not None else _default_run_dir())
     if not quiet:
         typer.echo(f"generator written to {out}")

@@ -627,36 +627,21 @@ def evaluate(
 ) -> dict:
     """Evaluate a dataset; returns the report dict (also what ``--json`` writes).
 
-    Args:
-        dataset: "davis", "youtube-vos" or "folder" (see :func:`discover`).
-        root: dataset root folder.
-        results: mode (b) results folder; ``None`` = mode (a), run tsam's pipeline.
-        metrics: any of "psnr" (also gives hole PSNR), "ssim", "vfid", "ewarp", "lpips".
-        size: evaluation size (W, H); ``None`` keeps the native size.
-        masks: :class:`EvalMasks` (default: generated object masks, mixed area buckets, seed 0).
-        i3d: path of ``i3d_rgb_imagenet.pt`` for VFID (else looked up, see
-            :func:`tsam_cli.metrics.vfid.resolve_i3d_weights`).
-        lpips_alex / lpips_lin: for LPIPS, torchvision ``alexnet-owt-7be5be79.pth`` and the
-            lpips package's ``weights/v0.1/alex.pth`` (else the weight cache entries
-            ``alexnet-imagenet`` / ``lpips-alex-v0.1``).
-        max_videos / max_frames: keep the first N clips / frames per clip.
-        device: for I3D, LPIPS and tsam's pipeline (:func:`tsam_cli.device.resolve_device`:
-            "auto" = CUDA when available).
-        keep_results: mode (a): copy tsam's outputs to ``keep_results/<clip>/`` (checked before
-            any work: :class:`KeptResults`; an existing ``<clip>/`` only with ``overwrite``).
-        allow_partial: score a result with fewer (or more) frames than its ground truth on the
-            frames both have, instead of a ``DatasetError``.
-        command: the command line to record (default: ``sys.argv``).
-        progress: optional callback receiving one line per clip.
+    ``dataset`` is "davis", "youtube-vos" or "folder" (:func:`discover`); ``results`` a folder
+    of another method's results (mode b), None to run tsam's pipeline (mode a); ``metrics`` any
+    of "psnr" (with hole PSNR), "ssim", "vfid", "ewarp", "lpips"; ``size`` (W, H), None for the
+    native size; ``i3d`` / ``lpips_alex`` / ``lpips_lin`` weight files (default: the weight
+    cache); ``max_videos`` / ``max_frames`` keep the first N; ``device`` as everywhere ("auto"
+    = CUDA when available); ``keep_results``: mode (a) copies tsam's outputs to
+    ``keep_results/<clip>/`` (:class:`KeptResults`: checked before any work, an existing folder
+    replaced only with ``overwrite``); ``allow_partial`` scores results with another frame
+    count on the frames both have instead of a DatasetError; ``command`` is recorded in the
+    report, ``progress`` gets one line per clip.
 
-    Returns:
-        dict with ``videos`` (per clip), ``mean`` (dataset values), ``unavailable``
-        (metric -> reason), ``conventions``, ``versions``, ``command`` and the settings.
-        Non-finite values are ``None`` in the dict (JSON null).
-
-    VFID and LPIPS failures (missing weights, fewer than 2 videos for VFID, frames too small
-    for LPIPS) do not abort the other metrics: the metric is listed in ``unavailable`` with
-    the reason.
+    The dict holds ``videos`` (per clip), ``mean``, ``unavailable`` (metric -> reason),
+    ``conventions``, ``versions``, ``command`` and the settings; non-finite values are None.
+    VFID and LPIPS failures (missing weights, fewer than 2 videos for VFID, frames too small for
+    LPIPS) do not abort the other metrics: they are listed in ``unavailable`` with the reason.
     """
     from tsam_cli.device import resolve_device
 
@@ -665,12 +650,7 @@ def evaluate(
     _check_settings(masks, size)
     clips = discover(dataset, root, max_videos)
     existing = ExistingResults(results, clips) if results is not None else None
-    if existing is not None and keep_results is not None:
-        raise UsageError("--keep-results applies when tsam inpaints the clips, not with --results: drop one of them")
-    keep = None
-    if keep_results is not None:
-        keep = KeptResults(keep_results, clips, input_folders(root, masks, results),
-                           [("a clip of the dataset", c.source) for c in clips], overwrite)
+    keep = _kept_results(keep_results, existing, clips, input_folders(root, masks, results), overwrite)
     dev = resolve_device(device)
     scorers = build_metrics(names, len(clips), i3d=i3d, lpips_alex=lpips_alex, lpips_lin=lpips_lin, device=dev)
     source = existing if existing is not None else TsamResults(dev, keep)
@@ -682,6 +662,16 @@ def evaluate(
     mean = {key: value for metric in scorers for key, value in metric.summary().items()}
     report = _report_settings(dataset, root, existing, size, masks, names, dev, command)
     return {**report, "videos": videos, "mean": mean, "unavailable": unavailable, "conventions": CONVENTIONS}
+
+
+def _kept_results(folder, existing: ExistingResults | None, clips: list[Clip], inputs: list,
+                  overwrite: bool) -> KeptResults | None:
+    """``--keep-results``, checked now (before any clip is inpainted), or None."""
+    if folder is None:
+        return None
+    if existing is not None:
+        raise UsageError("--keep-results applies when tsam inpaints the clips, not with --results: drop one of them")
+    return KeptResults(folder, clips, inputs, [("a clip of the dataset", c.source) for c in clips], overwrite)
 
 
 def input_folders(root, masks: EvalMasks | None, results) -> list[tuple[str, Path]]:

@@ -85,7 +85,9 @@ class TrackOptions(OutputFlags):
     refine: bool = _opt(True, "--no-refine", "Do not re-fit the mask to the object each frame.",
                         invert=True)
     # learned: colour + a small net trained on the seed frame (tsam_cli.masking.appearance);
-    # grabcut: GrabCut on this frame's colours (the method before issue 13's second round)
+    # grabcut: GrabCut on this frame's colours, the former default: faster (0.10 / 0.18 s/frame vs
+    # 0.55 / 0.35) but mean IoU 0.197 / 0.477 vs learned's 0.397 / 0.745 (bmx-trees / schoolgirls,
+    # docs/benchmarks.md "Mask tracking and preview")
     refit: str = _opt("learned", "--refit", "How the mask is re-fitted: learned (seed-frame appearance) or grabcut.")
     # 150 steps: 100 measured 0.397 / 0.765, 150 0.403 / 0.767 (bmx-trees / schoolgirls)
     net_steps: int = _opt(150, "--net-steps", "Training steps of the appearance net on the seed frame "
@@ -669,10 +671,31 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
     if int(seed_small.sum()) < opts.min_area:
         raise MaskError(f"the object on frame {seed_index} is smaller than {opts.min_area} pixels at the tracking "
                         f"size {small[0]}x{small[1]}: draw a larger box/mask or raise --max-size")
-    stash, packed, tracker = _JpegStash(), [], None
-    lost_f = lost_b = None
+    t0 = time.perf_counter()
+    forward = _track_forward(frames, n_frames, small, seed_small, seed_index, opts, estimator, reporter, is_box)
+    lost_b, n_back = _track_backward(forward, seed_index, opts, estimator, reporter)
+    spf = (time.perf_counter() - t0) / max(forward.n_tracked + n_back, 1)
+    return TrackResult(forward.packed, small, size, forward.lost, lost_b, spf)
+
+
+@dataclass
+class _Forward:
+    """What the pass from the seed frame to the end leaves for the pass back."""
+
+    packed: list  # per frame: np.packbits of its mask, None before the seed frame
+    stash: _JpegStash  # the frames before the seed frame, for the pass back
+    tracker: MaskTracker
+    seed_img: np.ndarray  # the seed frame at the tracking size
+    seed_mask: np.ndarray  # the object on it (fitted when a box was given)
+    lost: int | None  # first frame after the seed with an empty mask
+    n_tracked: int
+
+
+def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
+                   is_box: bool) -> _Forward:
+    """Decode every frame once: stash those before the seed, track from the seed to the end."""
+    stash, packed, tracker, lost, n_tracked = _JpegStash(), [], None, None, 0
     reporter.start("track", n_frames)
-    t0, n_tracked = time.perf_counter(), 0
     for i, rgb in enumerate(frames):
         img = _shrink(rgb, small)
         if i < seed_index:
@@ -680,30 +703,35 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
             packed.append(None)
         elif i == seed_index:
             seed_small = fit_box(img, seed_small, opts.iterations) if is_box else seed_small
-            tracker = MaskTracker(img, seed_small, opts, estimator)
+            tracker, seed_img = MaskTracker(img, seed_small, opts, estimator), img
             packed.append(np.packbits(seed_small))
-            first_img = img
         else:
             m = tracker.step(img)
             n_tracked += 1
-            lost_f = i if lost_f is None and not m.any() else lost_f
+            lost = i if lost is None and not m.any() else lost
             packed.append(np.packbits(m))
         reporter.advance("track")
     if tracker is None:
         raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
-    if seed_index > 0:
-        # the appearance the forward pass trained (None if it never stepped: trained again here)
-        tracker = MaskTracker(first_img, seed_small, opts, estimator, tracker.seed_appearance)
-        reporter.start("track back", seed_index)
-        for i in range(seed_index - 1, -1, -1):
-            m = tracker.step(stash.pop())
-            n_tracked += 1
-            lost_b = i if lost_b is None and not m.any() else lost_b
-            packed[i] = np.packbits(m)
-            reporter.advance("track back")
-    spf = (time.perf_counter() - t0) / max(n_tracked, 1)
-    return TrackResult(packed, small, size, lost_f, lost_b, spf)
+    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked)
+
+
+def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) -> tuple[int | None, int]:
+    """Track from the seed frame back to frame 0 (filling ``fw.packed``); returns the first
+    frame before the seed with an empty mask (or None) and the number of frames tracked."""
+    if seed_index == 0:
+        return None, 0
+    # the appearance the forward pass trained (None if it never stepped: trained again here)
+    tracker = MaskTracker(fw.seed_img, fw.seed_mask, opts, estimator, fw.tracker.seed_appearance)
+    lost = None
+    reporter.start("track back", seed_index)
+    for i in range(seed_index - 1, -1, -1):
+        m = tracker.step(fw.stash.pop())
+        lost = i if lost is None and not m.any() else lost
+        fw.packed[i] = np.packbits(m)
+        reporter.advance("track back")
+    return lost, seed_index
 
 
 def seed_mask(video_info, opts: TrackOptions, reporter) -> np.ndarray:

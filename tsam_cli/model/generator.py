@@ -276,39 +276,16 @@ class TSAMGenerator(nn.Module):
         """Validate the public ``flows`` argument and build the internal guide dict."""
         if flows is None or t < 2:
             return None
-        if isinstance(flows, Mapping):
-            unknown = set(flows) - {"forward", "backward", "forward_valid", "backward_valid"}
-            if unknown:
-                raise ValueError(f"unknown flow keys: {sorted(unknown)}")
-            parts = [flows.get("forward"), flows.get("backward"),
-                     flows.get("forward_valid"), flows.get("backward_valid")]
-        else:
-            parts = list(flows)
-            if len(parts) not in (2, 4):
-                raise ValueError("flows must be (forward, backward[, forward_valid, backward_valid])")
-            parts += [None] * (4 - len(parts))
-        fwd, bwd, v_f, v_b = parts
-        if fwd is None or bwd is None:
-            raise ValueError("flows need both a forward and a backward flow")
+        fwd, bwd, v_f, v_b = _flow_parts(flows)
         guide: dict[str, Any] = {"cache": {}}
-        for name, tensor, ch in (("forward", fwd, 2), ("backward", bwd, 2)):
-            if tensor.dim() != 5 or tuple(tensor.shape[:3]) != (b, t - 1, 2):
-                raise ValueError(
-                    f"{name} flow must have shape (B, T-1, 2, H, W) = ({b}, {t - 1}, 2, H, W), "
-                    f"got {tuple(tensor.shape)}"
-                )
-            guide[name] = tensor.to(like.device, like.dtype).reshape(b * (t - 1), ch, *tensor.shape[-2:])
+        for name, tensor in (("forward", fwd), ("backward", bwd)):
+            guide[name] = _guide_tensor(name, "flow", tensor, b, t, 2, like)
         for name, tensor, ref in (("forward_valid", v_f, "forward"), ("backward_valid", v_b, "backward")):
-            if tensor is None:
+            if tensor is None:  # no validity given: every vector is trusted
                 flow = guide[ref]
                 guide[name] = flow.new_ones(flow.shape[0], 1, *flow.shape[-2:])
-                continue
-            if tensor.dim() != 5 or tuple(tensor.shape[:3]) != (b, t - 1, 1):
-                raise ValueError(
-                    f"{name} mask must have shape (B, T-1, 1, H, W) = ({b}, {t - 1}, 1, H, W), "
-                    f"got {tuple(tensor.shape)}"
-                )
-            guide[name] = tensor.to(like.device, like.dtype).reshape(b * (t - 1), 1, *tensor.shape[-2:])
+            else:
+                guide[name] = _guide_tensor(name, "mask", tensor, b, t, 1, like)
         return guide
 
     def forward(
@@ -337,19 +314,7 @@ class TSAMGenerator(nn.Module):
             (B, T, 3, H, W): ``frames * (1 - masks) + prediction * masks``; where ``masks == 0``
             the output equals the input exactly.
         """
-        if frames.dim() != 5 or frames.shape[2] != 3:
-            raise ValueError(f"frames must have shape (B, T, 3, H, W), got {tuple(frames.shape)}")
-        b, t, _, h, w = frames.shape
-        if tuple(masks.shape) != (b, t, 1, h, w):
-            raise ValueError(
-                f"masks must have shape (B, T, 1, H, W) = {(b, t, 1, h, w)}, got {tuple(masks.shape)}"
-            )
-        if h % 8 or w % 8:
-            raise ValueError(
-                f"frame size {w}x{h} is not a multiple of 8: pad frames to a multiple of 8 first"
-            )
-        if t < 1 or b < 1:
-            raise ValueError("need at least one clip of one frame")
+        b, t, _, h, w = _check_inputs(frames, masks)
         guide = self._flow_guide(flows, b, t, frames) if self.config.use_flow else None
 
         masks = masks.to(frames.dtype)
@@ -365,3 +330,42 @@ class TSAMGenerator(nn.Module):
         if clamp:
             pred = pred.clamp(0.0, 1.0)
         return masked + pred * masks  # networks.py:85-92 composite
+
+
+def _check_inputs(frames: torch.Tensor, masks: torch.Tensor) -> tuple[int, int, int, int, int]:
+    """The shape ``(B, T, 3, H, W)`` of ``frames``, after checking it and the masks' ``(B, T, 1, H, W)``."""
+    if frames.dim() != 5 or frames.shape[2] != 3:
+        raise ValueError(f"frames must have shape (B, T, 3, H, W), got {tuple(frames.shape)}")
+    b, t, c, h, w = frames.shape
+    if tuple(masks.shape) != (b, t, 1, h, w):
+        raise ValueError(f"masks must have shape (B, T, 1, H, W) = {(b, t, 1, h, w)}, got {tuple(masks.shape)}")
+    if h % 8 or w % 8:
+        raise ValueError(f"frame size {w}x{h} is not a multiple of 8: pad frames to a multiple of 8 first")
+    if t < 1 or b < 1:
+        raise ValueError("need at least one clip of one frame")
+    return b, t, c, h, w
+
+
+def _flow_parts(flows) -> list:
+    """``flows`` (a mapping or a 2/4-sequence) -> ``[forward, backward, forward_valid, backward_valid]``."""
+    if isinstance(flows, Mapping):
+        unknown = set(flows) - {"forward", "backward", "forward_valid", "backward_valid"}
+        if unknown:
+            raise ValueError(f"unknown flow keys: {sorted(unknown)}")
+        parts = [flows.get("forward"), flows.get("backward"), flows.get("forward_valid"), flows.get("backward_valid")]
+    else:
+        parts = list(flows)
+        if len(parts) not in (2, 4):
+            raise ValueError("flows must be (forward, backward[, forward_valid, backward_valid])")
+        parts += [None] * (4 - len(parts))
+    if parts[0] is None or parts[1] is None:
+        raise ValueError("flows need both a forward and a backward flow")
+    return parts
+
+
+def _guide_tensor(name: str, kind: str, tensor, b: int, t: int, ch: int, like: torch.Tensor) -> torch.Tensor:
+    """A ``(B, T-1, ch, H, W)`` flow or mask, checked, as ``(B*(T-1), ch, H, W)`` on ``like``'s device/dtype."""
+    if tensor.dim() != 5 or tuple(tensor.shape[:3]) != (b, t - 1, ch):
+        raise ValueError(f"{name} {kind} must have shape (B, T-1, {ch}, H, W) = ({b}, {t - 1}, {ch}, H, W), "
+                         f"got {tuple(tensor.shape)}")
+    return tensor.to(like.device, like.dtype).reshape(b * (t - 1), ch, *tensor.shape[-2:])
