@@ -1,4 +1,4 @@
-"""GPU check of the TSAM network (issue 11, section 5): parity, precision, speed and VRAM on CUDA.
+"""GPU check of the TSAM network (docs/benchmarks.md, "GPU check"): parity, precision, speed and VRAM on CUDA.
 
     python benchmarks/gpu_check.py [--json out.json]          # one CUDA GPU, a few minutes
     python benchmarks/gpu_check.py --device cpu --quick       # dry run of everything but CUDA
@@ -96,11 +96,11 @@ def tf32(enabled: bool):
     if conv is not None and hasattr(conv, "fp32_precision"):
         before = conv.fp32_precision
         conv.fp32_precision = "tf32" if enabled else "ieee"
-        restore = lambda: setattr(conv, "fp32_precision", before)  # noqa: E731
+        restore = lambda: setattr(conv, "fp32_precision", before)
     else:
         before = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = enabled
-        restore = lambda: setattr(torch.backends.cudnn, "allow_tf32", before)  # noqa: E731
+        restore = lambda: setattr(torch.backends.cudnn, "allow_tf32", before)
     try:
         yield
     finally:

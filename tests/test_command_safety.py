@@ -427,3 +427,41 @@ def test_eval_mask_folder_with_a_gap_is_an_error(folder_ds, tmp_path, capsys):
     (masks / "b" / "00003.png").unlink()
     code, err = run(_eval(folder_ds, "--masks", masks), capsys)
     assert code == 7 and "00003.png" in err and one_error_line(err), err
+
+
+# ---------------------------------------------------------------------------------------
+# found by the hostile suite (tests/test_hostile.py, pytest -m slow); fast versions here
+
+def test_a_newline_in_a_path_stays_one_error_line(tmp_path, capsys):
+    code, err = run(["inpaint", tmp_path / "no\nsuch.mp4", "--box", "1,1,4,4", "-o", tmp_path / "o.mp4"], capsys)
+    assert code == 3 and one_error_line(err) and "no\\nsuch.mp4" in err, err
+
+
+def test_no_output_inside_an_input_folder(tmp_path, capsys):
+    from conftest import write_pngs
+
+    frames = write_pngs(tmp_path / "frames", translating_video(T=4, h=48, w=64))
+    before = snapshot(frames)
+    for command in (["inpaint"], ["preview"]):
+        code, err = run([*command, frames, "--box", "1,1,8,8", "-o", frames / "o.mp4"], capsys)
+        assert code == 5 and "inside the input" in err, err
+    assert snapshot(frames) == before and sorted(p.name for p in frames.iterdir()) == sorted(p.name for p in before)
+
+
+def test_a_marker_that_is_a_folder_is_not_tsams(small, tmp_path, capsys):
+    out = tmp_path / "f"
+    (out / ".tsam-output").mkdir(parents=True)
+    (out / ".tsam-output" / "x").write_text("mine")
+    code, err = run(["inpaint", small, "--box", "1,1,8,8", "-o", out, "--overwrite"], capsys)
+    assert code == 5 and (out / ".tsam-output" / "x").read_text() == "mine", err
+
+
+def test_eval_does_not_leave_out_an_entry_that_is_not_a_clip(folder_ds, capsys):
+    (folder_ds / "c").mkdir()
+    code, err = run(_eval(folder_ds), capsys)
+    assert code == 7 and "holds no frames" in err and one_error_line(err), err
+
+
+def test_a_too_long_name_is_exit_5(small, tmp_path, capsys):
+    code, err = run(["inpaint", small, "--box", "1,1,8,8", "-o", tmp_path / ("o" * 252 + ".mp4")], capsys)
+    assert code == 5 and "more than the 255" in err and one_error_line(err), err

@@ -184,7 +184,7 @@ def test_sar_and_colour_tags_survive(tmp_path, suffix):
     _run(src, out)
     a, b = probe(src), probe(out)
     assert a.sample_aspect_ratio == b.sample_aspect_ratio == Fraction(2, 1)
-    tags = lambda i: (i.color_primaries, i.color_trc, i.colorspace, i.color_range)  # noqa: E731
+    tags = lambda i: (i.color_primaries, i.color_trc, i.colorspace, i.color_range)
     assert tags(a) == tags(b) == (1, 1, 1, 1)
 
 

@@ -1,4 +1,4 @@
-"""Shot cuts (issue 10): detected from colour + flow, and nothing propagates across them."""
+"""Shot cuts (docs/shot-cuts.md): detected from colour + flow, and nothing propagates across them."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # keep pytest output clean
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:  # http.server's naming
         st = self.state
         with st.lock:
             st.requests.append({"path": self.path, "range": self.headers.get("Range")})

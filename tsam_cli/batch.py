@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tsam_cli.data.layouts import VIDEO_SUFFIXES
-from tsam_cli.errors import Interrupted, TsamError, UsageError
+from tsam_cli.errors import Interrupted, OutputError, TsamError, UsageError
 from tsam_cli.media import IMAGE_SUFFIXES, VIDEO_OUT_SUFFIXES, natural_key
 from tsam_cli.media.masks import LOSSLESS_IMAGE_SUFFIXES
 
@@ -153,6 +153,7 @@ def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | 
     if mask_dir is not None and not mask_dir.is_dir():
         raise UsageError(f"--mask-dir {mask_dir} is not a folder: give the folder holding one mask per input")
     _refuse_collisions(inputs, out_dir)
+    _refuse_output_folder(out_dir, inputs, mask_dir)
     index, count = shard
     mine = inputs[index::count]
     jobs = []
@@ -160,6 +161,20 @@ def plan(inputs: list[Path], out_dir: Path, mask: Path | None, mask_dir: Path | 
         m = find_mask(mask_dir, v, inputs) if mask_dir is not None else mask
         jobs.append(Job(v, output_for(v, out_dir), m))
     return jobs
+
+
+def _refuse_output_folder(out_dir: Path, inputs: list[Path], mask_dir: Path | None) -> None:
+    """The batch's output folder may not be inside the mask folder or a frame-folder input, and
+    no output may be an input (``-o`` the inputs' own folder): OutputError before any work."""
+    from tsam_cli.media.output import refuse_inside
+
+    folders = [("the mask folder", mask_dir)] if mask_dir is not None else []
+    refuse_inside(out_dir, folders + [("the input", v) for v in inputs if v.is_dir()], "-o")
+    taken = {_same_key(v) for v in inputs}
+    for v in inputs:
+        if _same_key(output_for(v, out_dir)) in taken:
+            raise OutputError(f"-o {out_dir}: the output of {v} would be {output_for(v, out_dir)}, an input of the "
+                              "batch: choose another output folder")
 
 
 def _refuse_collisions(inputs: list[Path], out_dir: Path) -> None:

@@ -11,6 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def one_line(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) shown escaped, as
+    Python writes them, so an error stays one line and says exactly which name is meant."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def plural(n: int, noun: str) -> str:
     """``"1 frame"``, ``"2 frames"``: counts in messages read as English."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
@@ -85,7 +93,7 @@ class RichReporter(NullReporter):
         from rich.text import Text
 
         super().warn(msg)
-        self.console.print(Text.assemble(("warning: ", "yellow"), msg), soft_wrap=True)
+        self.console.print(Text.assemble(("warning: ", "yellow"), one_line(msg)), soft_wrap=True)
 
     def info(self, msg: str) -> None:
         """``msg`` is plain text, printed as it is (no rich markup)."""

@@ -27,24 +27,23 @@ This module must stay importable without torch (``tsam weights`` runs without it
 from __future__ import annotations
 
 import hashlib
-import http.client
 import inspect
 import os
 import re
-import socket
-import ssl
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from tsam_cli import __version__
 from tsam_cli.errors import WeightsError
+
+if TYPE_CHECKING:  # the network modules (ssl, http.client: ~30 ms) load only when a download runs
+    import http.client
+    import urllib.request
 
 __all__ = [
     "OFFICIAL",
@@ -395,6 +394,11 @@ def _backoff(attempt: int) -> float:
 
 def _classify_oserror(err: BaseException) -> Exception:
     """Map a low-level network error to _Transient or _Permanent."""
+    import http.client
+    import socket
+    import ssl
+    import urllib.error
+
     reason = err.reason if isinstance(err, urllib.error.URLError) else err
     if isinstance(reason, (ConnectionRefusedError, socket.gaierror, ssl.SSLCertVerificationError)):
         return _Permanent(_one_line(reason))
@@ -408,6 +412,8 @@ def _classify_oserror(err: BaseException) -> Exception:
 
 def _build_request(url: str, offset: int) -> urllib.request.Request:
     """A GET for ``url`` with our User-Agent; from byte ``offset`` on (``Range``) when non-zero."""
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": f"tsam/{__version__}"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
@@ -427,6 +433,10 @@ def _http_error(code: int, part: Path, offset: int) -> Exception:
 
 def _open_url(request: urllib.request.Request, part: Path, offset: int) -> http.client.HTTPResponse:
     """Send ``request``; network and HTTP errors become _Transient / _Permanent."""
+    import http.client
+    import urllib.error
+    import urllib.request
+
     try:
         return urllib.request.urlopen(request, timeout=_TIMEOUT_S)
     except urllib.error.HTTPError as err:
@@ -455,6 +465,8 @@ def _content_length(response: http.client.HTTPResponse) -> int | None:
 
 def _read_block(response: http.client.HTTPResponse) -> bytes:
     """The next chunk of the body (b"" at its end); network errors become _Transient / _Permanent."""
+    import http.client
+
     try:
         return response.read(_CHUNK)
     except (OSError, http.client.HTTPException) as err:
@@ -876,21 +888,23 @@ def _stamp(path: Path) -> str:
 @contextmanager
 def _cache_lock(spec: WeightSpec) -> Iterator[None]:
     """Hold ``flock`` on ``<cache>/.<name>.lock``: parallel runs (torchrun, batch shards) wait
-    for one download and one conversion instead of doing them side by side. Without a
-    writable cache (or off POSIX) there is no lock; the atomic renames still keep files whole,
-    and the write that needs the folder reports the problem."""
-    try:
-        import fcntl
+    for one download and one conversion instead of doing them side by side; the lock file is
+    removed when released (:func:`tsam_cli.media.output.take_lock`). Without a writable cache
+    (or off POSIX) there is no lock; the atomic renames still keep files whole, and the write
+    that needs the folder reports the problem."""
+    from tsam_cli.media.output import current_umask, drop_lock, take_lock
 
-        folder = cache_dir()
-        folder.mkdir(parents=True, exist_ok=True)
-        handle = open(folder / f".{spec.name}.lock", "a")  # closed by the `with` below
+    path = cache_dir() / f".{spec.name}.lock"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = take_lock(path, current_umask(), wait=True)
     except (ImportError, OSError):
+        fd = None
+    try:
         yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+    finally:
+        if fd is not None:
+            drop_lock(path, fd)
 
 
 def _conversion_is_current(dst: Path, pth: Path) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from tsam_cli.data.mask_gen import KINDS
+from tsam_cli.data.mask_kinds import KINDS
 from tsam_cli.errors import UsageError
 from tsam_cli.options import parse_size
 

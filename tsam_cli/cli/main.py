@@ -1,4 +1,4 @@
-"""The ``tsam`` command line: a thin Typer layer over :mod:`tsam_cli.core.pipeline`.
+"""The ``tsam`` command line: a thin Typer layer over :mod:`tsam_cli.api` and :mod:`tsam_cli.batch`.
 
 Heavy modules (torch, cv2, av) are imported inside the commands, so ``tsam --help`` and
 ``tsam --version`` answer instantly. Errors: every :class:`~tsam_cli.errors.TsamError` is
@@ -18,7 +18,7 @@ import typer
 from tsam_cli import __version__
 from tsam_cli.errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
 from tsam_cli.options import cli_parameters, from_cli
-from tsam_cli.ui import plural
+from tsam_cli.ui import one_line, plural
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -129,7 +129,7 @@ def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> Non
 
 
 def _mount_subcommands() -> None:
-    """Mount the other command groups (their modules import only typer at load time)."""
+    """Mount the other command groups (their modules import no torch, cv2 or av at load time)."""
     from tsam_cli.cli.eval import eval_command, masks_app
     from tsam_cli.cli.mask import mask_app
     from tsam_cli.cli.preview import preview_command
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     except TsamError as exc:
         if _DEBUG["on"]:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {one_line(str(exc))}", err=True)
         return exc.exit_code
     except Signalled as exc:  # a command without its own clean-up (nothing half-written to remove)
         typer.echo("error: interrupted", err=True)

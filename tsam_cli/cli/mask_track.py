@@ -2,7 +2,7 @@
 
 Registered by :mod:`tsam_cli.cli.mask` as ``mask_app.command("track")(track_command)``. A thin
 layer over :func:`tsam_cli.masking.track.track_video`: the options are the fields of
-:class:`~tsam_cli.masking.track.TrackOptions` (parameters generated from it); errors are
+:class:`~tsam_cli.masking.options.TrackOptions` (parameters generated from it); errors are
 :class:`~tsam_cli.errors.TsamError` subclasses printed as one line by the main entry point.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tsam_cli.cli.common import MASK_OUTPUT_HELP, run_reported, video_command
-from tsam_cli.masking.track import TrackOptions
+from tsam_cli.masking.options import TrackOptions
 from tsam_cli.options import from_cli
 
 

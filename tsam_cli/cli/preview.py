@@ -2,8 +2,8 @@
 
 Mounted by :func:`tsam_cli.cli.main._mount_subcommands` as ``app.command("preview")(preview_command)``.
 A thin layer over :func:`tsam_cli.masking.preview.write_preview`; the options are the fields
-of :class:`~tsam_cli.masking.preview.PreviewOptions`. Only typer and the standard library
-(plus numpy, already loaded by the CLI) are imported at load time.
+of :class:`~tsam_cli.masking.options.PreviewOptions`. Only typer and the standard library are
+imported at load time (``tsam --help`` loads this module).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tsam_cli.cli.common import run_reported, video_command
-from tsam_cli.masking.preview import PreviewOptions
+from tsam_cli.masking.options import PreviewOptions
 from tsam_cli.options import from_cli
 from tsam_cli.ui import plural
 

@@ -49,7 +49,7 @@ def list_weights() -> None:
     """Show every known weight file (size, source, cached, checksum) and what --model auto picks here."""
     # a cache that cannot be used (TSAM_HOME a file, an unreadable folder) is the same one-line
     # error (exit 6) as for `download`, rather than a table of misleading "missing" rows
-    table = Table(title="tsam weights", caption=f"cache: {weights.checked_cache_dir()}")
+    table = Table(title="tsam weights", caption=Text(f"cache: {weights.checked_cache_dir()}"))
     table.add_column("Name", style="bold")
     table.add_column("Size", justify="right")
     table.add_column("Source")
@@ -74,7 +74,7 @@ def list_weights() -> None:
             _human_size(size),  # type: ignore[arg-type]
             spec.source.host,
             cached,
-            f"[{_CHECKSUM_STYLE.get(state, '')}]{state}[/]",
+            Text(state, style=_CHECKSUM_STYLE.get(state, "")),  # Text: a state is never read as markup
             spec.description,
         )
     console = Console(soft_wrap=False)

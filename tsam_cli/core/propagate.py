@@ -38,8 +38,8 @@ FILLER_HOPS = 1000.0
 
 #: weight of the completed previous frame against the backward sweep, on top of ``1 / hops``:
 #: that frame is itself mostly a blend of the backward chain one frame earlier, so counting it
-#: as an independent estimate counts the same content twice. Measured (docs/benchmarks.md, issue
-#: 10): 0.5 lowers the flicker of thin moving holes from 1.31x to 1.28x the floor for -0.01 to
+#: as an independent estimate counts the same content twice. Measured (docs/benchmarks.md,
+#: "Follow-up: blend weight, cubic resampling, filler settings"): 0.5 lowers the flicker of thin moving holes from 1.31x to 1.28x the floor for -0.01 to
 #: -0.1 dB hole PSNR; 0.25 loses 0.15 dB on moving holes, 3 raises flicker (1.35x)
 FORWARD_WEIGHT = 0.5
 
@@ -48,7 +48,7 @@ FORWARD_WEIGHT = 0.5
 #: inside the hole, is sampled once from the frame it was copied from (cubic), not at every hop
 FOLLOW_HOPS = 3
 #: px from the hole's border from which colours are followed (:data:`FOLLOW_HOPS`). Measured
-#: (docs/benchmarks.md, issue 10, third round; 12 clips): hole sharpness 0.661 -> 0.714
+#: (docs/benchmarks.md, "Third round: colours followed to where they came from"; 12 clips): hole sharpness 0.661 -> 0.714
 #: (stationary blobs) and 0.817 -> 0.866 (moving blobs), moving-blob hole PSNR +0.2 dB, flicker
 #: 0.99x -> 1.09x and 1.04x -> 1.14x of the floor. Near the border (thin holes) and for short
 #: chains the per-hop resampling is kept: there it smooths frame-to-frame jitter, and following

@@ -1,7 +1,7 @@
 """Shot cuts: no colour is ever copied, nor any flow trusted, across a cut.
 
 A cut between two frames makes their optical flow meaningless; flow-guided propagation would
-then paste the other shot's content into the hole (issue 10: "content from the other side of
+then paste the other shot's content into the hole ("content from the other side of
 a shot cut leaks in"). :func:`is_cut` decides per pair of neighbouring frames, and the pipeline
 treats a pair across a cut like a pair without flow (nothing propagates through it).
 

@@ -138,14 +138,33 @@ def check_root(dataset: str, root: str | Path) -> Path:
     return root
 
 
-def discover(dataset: str, root: str | Path) -> list[Clip]:
+def discover(dataset: str, root: str | Path, strict: bool = False) -> list[Clip]:
     """All clips of a dataset in natural order (see the module docstring for the layouts).
 
     Raises ``UsageError`` for an unknown dataset name and ``DatasetError`` (one line, naming the
     expected layout) for a missing root or a root without a clip in the expected layout.
+    ``strict`` (evaluation: every clip must be scored): an entry where a clip belongs that is
+    not one (a folder without frames, a FIFO named like a video) is a DatasetError naming it,
+    not silently left out.
     """
     root = check_root(dataset, root)
-    return _LAYOUTS[dataset](root)
+    clips = _LAYOUTS[dataset](root)
+    if strict:
+        _refuse_unusable(Path(clips[0].source).parent, {c.source for c in clips})
+    return clips
+
+
+def _refuse_unusable(folder: Path, used: set[Path]) -> None:
+    """DatasetError for the first non-hidden entry of ``folder`` that looks like a clip but is
+    not one: a folder without frames, or a video name that is not a regular file."""
+    for p in _natural(folder.iterdir()):
+        if _hidden(p) or p in used:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            raise DatasetError(f"{p} holds no frames: add its frames, or move it out of the dataset")
+        if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_file():
+            raise DatasetError(f"{p} is not a regular file (a FIFO, device or broken link): replace it with the "
+                               "video file, or move it out of the dataset")
 
 
 __all__ = [

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-KINDS = ("object", "curve", "stationary")
+from tsam_cli.data.mask_kinds import KINDS  # kept in a numpy-free module: the CLI lists them at start
 
 #: Area buckets of the paper (§4.2): 0-10 % ... 60-70 % of the frame area.
 AREA_BUCKETS: tuple[tuple[float, float], ...] = tuple((i / 10, (i + 1) / 10) for i in range(7))

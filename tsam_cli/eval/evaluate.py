@@ -100,7 +100,7 @@ def discover(dataset: str, root: str | Path, max_videos: int | None = None) -> l
     name (``a/`` and ``a.mp4`` in a folder dataset) are a ``DatasetError``.  ``max_videos``
     keeps the first N.
     """
-    clips = datasets.discover(dataset, root)
+    clips = datasets.discover(dataset, root, strict=True)
     seen: set[str] = set()
     for clip in clips:
         if clip.name in seen:

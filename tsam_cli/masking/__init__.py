@@ -4,13 +4,22 @@
   (``pip install -e ".[text]"``); :mod:`.boxes` holds its detector-free parts (region, box
   carrying between detections, tracks, gap bridging, padding);
 * :mod:`.static`: static overlays (logos, channel bugs) from temporal statistics, no model;
+* :mod:`.track`: ``tsam mask track``, one object followed from a box or mask on one frame
+  (flow carry + re-fit); :mod:`.appearance` holds its learned re-fit (colour histogram + a
+  small net trained on the seed frame);
 * :mod:`.save`: :func:`~.save.save_masks`, masks -> lossless mask video or PNG folder that
   ``tsam inpaint --mask`` reads back exactly;
-* :mod:`.remove`: ``tsam inpaint --remove``: detect into a temporary mask, then inpaint;
-* :mod:`.options`: the options dataclass of each command.
+* :mod:`.remove`: the detector step of ``tsam inpaint --remove``: detect into a temporary
+  mask video (:func:`~.remove.removal_mask`), which :func:`tsam_cli.api.inpaint` then inpaints with;
+* :mod:`.preview`: ``tsam preview`` and ``inpaint --preview``: the mask tinted over the
+  video, or input and result side by side;
+* :mod:`.options`: the options of ``mask text``, ``mask static``, ``mask track`` and
+  ``preview`` (standard library only: the CLI builds its commands from them at start).
 
-Masks are ``(H, W) bool`` in the video's coded orientation, True = remove, as everywhere in
-tsam. Only the standard library is imported here: ``tsam --help`` loads this package.
+This package holds :func:`make_mask` (``tsam mask text|static``: detect, then save) and
+:func:`mask_frames` (the detection alone). Masks are ``(H, W) bool`` in the video's coded
+orientation, True = remove, as everywhere in tsam. Only the standard library and
+:mod:`tsam_cli.ui` are imported here: ``tsam --help`` loads this package.
 """
 
 from __future__ import annotations

@@ -22,52 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tsam_cli.errors import InputError, UsageError
-from tsam_cli.masking.options import OutputFlags
-from tsam_cli.options import _check_range, _opt
+from tsam_cli.errors import InputError
+from tsam_cli.masking.options import PreviewOptions
 from tsam_cli.ui import plural
 
 #: tint of the overlay: a saturated magenta is rare in natural footage (RGB)
 OVERLAY_COLOUR = (255, 0, 255)
-
-
-@dataclass
-class PreviewOptions(OutputFlags):
-    """Options of ``tsam preview``; :meth:`validate` checks every range."""
-
-    mask: str | None = _opt(None, "--mask", "Mask to overlay: video, folder of images or one image (white = remove).",
-                            short="-m", cli_type=Path | None)
-    box: str | None = _opt(None, "--box", "Rectangle to overlay, x,y,w,h in video pixels (alone or with --mask).",
-                           cli_type=str | None)
-    result: str | None = _opt(None, "--result", "A finished result to compare with VIDEO (side by side, or --wipe).",
-                              cli_type=Path | None)
-    wipe: bool = _opt(False, "--wipe", "With --result: one frame, result left of a moving border, input right.")
-    # the same default as tsam inpaint, so the tint shows what inpaint will really fill
-    dilate: int = _opt(4, "--dilate", "Grow the mask by this many pixels before drawing (as inpaint does).")
-    invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
-    mask_threshold: int | None = _opt(None, "--mask-threshold", "As tsam inpaint --mask-threshold.",
-                                      cli_type=int | None)
-    # 0.45: the content under the tint stays readable and the tint is visible on any colour
-    opacity: float = _opt(0.45, "--opacity", "Opacity of the tint, 0-1.")
-    # 2 px outline is visible at 240p and still thin at 1080p
-    outline: int = _opt(2, "--outline", "Width of the mask's outline in pixels (0 = none).")
-    # 3 s at 25 fps: slow enough to look at both sides
-    wipe_period: int = _opt(75, "--wipe-period", "Frames for the wipe border to cross and come back.")
-    # 23: x264's default quality, a preview need not be visually lossless
-    crf: int = _opt(23, "--crf", "H.264 quality of the preview (0-51, lower is better).")
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` naming the option and the fix."""
-        if self.result is None and self.mask is None and self.box is None:
-            raise UsageError("nothing to preview: pass --mask/--box to overlay a mask, or --result OUT to compare")
-        if self.result is not None and (self.mask is not None or self.box is not None):
-            raise UsageError("--result compares a finished result; --mask/--box overlay a mask: give one or the other")
-        if self.wipe and self.result is None:
-            raise UsageError("--wipe compares input and result: give --result OUT too")
-        for name, value, lo, hi in [("--dilate", self.dilate, 0, 256), ("--opacity", self.opacity, 0.0, 1.0),
-                                    ("--outline", self.outline, 0, 64), ("--wipe-period", self.wipe_period, 2, 10**6),
-                                    ("--crf", self.crf, 0, 51)]:
-            _check_range(name, value, lo, hi)
 
 
 # ---------------------------------------------------------------------------- drawing

@@ -51,82 +51,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np  # already loaded by the CLI at start (cheap); cv2 and av are imported in functions
+import numpy as np  # this module is loaded by the commands, not by `tsam --help`; cv2 and av in functions
 
 from tsam_cli.errors import MaskError, UsageError
-from tsam_cli.masking.options import OutputFlags
-from tsam_cli.options import _check_choice, _check_range, _opt
+from tsam_cli.masking.options import TrackOptions
 from tsam_cli.ui import plural
-
-#: ``--flow`` names accepted (tsam_cli.flow.make_estimator)
-TRACK_FLOWS = ("dis", "dis-fast", "dis-ultrafast")
-
-
-@dataclass
-class TrackOptions(OutputFlags):
-    """Options of ``tsam mask track``; :meth:`validate` checks every range."""
-
-    box: str | None = _opt(None, "--box", "The object on the seed frame, x,y,w,h in pixels of the video as shown.",
-                            cli_type=str | None)
-    seed: str | None = _opt(None, "--seed", "Or a mask image of the object on the seed frame (white = object; "
-                            "a mask video/folder: its frame --frame).", cli_type=Path | None)
-    # the first frame is where most users draw
-    frame: int = _opt(0, "--frame", "The frame the box/seed mask is drawn on (0 = first); tracked forward and back.")
-    # 480 px keeps flow + re-fit near 0.1-0.3 s/frame on 2 cores; masks are upscaled smoothly
-    max_size: int = _opt(480, "--max-size", "Track at most this many pixels on the long side.")
-    # medium DIS: the fast presets lose thin parts (bike frames, limbs)
-    flow: str = _opt("dis", "--flow", "Optical flow: dis, dis-fast, dis-ultrafast.")
-    # own: per-pixel flow, but pixels that move like the background, disagree forward/backward
-    # or stray from the object's own motion (occluders, background seen through) take that
-    # motion; object: the whole mask moves by one shift; flow: every pixel follows the flow
-    motion: str = _opt("own", "--motion", "How the mask moves: own (per pixel, occlusion-aware), object (one "
-                       "shift per frame) or flow (per pixel, raw).")
-    # re-fit each frame; measured in docs/benchmarks.md ("Mask tracking")
-    refine: bool = _opt(True, "--no-refine", "Do not re-fit the mask to the object each frame.",
-                        invert=True)
-    # learned: colour + a small net trained on the seed frame (tsam_cli.masking.appearance);
-    # grabcut: GrabCut on this frame's colours, the former default: faster (0.10 / 0.18 s/frame vs
-    # 0.55 / 0.35) but mean IoU 0.197 / 0.477 vs learned's 0.397 / 0.745 (bmx-trees / schoolgirls,
-    # docs/benchmarks.md "Mask tracking and preview")
-    refit: str = _opt("learned", "--refit", "How the mask is re-fitted: learned (seed-frame appearance) or grabcut.")
-    # 150 steps: 100 measured 0.397 / 0.765, 150 0.403 / 0.767 (bmx-trees / schoolgirls)
-    net_steps: int = _opt(150, "--net-steps", "Training steps of the appearance net on the seed frame "
-                          "(0 = colour only; --refit learned).")
-    # every 5 frames, 10 steps on the frame's far background (OnAVOS-style negatives)
-    update_every: int = _opt(5, "--update-every", "Teach the appearance net the new background every N frames "
-                             "(0 = never; --refit learned).")
-    # 3 graph-cut rounds: GrabCut's energy barely changes after the third
-    iterations: int = _opt(3, "--iterations", "GrabCut rounds per frame.")
-    # 'probably background' ring: a few px more than the flow's error at object borders (DIS
-    # matches 8x8 patches, so vectors within ~4 px of a border mix both sides)
-    ring: int = _opt(12, "--ring", "Width of the band around the carried mask GrabCut may grow into (tracking px).")
-    # deeper than this inside the carried mask is taken as certainly the object
-    core: int = _opt(6, "--core", "Pixels deeper than this inside the carried mask are kept for sure (tracking px).")
-    # GrabCut's area may change by at most this factor vs the carried mask, else it collapsed
-    area_change: float = _opt(1.6, "--area-change", "Largest area change GrabCut may make in one frame (factor).")
-    # ... and must overlap the carried mask at least this much (IoU)
-    min_agreement: float = _opt(0.5, "--min-agreement", "Least IoU between GrabCut's mask and the carried one.")
-    # below this many tracking pixels the object is gone (left the frame or hidden)
-    min_area: int = _opt(12, "--min-area", "The object is lost (empty masks from there on) below this many pixels.")
-    # the saved mask is the object; tsam inpaint grows it by its own --dilate (4) again
-    dilate: int = _opt(0, "--dilate", "Grow the saved masks by this many pixels.")
-    invert_seed: bool = _opt(False, "--invert-seed", "Black/zero = object in the seed mask.")
-
-    def validate(self) -> None:
-        """Raise :class:`UsageError` naming the option and its range."""
-        if self.box is None and self.seed is None:
-            raise UsageError("no object given: pass --box x,y,w,h or --seed MASK_IMAGE (drawn on --frame N)")
-        for name, value, lo, hi in [
-            ("--frame", self.frame, 0, 10**9), ("--max-size", self.max_size, 32, 4096),
-            ("--iterations", self.iterations, 1, 20), ("--ring", self.ring, 1, 200), ("--core", self.core, 0, 200),
-            ("--area-change", self.area_change, 1.0, 100.0), ("--min-agreement", self.min_agreement, 0.0, 1.0),
-            ("--min-area", self.min_area, 1, 10**7), ("--dilate", self.dilate, 0, 256),
-            ("--net-steps", self.net_steps, 0, 100000), ("--update-every", self.update_every, 0, 10**6),
-        ]:
-            _check_range(name, value, lo, hi)
-        _check_choice("--flow", self.flow, TRACK_FLOWS)
-        _check_choice("--motion", self.motion, ("own", "object", "flow"))
-        _check_choice("--refit", self.refit, ("learned", "grabcut"))
 
 
 # ---------------------------------------------------------------------------- one step

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsam_cli.ui import plural  # noqa: F401 - the media modules take it from here
+from tsam_cli.ui import plural  # the media modules take it from here
 
 #: the orientation tag of TIFF/EXIF IFD0
 _ORIENTATION_TAG = 0x0112

@@ -2,9 +2,10 @@
 
 The rules (``docs/design.md``, "Safety rules"):
 
-* ``-o`` is a new path, an existing **regular file** with a video suffix, or an existing
-  folder that holds only frames as tsam writes them (``00000.png`` ...) or nothing. Symbolic
-  links, device nodes, FIFOs and sockets are refused, whatever ``--overwrite`` says.
+* ``-o`` is a new path, an existing **regular file** with a suffix the command writes, or an
+  existing folder that is empty or holds only frames as tsam writes them (``00000.png`` ...)
+  and tsam's marker (below). ``-o -`` (standard output), symbolic links, device nodes, FIFOs
+  and sockets are refused, whatever ``--overwrite`` says.
 * ``-o`` is never one of the protected paths (input video or frame folder, mask, mask
   folder, weight file), nor a folder containing one of them, nor the current folder or one
   of its parents. Paths are compared by device + inode as well as by resolved name, so
@@ -12,19 +13,21 @@ The rules (``docs/design.md``, "Safety rules"):
   are all caught.
 * An exclusive lock (``flock`` on ``.NAME.tsam-lock`` beside the target) is held from the
   check to the end of the run: a second run with the same ``-o`` stops at once (exit 5).
-* The result is written to a hidden temporary ``.NAME.tsam-PID.tmp...`` beside the target.
-  :meth:`OutputTarget.commit` swaps it in with signals held back: a file is replaced by
-  one ``rename``; a folder is renamed aside (``.NAME.tsam-PID.old``), the new one renamed
-  in, the old one deleted. Whatever interrupts the run, exactly one complete version is
-  left, and a later run removes temporaries whose process is gone (and restores an old
-  folder that a killed swap left aside).
+* The result is written to a hidden temporary ``.NAME.tsam-PID.RANDOM.tmp[SUFFIX]`` beside
+  the target. :meth:`OutputTarget.commit` swaps it in with signals held back: a file is
+  replaced by one ``rename``; a folder is renamed aside (``.NAME.tsam-PID.old``), the new one
+  renamed in, the old one deleted. Whatever interrupts the run, exactly one complete version
+  is left, and a later run removes temporaries whose process is gone (and restores an old
+  folder that a killed swap left aside). For a NAME over 200 bytes these names use 16 hex
+  digits of its SHA-1 instead, so they still fit the filesystem's 255-byte limit.
 * Final outputs get the normal mode for the user's umask (0644 / 0755 with umask 022).
 * A folder output carries a hidden marker file (``.tsam-output``): only a folder with that
   marker and nothing but ``NNNNN.png`` frames beside it counts as "written by tsam" and may be
   replaced; a user's own folder of ``00000.png`` ... frames never is.
-* The same layer serves every output of every command: videos and frame folders (``-o``),
-  reports (``eval --json/--csv``), weight files (``weights convert``); each caller names the
-  suffixes it writes and the flag that names the path in messages.
+* The same layer serves every output of every command: videos and frame folders (``-o`` of
+  inpaint, preview and the mask makers), reports (``eval --json/--csv``) and
+  ``--keep-results`` folders, ``masks generate`` folders, weight files (``weights convert``);
+  each caller names the suffixes it writes and the flag that names the path in messages.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ MARKER = ".tsam-output"
 #: names longer than this (bytes) get hashed temporary and lock names: the temporary adds about
 #: 40 bytes to the name and most filesystems allow 255
 _LONG_NAME = 200
+#: the longest file name (bytes) Linux filesystems allow
+_MAX_NAME = 255
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -97,9 +102,11 @@ def is_frame_folder(folder: Path) -> bool:
         entries = list(os.scandir(folder))
     except OSError:
         return False
-    frames = [e for e in entries if e.name != MARKER]
-    if len(frames) == len(entries) and entries:
-        return False  # frames without the marker: someone else's folder
+    if not entries:
+        return True
+    marker = [e for e in entries if e.name == MARKER]
+    if not marker or not marker[0].is_file(follow_symlinks=False):
+        return False  # frames without tsam's marker (or a "marker" that is a folder): someone else's
     return all(e.is_file(follow_symlinks=False) and FRAME_NAME.match(e.name) for e in entries if e.name != MARKER)
 
 
@@ -141,13 +148,26 @@ def check_output_path(out: Path, protected: list, overwrite: bool, *, suffixes=V
         raise OutputError(f"{flag} names the current folder: give a new file or folder name")
     if str(out) == "-":
         raise OutputError(f"{flag} -: tsam cannot write to standard output: give a file name")
+    try:
+        return _check_output_path(out, protected, overwrite, suffixes, folders, flag)
+    except OSError as exc:  # a name too long for the filesystem, a folder that cannot be read
+        raise OutputError(f"output {out}: {describe_os_error(exc, flag)}") from None
+
+
+def _check_output_path(out: Path, protected: list, overwrite: bool, suffixes, folders: bool, flag: str) -> str:
+    if len(os.fsencode(out.name)) > _MAX_NAME:
+        raise OutputError(f"output name {out.name[:40]}... is {len(os.fsencode(out.name))} bytes, more than the "
+                          f"{_MAX_NAME} a file name may have: choose a shorter {flag} name")
     if out.is_symlink():
         raise OutputError(f"output {out} is a symbolic link: give the real path, or a new name")
     kind = output_kind(out, suffixes, folders, flag)
-    for what, p in [("the current folder", Path.cwd()), *(_labelled(p) for p in protected)]:
+    inputs = [_labelled(p) for p in protected]
+    for what, p in [("the current folder", Path.cwd()), *inputs]:
         if _identity(p) is not None and _contains(out, p):
             rel = f"is {what}" if _identity(out) == _identity(p) else f"contains {what} {p}"
             raise OutputError(f"output {out} {rel}, which tsam must not replace: choose another {flag} path")
+    # an input folder (frames, masks, a dataset) is read as a whole: nothing is added to it
+    refuse_inside(out, [(what, p) for what, p in inputs if p.is_dir()], flag)
     if out.exists():
         _check_replaceable(out, kind, overwrite, flag)
     _check_parent(out, flag)
@@ -236,6 +256,34 @@ def signals_held() -> Iterator[None]:
             signal.signal(s, handler)
         if pending:
             signal.raise_signal(pending[0])  # now handled as usual, with the swap done
+
+
+def take_lock(path: Path, umask: int, wait: bool) -> int | None:
+    """``flock`` an exclusive lock on the file ``path`` (made if missing, never through a link);
+    returns its descriptor, or None when another process holds it and ``wait`` is False.
+    Release with :func:`drop_lock`, which removes the file: a lock leaves nothing behind.
+    Raises OSError when the file cannot be made."""
+    import fcntl
+
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~umask)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except OSError:
+            os.close(fd)
+            return None
+        if _identity(path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            return fd
+        os.close(fd)  # the previous owner removed the file meanwhile: take the new one
+
+
+def drop_lock(path: Path, fd: int) -> None:
+    """Remove the lock file, then release it (a waiter re-checks the file it locked)."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    os.close(fd)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -339,35 +387,21 @@ class OutputTarget:
 
     # -- locking -----------------------------------------------------------------------
     def _lock(self) -> None:
-        import fcntl
-
-        while True:
-            try:
-                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~self._umask)
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write to {self.path.parent}: {describe_os_error(exc, self._rules['flag'])}") from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise OutputError(
-                    f"another tsam run is writing {self.path} right now: wait for it to finish or choose another "
-                    f"{self._rules['flag']} path") from None
-            if _identity(self._lock_path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
-                self._lock_fd = fd
-                return
-            os.close(fd)  # the lock file was removed by the previous owner meanwhile: take the new one
+        try:
+            fd = take_lock(self._lock_path, self._umask, wait=False)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot write to {self.path.parent}: {describe_os_error(exc, self._rules['flag'])}") from None
+        if fd is None:
+            raise OutputError(
+                f"another tsam run is writing {self.path} right now: wait for it to finish or choose another "
+                f"{self._rules['flag']} path")
+        self._lock_fd = fd
 
     def _unlock(self) -> None:
-        if self._lock_fd is None:
-            return
-        try:
-            os.unlink(self._lock_path)  # unlink before unlocking: a waiter re-checks the inode
-        except OSError:
-            pass
-        os.close(self._lock_fd)
-        self._lock_fd = None
+        if self._lock_fd is not None:
+            drop_lock(self._lock_path, self._lock_fd)
+            self._lock_fd = None
 
     def _recover_stale(self) -> None:
         """Under the lock: remove temporaries of dead runs; put back an old output a killed swap left aside."""

@@ -392,7 +392,7 @@ class VideoWriter(ABC):
             if obj is not None:
                 try:
                     obj.close()
-                except Exception:  # noqa: BLE001 - best effort while already failing
+                except Exception:  # best effort while already failing
                     pass
                 setattr(self, name, None)
 

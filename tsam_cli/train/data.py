@@ -228,7 +228,7 @@ class FlowCache:
                 with np.load(path) as z:
                     return (z["fwd"].astype(np.float32), z["bwd"].astype(np.float32),
                             z["valid_f"], z["valid_b"])
-            except Exception:  # noqa: BLE001 - a corrupt cache file is recomputed
+            except Exception:  # a corrupt cache file is recomputed
                 pass
         from tsam_cli import flow as flow_mod
 

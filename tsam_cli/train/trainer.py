@@ -739,7 +739,7 @@ def _load_init(path: str, load_generator: Callable) -> Any:
         g = load_generator(path)
     except WeightsError as exc:
         raise WeightsError(f"--init: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - a loader error here is a bad file, not a bug of this run
+    except Exception as exc:  # a loader error here is a bad file, not a bug of this run
         raise WeightsError(f"--init {path} cannot be loaded ({_first_line(exc)}): give an intact generator "
                            "weight file (.safetensors or official .pth)") from None
     if not all(torch.isfinite(t).all() for t in g.state_dict().values() if t.is_floating_point()):
@@ -851,7 +851,7 @@ def read_checkpoint(path: Path) -> dict:
     except OSError as exc:
         raise WeightsError(f"cannot read checkpoint {path}: {exc.strerror or exc}: check the file and its "
                            "permissions") from None
-    except Exception as exc:  # noqa: BLE001 - truncated zip, bad pickle: all one problem here
+    except Exception as exc:  # truncated zip, bad pickle: all one problem here
         raise damaged(f"cannot be read: {_first_line(exc)}") from None
     if not isinstance(ck, dict) or any(k not in ck for k in _CHECKPOINT_KEYS):
         raise damaged("not a tsam training checkpoint")
@@ -925,7 +925,7 @@ class TrainState:
             self.step, self.epoch, self.batch_in_epoch = (int(ck["step"]), int(ck["epoch"]),
                                                           int(ck["batch_in_epoch"]))
             _set_rng_state(ck["rng"])
-        except Exception as exc:  # noqa: BLE001 - any mismatch is the same problem for the user
+        except Exception as exc:  # any mismatch is the same problem for the user
             raise WeightsError(f"checkpoint {path} does not fit the run's {CONFIG} ({_first_line(exc)}): "
                                f"restore the {CONFIG} it was written with, or start a new run") from None
         self.saved_step = self.step

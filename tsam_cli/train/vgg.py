@@ -83,7 +83,7 @@ def load_vgg16(path: str | Path, normalize: bool = True) -> VGG16Features:
         raise WeightsError(f"VGG-16 weights not found: {p}")
     try:
         state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         msg = (str(exc).splitlines() or [""])[0][:160] or type(exc).__name__
         raise WeightsError(f"cannot read VGG-16 weights {p}: {msg}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
