@@ -396,7 +396,7 @@ class MaskStream:
                 f"mask {path} has {plural(source.count, 'frame')} but the video has {plural(self.n_frames, 'frame')}: "
                 f"give a mask with at least {plural(self.n_frames, 'frame')} (or one image for all frames)"
             )
-        if source.count is not None and source.count > self.n_frames:
+        if source.count is not None and source.count > self.n_frames and self.spec.flag == "--mask":
             self.reporter.warn(f"mask has {plural(source.count, 'frame')}, the video {self.n_frames}: extra mask frames ignored")
         if isinstance(source, _VideoMasks) and source.count is not None:
             self._check_rate(source)
