@@ -927,6 +927,7 @@ def _convert(pth: Path, dst: Path, fresh: tuple[int, int] | None, reporter) -> P
     that very file, if it cannot be read, is deleted (so the next run fetches it again); a file
     the user put there is kept. When ``dst`` cannot be written, or is a file tsam did not write,
     warns and returns ``pth`` (loaded directly this time)."""
+    from tsam_cli.media.output import file_identity
     from tsam_cli.model.official import load_official_generator, save_generator
 
     reporter.info(f"converting {pth.name} to {dst.name} (once; later runs load it directly)")
@@ -934,7 +935,7 @@ def _convert(pth: Path, dst: Path, fresh: tuple[int, int] | None, reporter) -> P
         try:
             model = load_official_generator(pth)
         except WeightsError as err:
-            if fresh is not None and _identity(pth) == fresh:
+            if fresh is not None and file_identity(pth) == fresh:
                 pth.unlink(missing_ok=True)
                 raise WeightsError(f"{err} (the download was deleted; the next run downloads it again)") from None
             raise WeightsError(f"{err} (delete or replace {pth}: {manual_hint(OFFICIAL)})") from None
@@ -947,14 +948,6 @@ def _convert(pth: Path, dst: Path, fresh: tuple[int, int] | None, reporter) -> P
         except WeightsError as err:
             reporter.warn(f"{err}: loading {pth.name} itself this time (slower)")
             return pth
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
 
 
 def _converted_by_tsam(dst: Path) -> bool:

@@ -74,7 +74,9 @@ def current_umask() -> int:
     return mask
 
 
-def _identity(path: Path) -> tuple[int, int] | None:
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of ``path`` (links followed), None when it cannot be stat'ed: the same
+    file under any name (hard links, symbolic links, ``..``, case variants)."""
     try:
         st = os.stat(path)
     except OSError:
@@ -89,9 +91,9 @@ def _ancestors_and_self(path: Path) -> list[Path]:
 
 def _contains(outer: Path, inner: Path) -> bool:
     """True when ``outer`` is ``inner`` or one of its parent folders (by inode and by name)."""
-    outer_id = _identity(outer)
+    outer_id = file_identity(outer)
     for p in _ancestors_and_self(inner):
-        if p == outer.resolve() or (outer_id is not None and _identity(p) == outer_id):
+        if p == outer.resolve() or (outer_id is not None and file_identity(p) == outer_id):
             return True
     return False
 
@@ -163,8 +165,8 @@ def _check_output_path(out: Path, protected: list, overwrite: bool, suffixes, fo
     kind = output_kind(out, suffixes, folders, flag)
     inputs = [_labelled(p) for p in protected]
     for what, p in [("the current folder", Path.cwd()), *inputs]:
-        if _identity(p) is not None and _contains(out, p):
-            rel = f"is {what}" if _identity(out) == _identity(p) else f"contains {what} {p}"
+        if file_identity(p) is not None and _contains(out, p):
+            rel = f"is {what}" if file_identity(out) == file_identity(p) else f"contains {what} {p}"
             raise OutputError(f"output {out} {rel}, which tsam must not replace: choose another {flag} path")
     # an input folder (frames, masks, a dataset) is read as a whole: nothing is added to it
     refuse_inside(out, [(what, p) for what, p in inputs if p.is_dir()], flag)
@@ -179,7 +181,7 @@ def refuse_inside(out: Path, folders: list, flag: str = "-o") -> None:
     a results folder, a mask folder are read as a whole, and a file added to one changes what
     the next read sees. Raises :class:`OutputError` (exit 5)."""
     for what, folder in (_labelled(f) for f in folders):
-        if _identity(folder) is not None and _contains(folder, Path(out)):
+        if file_identity(folder) is not None and _contains(folder, Path(out)):
             raise OutputError(f"{flag} {out} is inside {what} {folder}, which tsam must not change: "
                               f"choose a {flag} path outside it")
 
@@ -272,7 +274,7 @@ def take_lock(path: Path, umask: int, wait: bool) -> int | None:
         except OSError:
             os.close(fd)
             return None
-        if _identity(path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+        if file_identity(path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
             return fd
         os.close(fd)  # the previous owner removed the file meanwhile: take the new one
 
