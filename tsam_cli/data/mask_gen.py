@@ -113,16 +113,7 @@ def generate_masks(
     Returns:
         ``np.ndarray`` of shape ``(T, H, W)``, dtype uint8, values in {0, 1}; **1 = hole**.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown mask kind {kind!r}: use one of {', '.join(KINDS)}")
-    if T < 1 or H < 8 or W < 8:
-        raise ValueError(f"mask size too small: T={T}, H={H}, W={W} (need T>=1, H,W>=8)")
-    if area is not None:
-        lo, hi = float(area[0]), float(area[1])
-        if not (0.0 <= lo < hi <= 1.0):
-            raise ValueError(f"area must be (lo, hi) with 0 <= lo < hi <= 1, got {area}")
-        area = (lo, hi)
-
+    area = _checked_request(kind, T, H, W, area)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed) % (2**63), KINDS.index(kind)]))
     if moving is None:
         move = kind != "stationary"
@@ -134,6 +125,21 @@ def generate_masks(
     if kind == "stationary":
         return _stationary(rng, T, H, W, area, move, max_tries)
     return _strokes(rng, PRESETS[kind], T, H, W, area, move, max_tries)
+
+
+def _checked_request(kind: str, T: int, H: int, W: int, area) -> tuple[float, float] | None:
+    """ValueError for an unknown kind, a size under 8 px or frames under 1, an area that is
+    not ``0 <= lo < hi <= 1``; returns the area as floats (or None)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown mask kind {kind!r}: use one of {', '.join(KINDS)}")
+    if T < 1 or H < 8 or W < 8:
+        raise ValueError(f"mask size too small: T={T}, H={H}, W={W} (need T>=1, H,W>=8)")
+    if area is None:
+        return None
+    lo, hi = float(area[0]), float(area[1])
+    if not (0.0 <= lo < hi <= 1.0):
+        raise ValueError(f"area must be (lo, hi) with 0 <= lo < hi <= 1, got {area}")
+    return lo, hi
 
 
 def hole_ratio(masks: np.ndarray) -> float:
@@ -270,47 +276,10 @@ def _bezier_blob(rng, edge_num, ratio, n_samples=24):
 
 
 def _stationary(rng, T, H, W, area, move, max_tries):
-    import cv2
-
     best, best_gap = None, math.inf
     shrink = 1.0
     for _ in range(max_tries if area is not None else 1):
-        # STTN: height ~ U{H//3 .. H-1}, width ~ U{W//3 .. W-1}, edges 6-8, ratio 0.6-0.8
-        bh = int(rng.integers(H // 3, H))
-        bw = int(rng.integers(W // 3, W))
-        if area is not None:
-            # shrink/grow the bounding box towards the bucket (blob fills ~70 % of it)
-            lo, hi = area
-            target = (lo + hi) / 2
-            s = math.sqrt(max(target, 1e-3) / 0.7 * H * W / (bh * bw)) * shrink
-            bh = int(np.clip(round(bh * s), 3, H))
-            bw = int(np.clip(round(bw * s), 3, W))
-        edge_num = int(rng.integers(6, 9))
-        ratio = int(rng.integers(6, 9)) / 10
-        poly = _bezier_blob(rng, edge_num, ratio)
-        poly = (poly - poly.min(0)) / np.maximum(poly.max(0) - poly.min(0), 1e-9)
-        poly = poly * [bw - 1, bh - 1]
-        shape = np.zeros((bh, bw), np.uint8)
-        cv2.fillPoly(shape, [np.round(poly).astype(np.int32)], 1)
-
-        # position and motion: STTN random_move_control_points (max_speed 3,
-        # acceleration (3, 0.5) gaussian, new random velocity when hitting the border)
-        y, x = rng.uniform(0, H - bh + 1e-9), rng.uniform(0, W - bw + 1e-9)
-        speed, angle = rng.uniform(1, 3), rng.uniform(0, 2 * np.pi)  # STTN: U(3) = U[1,3)
-        out = np.zeros((T, H, W), np.uint8)
-        for t in range(T):
-            if t > 0 and not move:
-                out[t] = out[0]
-                continue
-            if t > 0:
-                y += speed * np.cos(angle)
-                x += speed * np.sin(angle)
-                speed, angle = _random_accelerate(rng, speed, angle, (3, 0.5), gaussian=True)
-                if y > H - bh or y < 0 or x > W - bw or x < 0:
-                    speed, angle = abs(rng.normal(0, 1.5)), rng.uniform(0, 2 * np.pi)
-                y, x = float(np.clip(y, 0, H - bh)), float(np.clip(x, 0, W - bw))
-            iy, ix = int(round(y)), int(round(x))
-            out[t, iy : iy + bh, ix : ix + bw] = shape
+        out = _moving_shape(rng, _blob_shape(rng, H, W, area, shrink), T, H, W, move)
         if area is None:
             return out
         r = hole_ratio(out)
@@ -322,3 +291,51 @@ def _stationary(rng, T, H, W, area, move, max_tries):
         target = (area[0] + area[1]) / 2
         shrink *= math.sqrt(target / max(r, 1e-4))
     return best
+
+
+def _blob_shape(rng, H: int, W: int, area, shrink: float) -> np.ndarray:
+    """One random blob, ``(bh, bw)`` uint8 {0, 1}, sized towards ``area`` when given."""
+    import cv2
+
+    # STTN: height ~ U{H//3 .. H-1}, width ~ U{W//3 .. W-1}, edges 6-8, ratio 0.6-0.8
+    bh = int(rng.integers(H // 3, H))
+    bw = int(rng.integers(W // 3, W))
+    if area is not None:
+        # shrink/grow the bounding box towards the bucket (blob fills ~70 % of it)
+        target = (area[0] + area[1]) / 2
+        s = math.sqrt(max(target, 1e-3) / 0.7 * H * W / (bh * bw)) * shrink
+        bh = int(np.clip(round(bh * s), 3, H))
+        bw = int(np.clip(round(bw * s), 3, W))
+    edge_num = int(rng.integers(6, 9))
+    ratio = int(rng.integers(6, 9)) / 10
+    poly = _bezier_blob(rng, edge_num, ratio)
+    poly = (poly - poly.min(0)) / np.maximum(poly.max(0) - poly.min(0), 1e-9)
+    poly = poly * [bw - 1, bh - 1]
+    shape = np.zeros((bh, bw), np.uint8)
+    cv2.fillPoly(shape, [np.round(poly).astype(np.int32)], 1)
+    return shape
+
+
+def _moving_shape(rng, shape: np.ndarray, T: int, H: int, W: int, move: bool) -> np.ndarray:
+    """``shape`` placed at random and moved over ``T`` frames (or kept still): ``(T, H, W)``.
+
+    Position and motion as STTN's random_move_control_points (max_speed 3, acceleration
+    (3, 0.5) gaussian, a new random velocity when hitting the border)."""
+    bh, bw = shape.shape
+    y, x = rng.uniform(0, H - bh + 1e-9), rng.uniform(0, W - bw + 1e-9)
+    speed, angle = rng.uniform(1, 3), rng.uniform(0, 2 * np.pi)  # STTN: U(3) = U[1,3)
+    out = np.zeros((T, H, W), np.uint8)
+    for t in range(T):
+        if t > 0 and not move:
+            out[t] = out[0]
+            continue
+        if t > 0:
+            y += speed * np.cos(angle)
+            x += speed * np.sin(angle)
+            speed, angle = _random_accelerate(rng, speed, angle, (3, 0.5), gaussian=True)
+            if y > H - bh or y < 0 or x > W - bw or x < 0:
+                speed, angle = abs(rng.normal(0, 1.5)), rng.uniform(0, 2 * np.pi)
+            y, x = float(np.clip(y, 0, H - bh)), float(np.clip(x, 0, W - bw))
+        iy, ix = int(round(y)), int(round(x))
+        out[t, iy : iy + bh, ix : ix + bw] = shape
+    return out

@@ -330,17 +330,8 @@ class ClipDataset:
         bw, bh = cover_size(w0, h0, self.W, self.H)  # base size: flow is computed (and cached) here
         base = [cv2.resize(im, (bw, bh), interpolation=cv2.INTER_AREA) if (im.shape[1], im.shape[0]) != (bw, bh) else im
                 for im in imgs]
-        sw, sh = max(self.W, int(round(bw * sp.scale))), max(self.H, int(round(bh * sp.scale)))
-        x0 = (sp.x0 * (sw - self.W + 1)) // 1_000_001
-        y0 = (sp.y0 * (sh - self.H + 1)) // 1_000_001
-
-        def geom(img: np.ndarray, interp: int) -> np.ndarray:
-            if (sw, sh) != (bw, bh):
-                img = cv2.resize(img, (sw, sh), interpolation=interp)
-            img = img[y0:y0 + self.H, x0:x0 + self.W]
-            return img[:, ::-1] if sp.flip else img
-
-        frames = np.stack([geom(im, cv2.INTER_LINEAR) for im in base])  # (T, H, W, 3)
+        crop = _Crop.of(sp, (bw, bh), self.W, self.H)
+        frames = np.stack([crop.image(im, cv2.INTER_LINEAR) for im in base])  # (T, H, W, 3)
         masks = generate_masks(
             sp.mask_kind, self.T, self.H, self.W, seed=sp.mask_seed, area=sp.mask_area,
             moving=0.5 if sp.mask_kind == "stationary" else None,  # paper §4.1 "Mask Types"
@@ -350,28 +341,62 @@ class ClipDataset:
             "masks": torch.from_numpy(masks.astype(np.float32)).unsqueeze(1),
         }
         if self.with_flow and self.T > 1:
-            fw, bw_, vf, vb = [], [], [], []
-            for t in range(self.T - 1):
-                i, j = sp.indices[t], sp.indices[t + 1]
-                f, b, v1, v2 = self.flows.pair(src.name, i, j, base[t], base[t + 1], (bw, bh))
-                f, b = resize_flow(f, sw, sh), resize_flow(b, sw, sh)
-                f = f[y0:y0 + self.H, x0:x0 + self.W]
-                b = b[y0:y0 + self.H, x0:x0 + self.W]
-                v1 = geom(v1.astype(np.uint8), cv2.INTER_NEAREST)
-                v2 = geom(v2.astype(np.uint8), cv2.INTER_NEAREST)
-                if sp.flip:
-                    f, b = flip_flow(f), flip_flow(b)
-                fw.append(f), bw_.append(b), vf.append(v1), vb.append(v2)
-
-            def t_flow(xs):
-                return torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2).float()
-
-            def t_valid(xs):
-                return torch.from_numpy(np.ascontiguousarray(np.stack(xs))).unsqueeze(1).float()
-
-            out.update(forward=t_flow(fw), backward=t_flow(bw_),
-                       forward_valid=t_valid(vf), backward_valid=t_valid(vb))
+            out.update(self._flows(sp, src, base, crop))
         return out
+
+    def _flows(self, sp, src, base: list, crop: _Crop) -> dict:
+        """The clip's pair flows and validity at the base size (cached), cropped like its frames."""
+        import cv2
+        import torch
+
+        fw, bw_, vf, vb = [], [], [], []
+        for t in range(self.T - 1):
+            i, j = sp.indices[t], sp.indices[t + 1]
+            f, b, v1, v2 = self.flows.pair(src.name, i, j, base[t], base[t + 1], crop.base)
+            fw.append(crop.flow(f)), bw_.append(crop.flow(b))
+            vf.append(crop.image(v1.astype(np.uint8), cv2.INTER_NEAREST))
+            vb.append(crop.image(v2.astype(np.uint8), cv2.INTER_NEAREST))
+
+        def t_flow(xs):
+            return torch.from_numpy(np.ascontiguousarray(np.stack(xs))).permute(0, 3, 1, 2).float()
+
+        def t_valid(xs):
+            return torch.from_numpy(np.ascontiguousarray(np.stack(xs))).unsqueeze(1).float()
+
+        return {"forward": t_flow(fw), "backward": t_flow(bw_), "forward_valid": t_valid(vf),
+                "backward_valid": t_valid(vb)}
+
+
+@dataclass
+class _Crop:
+    """The random scale, crop and flip of one training sample, applied alike to its frames,
+    validity masks and flows (flows are scaled with the picture and mirrored with the flip)."""
+
+    base: tuple[int, int]  # (w, h) the frames were resized to first
+    size: tuple[int, int]  # (w, h) after the random scale
+    x0: int
+    y0: int
+    out: tuple[int, int]  # (W, H) of the crop
+    flip: bool
+
+    @classmethod
+    def of(cls, sp, base: tuple[int, int], W: int, H: int) -> _Crop:
+        bw, bh = base
+        sw, sh = max(W, int(round(bw * sp.scale))), max(H, int(round(bh * sp.scale)))
+        return cls(base, (sw, sh), (sp.x0 * (sw - W + 1)) // 1_000_001, (sp.y0 * (sh - H + 1)) // 1_000_001,
+                   (W, H), sp.flip)
+
+    def image(self, img: np.ndarray, interp: int) -> np.ndarray:
+        import cv2
+
+        if self.size != self.base:
+            img = cv2.resize(img, self.size, interpolation=interp)
+        img = img[self.y0:self.y0 + self.out[1], self.x0:self.x0 + self.out[0]]
+        return img[:, ::-1] if self.flip else img
+
+    def flow(self, f: np.ndarray) -> np.ndarray:
+        f = resize_flow(f, *self.size)[self.y0:self.y0 + self.out[1], self.x0:self.x0 + self.out[0]]
+        return flip_flow(f) if self.flip else f
 
 
 # ----------------------------------------------------------------------------------- sampler
