@@ -72,3 +72,13 @@ def test_the_layers_are_the_documented_ones():
     design = (PACKAGE.parent / "docs" / "design.md").read_text()
     for units in LAYERS:
         assert " ".join(f"`{u}`" for u in units) in design, units
+
+
+def test_no_function_is_longer_than_50_lines():
+    """Functions say one thing each (docs/design.md): none of tsam_cli's runs past 50 lines."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert long == []
