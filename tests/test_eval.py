@@ -16,6 +16,8 @@ from tsam_cli.eval.evaluate import EvalMasks, discover, evaluate, read_frames, w
 
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
 BMX = SHARED / "data" / "bmx-trees" / "frames"
+#: bmx-trees frames 0-5 and 30-35 at SIZE, and known answers (tests/fixtures/README.md)
+CLIP = Path(__file__).resolve().parent / "fixtures" / "eval_clip"
 SIZE = (108, 60)  # frames are written at this size, so evaluation does not resize
 
 needs_shared = pytest.mark.skipif(
@@ -23,18 +25,66 @@ needs_shared = pytest.mark.skipif(
 )
 
 
+def _fixture_module():
+    """tests/fixtures/eval_clip/make_fixture.py: the clip's reader and the known answers' result."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("eval_clip_fixture", CLIP / "make_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _make_davis(root: Path, n_clips=2, n_frames=6) -> Path:
+    """A DAVIS layout of the fixture clips (at most 2 clips of 6 frames), as JPEG quality 95."""
     import cv2
 
-    files = sorted(BMX.glob("*.jpg"))
     for c in range(n_clips):
         d = root / "JPEGImages" / "480p" / f"clip{c}"
         d.mkdir(parents=True)
         for i in range(n_frames):
-            img = cv2.imread(str(files[c * 30 + i]))
-            img = cv2.resize(img, SIZE, interpolation=cv2.INTER_AREA)
+            img = cv2.imread(str(CLIP / "frames" / f"clip{c}" / f"{i:05d}.png"))
             cv2.imwrite(str(d / f"{i:05d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
     return root
+
+
+@needs_shared
+def test_fixture_clip_is_bmx_trees():
+    """The fixture's frames are ../shared's bmx-trees frames 0-5 and 30-35 shrunk to SIZE."""
+    import cv2
+
+    files = sorted(BMX.glob("*.jpg"))
+    fixture = _fixture_module()
+    for name, first in fixture.FIRST.items():
+        ours = fixture.read_clip(CLIP / "frames" / name)
+        theirs = np.stack([cv2.resize(cv2.imread(str(files[first + i])), SIZE, interpolation=cv2.INTER_AREA)[..., ::-1]
+                           for i in range(len(ours))])
+        # another libjpeg may decode the source JPEGs a level apart; the fixture PNGs are exact
+        assert ours.shape == (6, SIZE[1], SIZE[0], 3) and np.abs(ours.astype(int) - theirs).max() <= 2, name
+
+
+def test_known_answers_on_the_fixture_clip(tmp_path):
+    """PSNR (full frame and hole) and SSIM of a known result on a known clip equal the values
+    computed without tsam's metric code (tests/fixtures/eval_clip/make_fixture.py: PSNR from
+    its definition, SSIM as skimage computes it), per video and for the dataset."""
+    import cv2
+
+    fixture = _fixture_module()
+    known = json.loads((CLIP / "known_answers.json").read_text())
+    for name in fixture.FIRST:
+        gt = fixture.read_clip(CLIP / "frames" / name)
+        for i, frame in enumerate(fixture.perturb(gt)):
+            (tmp_path / "res" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "res" / name / f"{i:05d}.png"), frame[..., ::-1])
+        (tmp_path / "masks" / name).mkdir(parents=True)
+        cv2.imwrite(str(tmp_path / "masks" / name / "00000.png"), fixture.hole_mask(*gt.shape[1:3]).astype(np.uint8) * 255)
+    rep = evaluate("folder", CLIP / "frames", results=tmp_path / "res", metrics=["psnr", "ssim"], size=SIZE,
+                   masks=EvalMasks(source=str(tmp_path / "masks")))
+    for v in rep["videos"]:
+        for k, want in known["videos"][v["name"]].items():
+            assert v[k] == pytest.approx(want, rel=0, abs=1e-9), (v["name"], k)
+    for k, want in known["mean"].items():
+        assert rep["mean"][k] == pytest.approx(want, rel=0, abs=1e-9), k
 
 
 def _noisy_results(root: Path, out: Path, amp=5, seed=0) -> float:
@@ -54,7 +104,6 @@ def _noisy_results(root: Path, out: Path, amp=5, seed=0) -> float:
     return float(np.mean(psnrs))
 
 
-@needs_shared
 def test_mode_b_noise_gives_expected_psnr(tmp_path):
     root = _make_davis(tmp_path / "davis")
     expected = _noisy_results(root, tmp_path / "res")
@@ -74,7 +123,6 @@ def test_mode_b_noise_gives_expected_psnr(tmp_path):
     assert rep2["mean"]["ssim"] == pytest.approx(1.0)
 
 
-@needs_shared
 def test_generated_masks_are_deterministic_per_clip(tmp_path):
     root = _make_davis(tmp_path / "davis")
     _noisy_results(root, tmp_path / "res")
@@ -88,7 +136,6 @@ def test_generated_masks_are_deterministic_per_clip(tmp_path):
     assert all(0.27 <= v["hole_ratio"] <= 0.43 for v in d["videos"])
 
 
-@needs_shared
 def test_vfid_unavailable_does_not_abort_other_metrics(tmp_path):
     root = _make_davis(tmp_path / "davis")
     _noisy_results(root, tmp_path / "res")
@@ -99,7 +146,6 @@ def test_vfid_unavailable_does_not_abort_other_metrics(tmp_path):
     assert rep["mean"]["psnr"] is not None
 
 
-@needs_shared
 def test_vfid_with_random_i3d_file(tmp_path):
     root = _make_davis(tmp_path / "davis", n_frames=4)
     _noisy_results(root, tmp_path / "res")
@@ -109,7 +155,6 @@ def test_vfid_with_random_i3d_file(tmp_path):
     assert rep["unavailable"] == {} and rep["mean"]["vfid"] is not None and rep["mean"]["vfid"] >= 0
 
 
-@needs_shared
 def test_json_and_csv_outputs(tmp_path):
     root = _make_davis(tmp_path / "davis")
     _noisy_results(root, tmp_path / "res")
@@ -144,7 +189,6 @@ def _published_file(path, seed=0):
     torch.save(sd, path, _use_new_zipfile_serialization=False)
 
 
-@needs_shared
 def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
     import cv2
 
@@ -181,7 +225,6 @@ def test_mode_a_with_fake_inpaint(tmp_path, monkeypatch):
     assert rep_b["mean"]["psnr"] == pytest.approx(rep["mean"]["psnr"])
 
 
-@needs_shared
 def test_mode_a_with_real_pipeline(tmp_path):
     root = _make_davis(tmp_path / "davis")
     rep = evaluate("davis", root, metrics=["psnr"], size=SIZE, device="cpu",
@@ -290,7 +333,6 @@ def _app():
     return app
 
 
-@needs_shared
 def test_cli_eval(tmp_path):
     from typer.testing import CliRunner
 

@@ -6,40 +6,116 @@ real loader and must reproduce the official outputs to <= 1e-6 in fp32 - directl
 the pipeline's :class:`~tsam_cli.core.model_fill.ModelRunner` (uint8 frames, True = hole masks,
 :class:`~tsam_cli.flow.PairFlow` flows). Every speed or memory change must keep this.
 
+Without ``../shared`` (a clean clone, CI) the same tests run on ``tests/fixtures/tsam_parity``:
+the same official outputs stored compactly, and the checkpoint rebuilt from its seed (see the
+fixture's README); :func:`test_in_repo_fixture_is_the_shared_one` checks, where ``../shared`` is
+present, that the two are bit-identical.
+
 Fixture conventions (official): masks 1 = known, flow masks 1 = unreliable; expected outputs
 are the raw composite ``imgs * masks + pred * (1 - masks)``, not clamped.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "tsam_parity"
-CKPT = FIXTURE / "tsam_official_random_generator.pth"
-INPUTS = FIXTURE / "parity_inputs.npz"
-needs_fixture = pytest.mark.skipif(not (CKPT.is_file() and INPUTS.is_file()),
-                                   reason="../shared/reference/tsam_parity is not present")
+SHARED_FIXTURE = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "tsam_parity"
+CKPT = SHARED_FIXTURE / "tsam_official_random_generator.pth"
+INPUTS = SHARED_FIXTURE / "parity_inputs.npz"
+IN_REPO = Path(__file__).resolve().parent / "fixtures" / "tsam_parity"
+HAVE_SHARED = CKPT.is_file() and INPUTS.is_file()
+needs_shared = pytest.mark.skipif(not HAVE_SHARED, reason="../shared/reference/tsam_parity is not present")
 CASES = ("main", "stress", "noflow")
 TOL = 1e-6  # fp32; the outputs reach magnitude ~8 (1 ulp of 8 is 9.5e-7)
 
 
+def _in_repo():
+    """The in-repo fixture's ``make_fixture`` module (rebuilds the weights and the arrays)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("tsam_parity_fixture", IN_REPO / "make_fixture.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write_in_repo_checkpoint(path: Path) -> Path:
+    """The shared checkpoint's twin from ``weights.json``: official top-level layout, a pickled
+    ``utils.logger.Logger``, the same fp16 ``state_dict`` (aliases sharing storage)."""
+    import torch
+    from conftest import official_logger_module
+
+    recipe = json.loads((IN_REPO / "weights.json").read_text())
+
+    class Logger:  # what the official utils.logger.Logger pickles: an .entries dict
+        def __init__(self):
+            self.entries = {int(k): v for k, v in recipe["logger_entries"].items()}
+
+    Logger.__module__, Logger.__qualname__ = "utils.logger", "Logger"  # pickled by that name
+    with official_logger_module(Logger):
+        torch.save({"arch": "VideoInpaintingModel", "epoch": 1, "logger": Logger(),
+                    "state_dict": _in_repo().rebuild_state(recipe), "optimizer_g": None,
+                    "optimizer_d_s": None, "optimizer_d_t": None, "monitor_best": float("inf"),
+                    "config": recipe["config"]}, path)
+    return path
+
+
+def _in_repo_data() -> dict:
+    """The in-repo cases as the shared npz holds them (``"<case>/<array>"`` keys)."""
+    expand, data = _in_repo().expand_case, {}
+    for name in CASES:
+        with np.load(IN_REPO / f"{name}.npz") as d:
+            data.update({f"{name}/{k}": v for k, v in expand({k: d[k] for k in d.files}).items()})
+    return data
+
+
 @pytest.fixture(scope="module")
-def model():
+def model(tmp_path_factory):
     import torch
 
     from tsam_cli.model.official import load_generator
 
+    if HAVE_SHARED:
+        torch.manual_seed(0)
+        return load_generator(CKPT)  # an official .pth: official quirks on
+    ckpt = _write_in_repo_checkpoint(tmp_path_factory.mktemp("parity") / "ckpt.pth")
     torch.manual_seed(0)
-    return load_generator(CKPT)  # an official .pth: official quirks on
+    loaded = load_generator(ckpt)
+    ckpt.unlink()  # 64 MB: the basetemp of the last runs is kept
+    return loaded
 
 
 @pytest.fixture(scope="module")
 def data():
+    if not HAVE_SHARED:
+        return _in_repo_data()
     with np.load(INPUTS) as d:
         return {k: d[k] for k in d.files}
+
+
+@needs_shared
+def test_in_repo_fixture_is_the_shared_one(tmp_path):
+    """tests/fixtures/tsam_parity holds the official numbers: its arrays and its rebuilt
+    checkpoint are bit-identical to ../shared's (what the clean-clone run compares against)."""
+    import torch
+
+    from tsam_cli.model.official import read_official_checkpoint
+
+    with np.load(INPUTS) as d:
+        shared = {k: d[k] for k in d.files}
+    ours = _in_repo_data()
+    assert ours.keys() == shared.keys()
+    for k, v in shared.items():
+        assert ours[k].dtype == v.dtype and ours[k].tobytes() == v.tobytes(), k
+    want, got = (read_official_checkpoint(p) for p in (CKPT, _write_in_repo_checkpoint(tmp_path / "c.pth")))
+    assert got["config"]["arch"] == want["config"]["arch"] and got["logger"].entries == want["logger"].entries
+    assert list(got["state_dict"]) == list(want["state_dict"])
+    for k, v in want["state_dict"].items():
+        assert got["state_dict"][k].dtype == v.dtype and torch.equal(got["state_dict"][k], v), k
 
 
 def _case(data: dict, name: str) -> dict:
@@ -71,7 +147,6 @@ def _runner_inputs(c: dict):
     return frames, holes, flows
 
 
-@needs_fixture
 def test_fixture_is_exact_in_uint8_and_binary(data):
     """The runner path relies on frames being multiples of 1/255 and masks being 0/1."""
     for name in CASES:
@@ -80,7 +155,6 @@ def test_fixture_is_exact_in_uint8_and_binary(data):
         assert set(np.unique(c["masks"]).tolist()) == {0.0, 1.0}
 
 
-@needs_fixture
 @pytest.mark.parametrize("name", CASES)
 def test_direct_forward_matches_official(model, data, name):
     import torch
@@ -109,7 +183,6 @@ def _expected(c: dict) -> np.ndarray:
     return np.clip(c["expected_outputs"][0].transpose(0, 2, 3, 1), 0.0, 1.0)
 
 
-@needs_fixture
 @pytest.mark.parametrize("name,chunk", [("main", 2), ("stress", 2), ("noflow", 2), ("main", None), ("main", 1)])
 def test_model_runner_matches_official(model, data, name, chunk):
     """Through the runner (one window covering the clip), with the decoder's H/2 and H stages
@@ -122,7 +195,6 @@ def test_model_runner_matches_official(model, data, name, chunk):
     assert diff <= TOL, f"{name}: runner max |diff| {diff:.3g} in the holes (frame_chunk={chunk})"
 
 
-@needs_fixture
 def test_model_runner_uint8_output(model, data):
     """The runner's uint8 result: the official prediction rounded in the holes, input elsewhere."""
     c = _case(data, "main")
@@ -132,7 +204,6 @@ def test_model_runner_uint8_output(model, data):
     assert np.array_equal(out, want)
 
 
-@needs_fixture
 def test_bf16_on_cpu_stays_close(model, data):
     """``--precision bf16`` on the CPU: autocast, close to fp32 (numbers in docs/benchmarks.md)."""
     c = _case(data, "main")

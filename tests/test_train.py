@@ -9,13 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import typer
+from cli_helpers import wait_for
 from conftest import translating_video
 from typer.testing import CliRunner
 
@@ -231,45 +231,59 @@ def sub_env() -> dict:
     return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
 
 
-def _cli_cmd(tmp_path, root, run, steps, extra=()):
-    args = base_args(tmp_path, root, extra=("--steps", str(steps), "--stage1-steps", "2", "--run-dir", str(run),
-                                            "--no-perceptual", "--sample-every", "0", "--ckpt-every", "1", *extra))
-    return [sys.executable, str(launcher(tmp_path)), *args]
+def _kill_at(point: str, cmd: list[str], tmp_path: Path) -> None:
+    """Run the train command ``cmd`` as a child, SIGKILL it once it waits at the pause point
+    ``point`` (tsam_cli.hooks) and wait for it: the kill lands at that exact moment."""
+    hooks = tmp_path / f"hooks-{point}"
+    hooks.mkdir()
+    env = dict(sub_env(), TSAM_TEST_PAUSE_AT=point, TSAM_TEST_PAUSE_DIR=str(hooks))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(hooks / f"{point}.paused", proc)
+        proc.kill()  # SIGKILL: no handler, no clean-up, as a power cut or the OOM killer
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _saved_step(run: Path) -> int:
+    return int(torch.load(run / "checkpoint.pt", weights_only=True)["step"])
 
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
+    """A SIGKILL at two exact moments, then a resume, ends with the generator and the metrics
+    of an uninterrupted run: (1) between checkpoints, at step 3's sample: checkpoint 2 on disk
+    and metrics.csv one row ahead of it; (2) in the resumed run's first checkpoint write: the
+    new checkpoint complete in its temporary, not yet renamed over step 2's."""
     root = synthetic_davis(tmp_path / "davis", n_videos=4)
-    n = 8
-    # uninterrupted run to n
+    n = 6
+    train_args = ("--steps", str(n), "--stage1-steps", "2", "--no-perceptual", "--sample-every", "3",
+                  "--ckpt-every", "1")
     full = tmp_path / "full"
-    res = runner.invoke(app, base_args(tmp_path, root, extra=(
-        "--steps", str(n), "--stage1-steps", "2", "--run-dir", str(full), "--no-perceptual",
-        "--sample-every", "0", "--ckpt-every", "1")))
+    res = runner.invoke(app, base_args(tmp_path, root, extra=(*train_args, "--run-dir", str(full))))
     assert res.exit_code == 0, res.output + repr(res.exception)
 
-    # a real kill (SIGKILL) while the run is between checkpoints or writing one
     part = tmp_path / "part"
-    proc = subprocess.Popen(_cli_cmd(tmp_path, root, part, n), cwd=tmp_path, env=sub_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline and proc.poll() is None:
-        if (part / "metrics.csv").is_file() and len(read_metrics(part)) >= 3:
-            break
-        time.sleep(0.02)
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert (part / "checkpoint.pt").is_file()
-    ck = torch.load(part / "checkpoint.pt", weights_only=True)
-    assert 0 < ck["step"] <= n
-    res = runner.invoke(app, ["train", "--resume", str(part), "--steps", str(n), "-q", "--workers", "1"])
+    script = str(launcher(tmp_path))
+    _kill_at("train-write-step_0000003", [sys.executable, script, *base_args(
+        tmp_path, root, extra=(*train_args, "--run-dir", str(part)))], tmp_path)
+    assert _saved_step(part) == 2 and [int(r["step"]) for r in read_metrics(part)] == [1, 2, 3]
+    resume = ["train", "--resume", str(part), "--steps", str(n), "-q"]
+    _kill_at("train-write-checkpoint", [sys.executable, script, *resume, "--workers", "0"], tmp_path)
+    assert _saved_step(part) == 2 and (part / "checkpoint.tmp.pt").is_file()
+
+    res = runner.invoke(app, [*resume, "--workers", "1"])  # another worker count: the same batches
     assert res.exit_code == 0, res.output + repr(res.exception)
     a, b = weights_of(full / "generator.safetensors"), weights_of(part / "generator.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=1e-5), k
-    # metrics continue without duplicates
+    # metrics continue without duplicates; the killed runs' temporaries were replaced
     assert [int(r["step"]) for r in read_metrics(part)] == list(range(1, n + 1))
+    assert not list(part.rglob("*.tmp*"))
 
 
 def test_resume_to_more_steps_equals_long_run(tmp_path):
@@ -300,8 +314,9 @@ def test_torchrun_two_processes_cpu(tmp_path):
     args = base_args(tmp_path, root, extra=("--steps", "2", "--run-dir", str(run), "--no-perceptual",
                                             "--sample-every", "1"))
     env = dict(sub_env(), OMP_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", str(script), *args],
+    # --standalone: the rendezvous on a free port (a fixed one collides with a parallel run)
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), *args],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     assert [int(r["step"]) for r in read_metrics(run)] == [1, 2]
