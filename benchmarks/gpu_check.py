@@ -157,7 +157,7 @@ def fixture_models(folder: Path, device) -> tuple[dict, dict]:
     import torch
 
     from tsam_cli.model.generator import TSAMGenerator
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     model = load_generator(folder / "tsam_official_random_generator.pth").to(device).eval()
     noflow = TSAMGenerator(model.config.replace(use_flow=False))
@@ -240,7 +240,7 @@ def random_full_model(tmp: Path):
 
     from tsam_cli.model.config import FULL
     from tsam_cli.model.generator import TSAMGenerator
-    from tsam_cli.model.official import save_generator
+    from tsam_cli.model.tsam_format import save_generator
 
     torch.manual_seed(0)
     model = TSAMGenerator(FULL).eval()

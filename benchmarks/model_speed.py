@@ -39,7 +39,7 @@ def full_weights(tmp: Path) -> str:
     import torch
 
     from tsam_cli.model import FULL, TSAMGenerator
-    from tsam_cli.model.official import save_generator
+    from tsam_cli.model.tsam_format import save_generator
 
     torch.manual_seed(0)
     return str(save_generator(TSAMGenerator(FULL.replace(official_quirks=True)).eval(), tmp / "full.safetensors"))

@@ -94,7 +94,7 @@ def _model_file(model: str, tmp: Path) -> str:
     import torch
 
     from tsam_cli.model import TSAMGenerator, get_preset
-    from tsam_cli.model.official import save_generator
+    from tsam_cli.model.tsam_format import save_generator
 
     torch.manual_seed(0)
     return str(save_generator(TSAMGenerator(get_preset("compact")).eval(), tmp / "compact.safetensors"))

@@ -73,12 +73,12 @@ def test_make_mask_in_memory_then_inpaint_with_it(clip):
 
 def test_a_batch_loads_the_generator_once(tmp_path, monkeypatch):
     """Ten clips with --model compact: the weights are read once, not ten times."""
-    import tsam_cli.model.official as official
+    import tsam_cli.model.tsam_format as tsam_format
     from tsam_cli.cli.main import main
 
     loads = []
-    real = official.load_generator
-    monkeypatch.setattr(official, "load_generator", lambda *a, **k: loads.append(a) or real(*a, **k))
+    real = tsam_format.load_generator
+    monkeypatch.setattr(tsam_format, "load_generator", lambda *a, **k: loads.append(a) or real(*a, **k))
     clips = [write_video(tmp_path / f"c{i}.mp4", translating_video(T=4, h=32, w=48, seed=i), fps=10) for i in range(10)]
     code = main(["inpaint", *map(str, clips), "--box", "10,8,16,12", "--model", "compact", "-o", str(tmp_path / "out"),
                  "-q"])

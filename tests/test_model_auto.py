@@ -201,7 +201,7 @@ def test_other_models_pass_through():
 
 # ------------------------------------------------------------------ CUDA (mocked): download + convert
 def test_auto_on_cuda_downloads_converts_once_then_never_unpickles(gpu, server, official_bytes, monkeypatch):
-    from tsam_cli.model import official
+    from tsam_cli.model import official, tsam_format
 
     pth = _serve_official(server, official_bytes)
     rep = Recorder()
@@ -213,7 +213,7 @@ def test_auto_on_cuda_downloads_converts_once_then_never_unpickles(gpu, server, 
     assert any("downloading" in m for m in rep.infos) and any("converting" in m for m in rep.infos)
     assert pth.is_file() and not rep.warnings
 
-    model = official.load_generator(path)
+    model = tsam_format.load_generator(path)
     ref = torch.load(io.BytesIO(official_bytes), weights_only=False, pickle_module=official.restricted_pickle)
     key = "coarse_net.upsample_module.conv11.featureConv.layer.weight"
     assert torch.equal(model.state_dict()[key], ref["state_dict"]["generator." + key].float())
@@ -228,7 +228,7 @@ def test_auto_on_cuda_downloads_converts_once_then_never_unpickles(gpu, server, 
     assert Path(models.choose_model("auto", "auto", rep2)) == path  # .pth still there, stamp matches
     pth.unlink()  # and without the .pth at all
     assert Path(models.choose_model("auto", "cuda", rep2)) == path
-    official.load_generator(path)  # the safetensors loader never unpickles
+    tsam_format.load_generator(path)  # the safetensors loader never unpickles
     assert server.requests == ["/tsam_official.pth"] and not rep2.infos and not rep2.warnings
 
 
@@ -271,7 +271,7 @@ def test_parallel_runs_convert_once(server, official_bytes, monkeypatch):
 
 
 def test_unwritable_cache_loads_the_pth_with_a_warning(server, official_bytes, monkeypatch):
-    from tsam_cli.model import official
+    from tsam_cli.model import tsam_format
 
     pth = _serve_official(server, official_bytes)
     pth.parent.mkdir(parents=True)
@@ -280,7 +280,7 @@ def test_unwritable_cache_loads_the_pth_with_a_warning(server, official_bytes, m
     def cannot_write(model, path, extra=None):
         raise WeightsError(f"cannot write {path}: Read-only file system")
 
-    monkeypatch.setattr(official, "save_generator", cannot_write)
+    monkeypatch.setattr(tsam_format, "save_generator", cannot_write)
     rep = Recorder()
     assert models.choose_model("full", "cpu", rep) == str(pth)
     assert "Read-only file system" in rep.warnings[0] and "loading tsam_official.pth itself" in rep.warnings[0]

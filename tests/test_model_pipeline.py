@@ -9,7 +9,7 @@ from tsam_cli.cli.main import main
 from tsam_cli.core.model_fill import ModelRunner, Padder, window_starts, window_weights
 from tsam_cli.errors import UsageError
 from tsam_cli.model import TSAMGenerator, get_preset
-from tsam_cli.model.official import save_generator
+from tsam_cli.model.tsam_format import save_generator
 
 
 class Echo(torch.nn.Module):

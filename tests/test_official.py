@@ -23,13 +23,12 @@ from tsam_cli.model import FULL, TSAMGenerator
 from tsam_cli.model.official import (
     InertLogger,
     convert_official,
-    load_generator,
     load_official_discriminator,
     load_official_generator,
     map_official_state,
     read_official_checkpoint,
-    save_generator,
 )
+from tsam_cli.model.tsam_format import load_generator, save_generator
 
 REFERENCE_MD = Path(__file__).resolve().parents[1] / "docs" / "official-checkpoint.md"  # the project's reference notes
 
@@ -545,7 +544,7 @@ def test_compact_save_load_roundtrip(tmp_path):
 def test_cli_convert(official_ckpt, tmp_path, capsys):
     """`tsam weights convert` on a synthetic official checkpoint writes a loadable file; bad input is one line."""
     from tsam_cli.cli.main import main
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     src = official_ckpt
     out = tmp_path / "full.safetensors"

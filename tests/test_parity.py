@@ -77,7 +77,7 @@ def _in_repo_data() -> dict:
 def model(tmp_path_factory):
     import torch
 
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     if HAVE_SHARED:
         torch.manual_seed(0)

@@ -152,7 +152,7 @@ def test_train_cli_synthetic_few_steps(tmp_path):
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["frames"] == 3 and cfg["model_config"]["name"] == "tiny"
 
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     g = load_generator(run / "generator.safetensors")
     assert g.config.stem_width == 8

@@ -32,6 +32,7 @@ from conftest import ROOT, isolated_weights, local_http_server
 from test_weights import PAYLOAD, PAYLOAD_SHA, _Handler, _State, _url_spec
 
 import tsam_cli.model.official as official
+import tsam_cli.model.tsam_format as tsam_format
 from tsam_cli import weights
 from tsam_cli.errors import WeightsError
 from tsam_cli.model.config import ModelConfig
@@ -164,7 +165,7 @@ def test_a_foreign_file_at_the_converted_path_is_never_replaced(server, home, mo
     pth = _serve_official(server, b"unused")
     pth.parent.mkdir(parents=True)
     pth.write_bytes(b"a checkpoint")
-    converted = official.save_generator(TSAMGenerator(TINY).eval(), weights.converted_path())  # no stamp
+    converted = tsam_format.save_generator(TSAMGenerator(TINY).eval(), weights.converted_path())  # no stamp
     before = converted.read_bytes()
     monkeypatch.setattr(official, "load_official_generator", lambda p, **kw: TSAMGenerator(TINY).eval())
     warnings: list[str] = []
@@ -364,7 +365,7 @@ def test_convert_output_gets_the_umask_mode(tmp_path, tiny_convert, capsys):
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o644
-    assert official.load_generator(out).config == TINY and leftovers(tmp_path) == []
+    assert tsam_format.load_generator(out).config == TINY and leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("out_name,needle", [
@@ -404,7 +405,7 @@ def test_convert_on_a_full_disk_is_exit_5_and_leaves_nothing(tmp_path, tiny_conv
         Path(path).write_bytes(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(official, "write_bytes", full)
+    monkeypatch.setattr(official, "write_bytes", full)  # the name convert_official calls
     code, err = run(["weights", "convert", src, "-o", out, "--overwrite"], capsys)
     assert code == 5 and one_error_line(err) and "disk is full" in err, err
     assert out.read_bytes() == b"the previous conversion" and leftovers(tmp_path) == []
@@ -446,7 +447,7 @@ def test_save_generator_gives_umask_modes_and_leaves_nothing(tmp_path, monkeypat
     out = tmp_path / "g.safetensors"
     old = os.umask(0o027)
     try:
-        official.save_generator(TSAMGenerator(TINY).eval(), out)
+        tsam_format.save_generator(TSAMGenerator(TINY).eval(), out)
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o640
@@ -456,8 +457,8 @@ def test_save_generator_gives_umask_modes_and_leaves_nothing(tmp_path, monkeypat
         Path(path).write_bytes(data[:100])
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(official, "write_bytes", full)
+    monkeypatch.setattr(tsam_format, "write_bytes", full)  # the name save_generator calls
     with pytest.raises(WeightsError, match="disk is full") as info:
-        official.save_generator(TSAMGenerator(TINY).eval(), out)
+        tsam_format.save_generator(TSAMGenerator(TINY).eval(), out)
     assert "\n" not in str(info.value)
     assert out.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["g.safetensors"]

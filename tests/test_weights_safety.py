@@ -19,7 +19,7 @@ import tsam_cli.model.official as official
 from tsam_cli.errors import WeightsError
 from tsam_cli.model.config import ModelConfig
 from tsam_cli.model.generator import TSAMGenerator
-from tsam_cli.model.official import load_generator, read_safetensors_header, save_generator
+from tsam_cli.model.tsam_format import load_generator, read_safetensors_header, save_generator
 
 TINY = ModelConfig(name="tiny", stem_width=8, widths=(4, 8, 8, 8), depths=(1, 1, 1, 1), decoder_width=16)
 

@@ -912,7 +912,7 @@ def _conversion_is_current(dst: Path, pth: Path) -> bool:
     Reads the safetensors header only: nothing is unpickled."""
     if not os.path.isfile(dst):
         return False
-    from tsam_cli.model.official import read_safetensors_header
+    from tsam_cli.model.tsam_format import read_safetensors_header
 
     try:
         meta, _ = read_safetensors_header(dst)
@@ -928,7 +928,8 @@ def _convert(pth: Path, dst: Path, fresh: tuple[int, int] | None, reporter) -> P
     the user put there is kept. When ``dst`` cannot be written, or is a file tsam did not write,
     warns and returns ``pth`` (loaded directly this time)."""
     from tsam_cli.media.output import file_identity
-    from tsam_cli.model.official import load_official_generator, save_generator
+    from tsam_cli.model.official import load_official_generator
+    from tsam_cli.model.tsam_format import save_generator
 
     reporter.info(f"converting {pth.name} to {dst.name} (once; later runs load it directly)")
     with reporter.timed("weights convert"):
@@ -957,7 +958,7 @@ def _converted_by_tsam(dst: Path) -> bool:
         return True
     if os.path.islink(dst) or not os.path.isfile(dst):
         return False
-    from tsam_cli.model.official import read_safetensors_header
+    from tsam_cli.model.tsam_format import read_safetensors_header
 
     try:
         meta, _ = read_safetensors_header(dst)

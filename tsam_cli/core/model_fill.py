@@ -322,7 +322,7 @@ def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
     choice = choose_model(opts.model, opts.device, reporter)  # auto -> classical or a file; full -> converted once
     if choice == "classical":
         return None
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     if choice in MODELS:
         path = resolve(MODELS[choice].weights)

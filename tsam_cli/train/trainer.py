@@ -18,7 +18,7 @@ Run directory::
     RUN_DIR/metrics.csv            step, epoch, stage, every loss term, lr, it/s (rank 0's batch)
     RUN_DIR/samples/step_N.png     rows: input with holes, output, ground truth
     RUN_DIR/checkpoint.pt          model + optimisers + schedulers + scaler + RNG + data position
-    RUN_DIR/generator.safetensors  final generator (tsam_cli.model.official.save_generator)
+    RUN_DIR/generator.safetensors  final generator (tsam_cli.model.tsam_format.save_generator)
     RUN_DIR/flow_cache/            cached optical flow (default location)
 
 Every file is written to a temporary beside it and moved in place with ``os.replace``
@@ -713,7 +713,7 @@ def get_batch(batch: dict, device: torch.device) -> tuple:
 def _build_generator(cfg: TrainConfig, resume: bool = False):
     from tsam_cli.model import TSAMGenerator, get_preset
     from tsam_cli.model.config import ModelConfig
-    from tsam_cli.model.official import load_generator
+    from tsam_cli.model.tsam_format import load_generator
 
     if cfg.init and not (resume and cfg.model_config):  # on resume the checkpoint has the weights
         g = _load_init(cfg.init, load_generator)
@@ -1189,7 +1189,7 @@ def _check_total(cfg: TrainConfig, total_steps: int, step: int, run_dir: Path) -
 
 def _export_generator(state: TrainState, cfg: TrainConfig, path: Path) -> None:
     """The final generator, for tsam inpaint: atomic, with the umask's mode."""
-    from tsam_cli.model.official import save_generator
+    from tsam_cli.model.tsam_format import save_generator
 
     meta = {"tsam_train_step": str(state.step), "tsam_train_dataset": cfg.dataset}
     try:
