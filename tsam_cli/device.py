@@ -56,3 +56,19 @@ def cuda_name(index: int = 0) -> str:
         return torch.cuda.get_device_name(index)
     except Exception:  # no torch, no driver, bad index: this is only a label
         return "unknown"
+
+
+def usable_cpus() -> int:
+    """CPUs this process may use: its affinity mask (``taskset``), capped by a cgroup v2 CPU
+    quota (containers: ``cpu.max``); at least 1."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, n)

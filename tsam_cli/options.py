@@ -93,6 +93,9 @@ class InpaintOptions:
     window: int = _opt(40, "--window", "Frames completed per temporal window (memory grows with it).")
     lookahead: int = _opt(10, "--lookahead", "Extra future frames each window may copy content from.")
     device: str = _opt("auto", "--device", "auto, cpu, cuda or cuda:N.")
+    # pair flows are independent and OpenCV releases the GIL: one per CPU at a time
+    threads: int | None = _opt(None, "--threads", "CPU threads for the flow stage (default: every CPU this process "
+                               "may use); results are identical for any number.", cli_type=int | None)
     overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (a file, or a folder of frames tsam "
                            "wrote); swapped in only once the new one is complete.")
     allow_partial: bool = _opt(False, "--allow-partial", "Keep going when the input decodes to fewer frames than it "
@@ -114,6 +117,8 @@ class InpaintOptions:
             ("--model-stride", self.model_stride, 1, self.model_window),
         ]:
             _check_range(name, value, lo, hi)
+        if self.threads is not None:
+            _check_range("--threads", self.threads, 1, 1024)
         if self.mask_threshold is not None:
             _check_range("--mask-threshold", self.mask_threshold, 0, MAX_MASK_THRESHOLD)
         check_fps(self.fps)

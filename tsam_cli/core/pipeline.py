@@ -31,7 +31,7 @@ from tsam_cli.core.complete import Before, ClassicalFill, GeneratorFill, Window,
 from tsam_cli.core.model_fill import load_model_runner
 from tsam_cli.core.propagate import TeleaFiller, make_filler
 from tsam_cli.core.shots import is_cut
-from tsam_cli.device import resolve_device
+from tsam_cli.device import resolve_device, usable_cpus
 from tsam_cli.errors import STOP_SIGNALS, signal_number
 from tsam_cli.flow.estimate import make_estimator
 from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
@@ -261,8 +261,16 @@ def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep) -> int:
     completed in the holes, validity), propagation, fill, then paste back and encode. Returns
     the number of frames written."""
     proc, window, lookahead, full_res = _plan(info, opts, rep)
-    estimator = make_estimator(opts.flow)
-    need_flow = opts.propagation or fill.uses_flow
+    flows = _FlowPool(opts.flow, opts.delta, opts.propagation or fill.uses_flow, opts.threads or usable_cpus())
+    try:
+        return _complete_all(info, masks, writer, fill, flows, (proc, window, lookahead, full_res), opts, rep)
+    finally:
+        flows.close()
+
+
+def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts: InpaintOptions, rep) -> int:
+    """The window loop of :func:`_run_windows`; returns the number of frames written."""
+    proc, window, lookahead, full_res = plan
     rep.start("inpaint", info.n_frames)
     hooks.pause_point("writing")
     cache: dict[int, PairFlow | None] = {}  # pair (a, a + 1) by a, while it is inside the window
@@ -272,7 +280,7 @@ def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep) -> int:
     for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
         _warn_fully_masked(items[:n_out], rep)
         with rep.timed("flow"):
-            _window_flows(([last.item] if last else []) + items, cache, cuts, estimator, opts.delta, need_flow, rep)
+            _window_flows(([last.item] if last else []) + items, cache, cuts, flows, rep)
         fill.new_window(1 + sum(it.index in cuts for it in items[:-1]))
         win = _window(items, cache, last, n_out, proc if full_res else None)
         completed, hops = complete_window(win, fill, opts.propagation, rep)
@@ -285,12 +293,43 @@ def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep) -> int:
     return n_done
 
 
-def _window_flows(chain: list[_Item], cache: dict, cuts: set[int], estimator, delta: float, need_flow: bool,
-                  rep) -> None:
-    """Pair flows of neighbouring frames of ``chain`` not computed yet, into ``cache``."""
-    for a, b in zip(chain[:-1], chain[1:], strict=True):
-        if a.index not in cache:
-            cache[a.index] = _pair_flow(a, b, estimator, delta, need_flow, rep, cuts)
+def _window_flows(chain: list[_Item], cache: dict, cuts: set[int], flows: _FlowPool, rep) -> None:
+    """Pair flows of neighbouring frames of ``chain`` not computed yet, into ``cache``: the
+    pairs are independent, so they run on the pool's threads; cuts are recorded in frame order."""
+    todo = [(a, b) for a, b in zip(chain[:-1], chain[1:], strict=True) if a.index not in cache]
+    for (a, b), (flow, cut) in zip(todo, flows.map(todo), strict=True):
+        if cut:
+            rep.info(f"shot cut between frames {a.index} and {b.index}: nothing is copied across it")
+            cuts.add(a.index)
+        cache[a.index] = flow
+
+
+class _FlowPool:
+    """Computes pair flows on ``threads`` threads. Each pair's result depends on its two frames
+    only, so any number of threads gives the same flows (OpenCV's DIS and numpy release the GIL).
+    Each thread has its own estimator: an OpenCV DIS object is not shared between threads."""
+
+    def __init__(self, method: str, delta: float, need_flow: bool, threads: int) -> None:
+        import threading
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.method, self.delta, self.need_flow = method, delta, need_flow
+        self._local = threading.local()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tsam-flow") if threads > 1 else None
+
+    def map(self, pairs: list[tuple[_Item, _Item]]) -> list[tuple[PairFlow | None, bool]]:
+        if self._pool is None or len(pairs) < 2:
+            return [self._one(pair) for pair in pairs]
+        return list(self._pool.map(self._one, pairs))
+
+    def _one(self, pair: tuple[_Item, _Item]) -> tuple[PairFlow | None, bool]:
+        if not hasattr(self._local, "estimator"):
+            self._local.estimator = make_estimator(self.method)
+        return _pair_flow(*pair, self._local.estimator, self.delta, self.need_flow)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _window(items: list[_Item], cache: dict, last: _Written | None, n_keep: int,
@@ -325,16 +364,15 @@ def _warn_fully_masked(items, rep) -> None:
                  "filled from the neighbouring frames as if nothing moved there; check the result")
 
 
-def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool, rep, cuts: set[int]) -> PairFlow | None:
-    """Flow between neighbouring frames ``a`` and ``b``, or None where nothing may propagate:
-    neither has a hole, flow is not needed, or a shot cut lies between them (added to ``cuts``)."""
+def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool) -> tuple[PairFlow | None, bool]:
+    """``(flow, cut)`` between neighbouring frames ``a`` and ``b``: the flow is None where
+    nothing may propagate (neither has a hole, flow is not needed, or a shot cut lies between
+    them: then ``cut`` is True)."""
     if not need_flow or not (a.hole.any() or b.hole.any()):
-        return None
+        return None, False
     if a.hole.all() or b.hole.all():  # nothing of that frame to measure motion or cuts on
-        return still_pair_flow(a.hole.shape)
+        return still_pair_flow(a.hole.shape), False
     flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta)
     if is_cut(a.small, b.small, a.hole, b.hole, flow.valid_f):
-        rep.info(f"shot cut between frames {a.index} and {b.index}: nothing is copied across it")
-        cuts.add(a.index)
-        return None
-    return flow
+        return None, True
+    return flow, False
