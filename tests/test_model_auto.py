@@ -258,7 +258,16 @@ def test_parallel_runs_convert_once(server, official_bytes, monkeypatch):
     pth = _serve_official(server, official_bytes)
     pth.parent.mkdir(parents=True)
     pth.write_bytes(official_bytes)
-    calls, real = [], official.load_official_generator
+    from tsam_cli.media import output
+
+    calls, real, real_lock = [], official.load_official_generator, output.take_lock
+    both_at_the_lock = threading.Barrier(2, timeout=120)  # the timeout is a safety net only
+
+    def take_lock(*args, **kw):  # each run reaches the cache lock before either converts
+        both_at_the_lock.wait()
+        return real_lock(*args, **kw)
+
+    monkeypatch.setattr(output, "take_lock", take_lock)
     monkeypatch.setattr(official, "load_official_generator", lambda p, **kw: calls.append(p) or real(p, **kw))
     got: list[str] = []
     threads = [threading.Thread(target=lambda: got.append(models.choose_model("full", "cpu", Recorder())))
