@@ -41,3 +41,21 @@ def test_threads_out_of_range_is_a_usage_error(bad):
 
     with pytest.raises(UsageError, match="--threads"):
         inpaint(translating_video(T=3, h=32, w=32), np.ones((32, 32), bool), threads=bad)
+
+
+def test_the_generator_on_the_cpu_uses_the_usable_cpus(monkeypatch):
+    """PyTorch counts the machine's cores; tsam gives it the CPUs this process may use (or --threads)."""
+    import torch
+
+    import tsam_cli.core.model_fill as model_fill
+    from tsam_cli.options import InpaintOptions
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(model_fill, "usable_cpus", lambda: 1)
+    try:
+        assert model_fill.load_model_runner(InpaintOptions(model="compact", device="cpu"), NullReporter()) is not None
+        assert torch.get_num_threads() == 1
+        model_fill.load_model_runner(InpaintOptions(model="compact", device="cpu", threads=2), NullReporter())
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tsam_cli.device import resolve_device
+from tsam_cli.device import resolve_device, usable_cpus
 from tsam_cli.errors import UsageError, WeightsError
 from tsam_cli.flow.pair import unlinked_pair_flow
 from tsam_cli.options import InpaintOptions
@@ -333,6 +333,10 @@ def load_model_runner(opts: InpaintOptions, reporter) -> ModelRunner | None:
         if not path.is_file():
             raise WeightsError(f"--model {opts.model} is not a regular file: give a .safetensors or official .pth file")
     device = resolve_device(opts.device)
+    if device == "cpu":  # PyTorch counts the machine's cores, not the ones this process may use
+        import torch
+
+        torch.set_num_threads(opts.threads or usable_cpus())
     with reporter.timed("model load"):
         model = load_generator(path)
     if opts.use_flow and not model.config.use_flow:

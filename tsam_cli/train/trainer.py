@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tsam_cli import hooks
+from tsam_cli.device import usable_cpus
 from tsam_cli.errors import (
     STOP_SIGNALS,
     DatasetError,
@@ -647,7 +648,7 @@ def setup_distributed(cfg: TrainConfig) -> Runtime:
         torch.cuda.set_device(device)
     else:
         local_world = _env_int("LOCAL_WORLD_SIZE", world, 1)
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+        torch.set_num_threads(max(1, usable_cpus() // local_world))  # the CPUs this process may use
     return Runtime(device, rank=rank, world=world)
 
 
