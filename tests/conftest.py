@@ -153,3 +153,17 @@ def isolated_weights(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setattr(weights, "_BACKOFF_BASE_S", 0.0)
     monkeypatch.setattr(weights, "REGISTRY", dict(weights.REGISTRY))
     return home
+
+
+def write_rgba_video(path: Path, frames: np.ndarray, codec: str = "png", pix_fmt: str = "rgba", fps: int = 25) -> Path:
+    """``(T, H, W, 4) uint8`` RGBA frames into a .mov that keeps the alpha channel (as editors
+    export mattes: png, qtrle, prores_ks with yuva444p10le)."""
+    import av
+
+    with av.open(str(path), "w", format="mov") as out:
+        vs = out.add_stream(codec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgba")))
+        out.mux(vs.encode(None))
+    return path

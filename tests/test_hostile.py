@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 import pytest
 from cli_helpers import full_dir, interrupt_at, leftovers, one_error_line, readonly_dir, snapshot, unmount
-from conftest import translating_video, write_pngs, write_video
+from conftest import translating_video, write_pngs, write_rgba_video, write_video
 
 pytestmark = pytest.mark.slow
 
@@ -83,19 +83,6 @@ def _box_mask(h: int = H, w: int = W) -> np.ndarray:
     m = np.zeros((h, w), np.uint8)
     m[16:28, 20:36] = 255
     return m
-
-
-def _encode_rgba(path: Path, frames: np.ndarray, codec: str = "png", pix_fmt: str = "rgba") -> Path:
-    """``(T, H, W, 4) uint8`` frames into a .mov with an alpha channel."""
-    import av
-
-    with av.open(str(path), "w", format="mov") as out:
-        vs = out.add_stream(codec, rate=10)
-        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for f in frames:
-            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgba")))
-        out.mux(vs.encode(None))
-    return path
 
 
 def _videos(lib: Path) -> None:
@@ -174,7 +161,7 @@ def _masks(lib: Path) -> None:
     cv2.imwrite(str(lib / "m16.png"), box.astype(np.uint16) * 257)
     alpha = np.zeros((T, H, W, 4), np.uint8)
     alpha[..., 3] = box
-    _encode_rgba(lib / "malpha.mov", alpha)
+    write_rgba_video(lib / "malpha.mov", alpha, fps=10)
     from PIL import Image
 
     Image.fromarray((box > 0).astype(np.uint8)).convert("P").save(lib / "pal.png")  # DAVIS-style palette

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import translating_video, write_pngs, write_video
+from conftest import translating_video, write_pngs, write_rgba_video, write_video
 
 from tsam_cli.errors import InputError, MaskError
 from tsam_cli.media import iter_frames, probe
@@ -230,16 +230,6 @@ def test_frames_decoded_with_errors_are_counted(tmp_path):
 
 
 # -- 2. RGBA mask videos: the alpha rule of mask images ---------------------------------------
-def _rgba_video(path: Path, frames: np.ndarray, codec: str, pix: str) -> Path:
-    import av
-
-    with av.open(str(path), "w", format="mov") as out:
-        vs = out.add_stream(codec, rate=25)
-        vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], pix
-        for f in frames:
-            out.mux(vs.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgba")))
-        out.mux(vs.encode(None))
-    return path
 
 
 def _stream(spec: MaskSpec, n: int = 4, fps=None) -> tuple[list[np.ndarray], NullReporter]:
@@ -257,7 +247,7 @@ def test_rgba_mask_video_uses_its_alpha(tmp_path, codec, pix, drawn):
         frames[..., :3] = 255
     for t in range(4):
         frames[t, 10:20, 10 + t : 30 + t, 3] = 255
-    got, _ = _stream(MaskSpec(_rgba_video(tmp_path / "m.mov", frames, codec, pix), dilate=0))
+    got, _ = _stream(MaskSpec(write_rgba_video(tmp_path / "m.mov", frames, codec, pix), dilate=0))
     assert np.array_equal(np.stack(got), frames[..., 3] > 0)
 
 

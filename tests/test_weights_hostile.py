@@ -26,10 +26,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import test_weights
 import torch
 from cli_helpers import interrupt_at, leftovers, one_error_line, readonly_dir, run, unmount
-from conftest import ROOT, isolated_weights, local_http_server
-from test_weights import PAYLOAD, PAYLOAD_SHA, _Handler, _State, _url_spec
+from conftest import ROOT, isolated_weights
+from test_weights import PAYLOAD, PAYLOAD_SHA, _url_spec
 
 import tsam_cli.model.official as official
 import tsam_cli.model.tsam_format as tsam_format
@@ -40,15 +41,9 @@ from tsam_cli.model.generator import TSAMGenerator
 from tsam_cli.ui import NullReporter
 from tsam_cli.weights import OFFICIAL, Source, WeightSpec
 
+server = test_weights.server  # the same local HTTP server fixture as test_weights.py
+
 TINY = ModelConfig(name="tiny", stem_width=8, widths=(4, 8, 8, 8), depths=(1, 1, 1, 1), decoder_width=16)
-
-
-@pytest.fixture
-def server():
-    state = _State()
-    with local_http_server(type("Handler", (_Handler,), {"state": state})) as base:
-        state.base = base  # type: ignore[attr-defined]
-        yield state
 
 
 @pytest.fixture(autouse=True)

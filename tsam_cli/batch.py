@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tsam_cli.data.layouts import VIDEO_SUFFIXES
@@ -205,7 +205,7 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
         job_opts = replace(opts, mask=str(job.mask) if job.mask else None,
                            protected=(*opts.protected, *(("an input of the batch", j.input) for j in jobs)))
         try:
-            options = _fields(job_opts)
+            options = asdict(job_opts)
             del options["model"]  # loaded once above
             rep = inpaint(job.input, options.pop("mask"), job.output, model=model, reporter=reporter, **options)
         except Interrupted:
@@ -259,9 +259,3 @@ def summary_table(jobs: list[Job], shard: tuple[int, int]):
     t.caption = f"{n['done']} done, {n['skipped']} skipped, {n['failed']} failed"
     return t
 
-
-def _fields(opts) -> dict:
-    """The options of one run as keyword arguments of :func:`tsam_cli.api.inpaint`."""
-    from dataclasses import fields
-
-    return {f.name: getattr(opts, f.name) for f in fields(opts)}

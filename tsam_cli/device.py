@@ -70,5 +70,5 @@ def usable_cpus() -> int:
         if quota != "max":
             n = min(n, max(1, int(int(quota) / int(period))))
     except (OSError, ValueError):
-        pass
+        pass  # no cgroup v2 quota (not in a container, or cgroup v1): the affinity mask alone
     return max(1, n)

@@ -100,13 +100,16 @@ def _guarded_text(fd: int, old, name: str, fatal: bool) -> io.TextIOWrapper:
 def install() -> None:
     """Replace ``sys.stdout``/``sys.stderr`` by guarded streams (once per process)."""
     ensure_std_fds()
-    if not isinstance(getattr(sys.stdout, "buffer", None), io.BufferedWriter) or not isinstance(
-            getattr(sys.stdout.buffer, "raw", None), _GuardedRaw):
+    if not _is_guarded(sys.stdout):
         _flush_quietly(sys.stdout)
         sys.stdout = _guarded_text(1, sys.stdout, "<stdout>", fatal=True)
-    if not isinstance(getattr(getattr(sys.stderr, "buffer", None), "raw", None), _GuardedRaw):
+    if not _is_guarded(sys.stderr):
         _flush_quietly(sys.stderr)
         sys.stderr = _guarded_text(2, sys.stderr, "<stderr>", fatal=False)
+
+
+def _is_guarded(stream) -> bool:
+    return isinstance(getattr(getattr(stream, "buffer", None), "raw", None), _GuardedRaw)
 
 
 def _flush_quietly(stream) -> None:

@@ -318,7 +318,7 @@ def masks_generate(
 ) -> None:
     """Write one seeded mask video as a folder of PNGs (white = region to fill)."""
     from tsam_cli.data.mask_gen import generate_masks, hole_ratio
-    from tsam_cli.eval.evaluate import write_frames
+    from tsam_cli.media.images import write_png_frames
     from tsam_cli.media.output import OutputTarget
     from tsam_cli.ui import plural
 
@@ -328,7 +328,7 @@ def masks_generate(
         raise UsageError("--area mixed applies to tsam eval only: give a bucket such as 30-40 or 'any'")
     with OutputTarget(output, [], overwrite, suffixes=(), flag="-o") as target:  # checked before the work
         m = generate_masks(kind.value, frames, h, w, seed=seed, area=a, moving=moving)
-        target.write_with(lambda tmp: write_frames(tmp, m))
+        target.write_with(lambda tmp: write_png_frames(tmp, m))
     typer.echo(f"wrote {plural(frames, 'mask')} {w}x{h} ({kind.value}, hole {hole_ratio(m):.1%}) to {output}")
 
 

@@ -52,12 +52,17 @@ class Window:
 
 
 class ClassicalFill:
-    """Telea or exemplar texture (:mod:`tsam_cli.core.propagate`, :mod:`tsam_cli.core.texture`)."""
+    """Telea or exemplar texture (:mod:`tsam_cli.core.propagate`, :mod:`tsam_cli.core.texture`);
+    itself a hole filler whose calls count towards the "fill" stage time of ``rep``."""
 
     uses_flow = False  # needs flows only for propagation
 
-    def __init__(self, filler) -> None:
-        self.filler = filler
+    def __init__(self, filler, rep) -> None:
+        self.filler, self.rep, self.name = filler, rep, filler.name
+
+    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        with self.rep.timed("fill"):
+            return self.filler(image, hole)
 
     def new_window(self, shots: int) -> None:
         """A texture budget per shot in the window (the texture filler's own pacing)."""
@@ -66,7 +71,7 @@ class ClassicalFill:
 
     def in_sweep(self, win: Window):
         """The filler propagation calls for what no chain reaches (at the processing size)."""
-        return ScaledFiller(self.filler, win.full_res_from) if win.full_res_from else self.filler
+        return ScaledFiller(self, win.full_res_from) if win.full_res_from else self
 
     def fill_rest(self, win: Window, frames: np.ndarray, rest: np.ndarray, rep) -> np.ndarray:
         """Fill ``rest`` (what is still a hole) frame by frame: only without propagation."""
@@ -75,7 +80,7 @@ class ClassicalFill:
         out = frames.copy()
         for t in range(len(frames)):
             if rest[t].any():
-                out[t][rest[t]] = self.filler(frames[t], rest[t])[rest[t]]
+                out[t][rest[t]] = self(frames[t], rest[t])[rest[t]]
         return out
 
 

@@ -182,22 +182,7 @@ def make_fill(opts: InpaintOptions, rep, runner=None):
     if runner is not None:
         return GeneratorFill(runner)
     # per-frame filling without propagation stays Telea: a texture fill re-made each frame flickers
-    return ClassicalFill(_TimedFiller(make_filler(opts.filler) if opts.propagation else TeleaFiller(), rep))
-
-
-class _TimedFiller:
-    """A hole filler whose calls count towards the "fill" stage time."""
-
-    def __init__(self, filler, rep) -> None:
-        self.filler, self.rep, self.name = filler, rep, filler.name
-
-    def new_window(self, shots: int) -> None:
-        if hasattr(self.filler, "new_window"):
-            self.filler.new_window(shots)
-
-    def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        with self.rep.timed("fill"):
-            return self.filler(image, hole)
+    return ClassicalFill(make_filler(opts.filler) if opts.propagation else TeleaFiller(), rep)
 
 
 def _plan(info, opts: InpaintOptions, rep) -> tuple[tuple[int, int], int, int, bool]:

@@ -48,7 +48,7 @@ from tsam_cli.ui import plural
 __all__ = [
     "ALL_METRICS", "CONVENTIONS", "DATASETS", "DEFAULT_METRICS", "DEFAULT_SIZE", "Clip", "EWarpMetric",
     "LPIPSMetric", "EvalMasks", "PSNRMetric", "SSIMMetric", "VFIDMetric", "Metric", "build_metrics", "clip_masks",
-    "discover", "evaluate", "find_result", "read_frames", "read_masks", "versions", "write_csv", "write_frames",
+    "discover", "evaluate", "find_result", "read_frames", "read_masks", "versions", "write_csv",
     "write_json",
 ]
 
@@ -167,11 +167,6 @@ def read_masks(folder: str | Path, n_frames: int, size: tuple[int, int]) -> np.n
     while len(out) < n_frames:
         out.append(out[-1])
     return np.stack(out)
-
-
-def write_frames(folder: Path, frames: np.ndarray) -> None:
-    """Frames or masks as a PNG folder (:func:`tsam_cli.media.images.write_png_frames`)."""
-    write_png_frames(folder, frames)
 
 
 def find_result(results: Path, name: str) -> Path | None:
@@ -490,7 +485,7 @@ class KeptResults:
             try:
                 self.folder.rmdir()
             except OSError:
-                pass
+                pass  # not empty after all (someone put a file there meanwhile): it stays
 
 
 class TsamResults:
@@ -526,8 +521,8 @@ def _run_pipeline(inpaint, opts_cls, work: Path, gt: np.ndarray, masks: np.ndarr
 
     frames_dir, mask_dir, out_dir = work / "frames", work / "masks", work / "out"
     try:
-        write_frames(frames_dir, gt)
-        write_frames(mask_dir, masks)
+        write_png_frames(frames_dir, gt)
+        write_png_frames(mask_dir, masks)
     except OSError as exc:
         cause = describe_os_error(exc, "TMPDIR")
         raise OutputError(f"cannot write the clip's frames to the temporary folder {work.parent}: {cause}") from None

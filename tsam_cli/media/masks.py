@@ -253,11 +253,8 @@ class _FolderMasks(_MaskSource):
         self.files = list_images(path)
         if not self.files:
             raise MaskError(f"mask folder {path} holds no PNG/JPEG images: give one mask image per frame")
-        self._check_numbers()
+        check_numbered(path, self.files)
         self.count = len(self.files)
-
-    def _check_numbers(self) -> None:
-        check_numbered(self.path, self.files)
 
     def frames(self, n: int) -> Iterator[np.ndarray]:
         for f in self.files[:n]:

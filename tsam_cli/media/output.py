@@ -284,7 +284,7 @@ def drop_lock(path: Path, fd: int) -> None:
     try:
         os.unlink(path)
     except OSError:
-        pass
+        pass  # already gone or the folder turned read-only: releasing the lock is what matters
     os.close(fd)
 
 
