@@ -278,3 +278,27 @@ def test_a_root_with_no_colour_at_the_chained_position_keeps_the_one_hop_colour(
     roots.trace(0, np.zeros((h, w, 2), np.float32), ok, ok, vals, images, ~holes)
     assert np.all(vals == 50.0)
     assert np.all(roots.frame[ok] == 1)
+
+
+def test_samplers_take_more_positions_than_remap_has_rows():
+    """cv2.remap refuses maps of 32767 rows or more: a region that large (a wide outpainted
+    border, a big hole at 1080p) is sampled, each point exactly as one at a time would be."""
+    import cv2
+
+    from tsam_cli.core.propagate import _sample_cubic, _sample_linear
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    xy = rng.uniform(-2, 82, (40001, 2)).astype(np.float32)
+    got = _sample_cubic(img, xy)
+    assert got.shape == (40001, 3)
+    for i in (0, 4095, 4096, 32766, 32767, 40000):  # row ends, the old limit, the padded tail
+        one = cv2.remap(img, xy[i:i + 1, :1].reshape(1, 1), xy[i:i + 1, 1:].reshape(1, 1), cv2.INTER_CUBIC,
+                        borderMode=cv2.BORDER_REPLICATE)
+        assert np.array_equal(got[i], one.reshape(3))
+    grey = img[..., 0].astype(np.float32)
+    lin = _sample_linear(grey, xy)
+    assert lin.shape == (40001,)
+    ref = cv2.remap(grey, xy[:, :1].reshape(-1, 1)[:30000], xy[:, 1:].reshape(-1, 1)[:30000], cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_CONSTANT, borderValue=0).ravel()
+    assert np.array_equal(lin[:30000], ref)

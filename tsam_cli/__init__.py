@@ -13,7 +13,8 @@ Its names are loaded on first use, so ``import tsam_cli`` (and ``tsam --help``) 
 __version__ = "0.1.0"
 
 #: the public API: name -> module that defines it
-_API = {"inpaint": "tsam_cli.api", "load_model": "tsam_cli.api", "make_mask": "tsam_cli.api", "Model": "tsam_cli.api",
+_API = {"inpaint": "tsam_cli.api", "outpaint": "tsam_cli.api", "OutpaintOptions": "tsam_cli.options",
+        "load_model": "tsam_cli.api", "make_mask": "tsam_cli.api", "Model": "tsam_cli.api",
         "InpaintOptions": "tsam_cli.options", "TsamError": "tsam_cli.errors"}
 __all__ = ["__version__", *_API]
 

@@ -9,6 +9,7 @@ same safety rules (outputs checked, written aside and swapped in, inputs never r
     model = tsam.load_model("compact")                    # "auto", "classical", "full" or a file
     tsam.inpaint("in.mp4", mask="mask.mp4", output="out.mp4", model=model)
     frames = tsam.inpaint(frames, mask=masks, model=model)  # (T, H, W, 3) uint8 in and out
+    tsam.outpaint("in.mp4", output="wide.mp4", aspect="16:9")  # widen, fill the new area
     masks = tsam.make_mask("static", "in.mp4")              # (T, H, W) bool, True = remove
 
 Errors are :class:`tsam_cli.errors.TsamError` subclasses with a one-line message (the CLI
@@ -29,9 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from tsam_cli.errors import UsageError
-from tsam_cli.options import InpaintOptions
+from tsam_cli.options import InpaintOptions, OutpaintOptions
 
-__all__ = ["Model", "inpaint", "load_model", "make_mask"]
+__all__ = ["Model", "inpaint", "load_model", "make_mask", "outpaint"]
 
 #: what a video may be given as: a path (file or frame folder) or frames in memory
 Frames = np.ndarray | Iterable[np.ndarray]
@@ -92,17 +93,45 @@ def inpaint(video: str | os.PathLike | Frames, mask: str | os.PathLike | Frames 
         return _inpaint_paths(video, Path(output), options, mask, model, reporter)
 
 
-def _inpaint_paths(video: Path, output: Path, options: dict, mask, model, reporter):
-    """:func:`inpaint` on paths: ``preview``, ``remove``, then the pipeline."""
-    from tsam_cli.core.pipeline import inpaint as run_pipeline
+def outpaint(video: str | os.PathLike | Frames, output: str | os.PathLike | None = None, *,
+             mask: str | os.PathLike | Frames | None = None, model: Model | str | None = None, reporter=None,
+             **options):
+    """Widen the frames of ``video`` and fill the new area from what the other frames show.
+
+    Args:
+        video, model, reporter: as for :func:`inpaint`.
+        output: as for :func:`inpaint`; None returns the frames, ``(T, H', W', 3)`` uint8 RGB.
+        mask: optional: something to remove in the same run (as for :func:`inpaint`).
+        options: ``aspect="16:9"``, ``size="1920x1080"`` or ``pad="96,0,96,0"`` (one of them),
+            ``anchor=``, ``fill_borders="auto"`` or ``"L,T,R,B"``, and any field of
+            :class:`~tsam_cli.options.InpaintOptions` (``lossless``, ``window``, ``preview``: the
+            canvas with the new area tinted, ...).
+    Returns:
+        the :class:`~tsam_cli.core.pipeline.InpaintReport` when ``output`` is given, else the frames.
+    """
+    with ExitStack() as stack:
+        video, mask = _as_paths(stack, video, mask)
+        if output is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tsam-api-"))) / "out"
+            _inpaint_paths(video, folder, dict(options, lossless=True, overwrite=False), mask, model, reporter,
+                           OutpaintOptions)
+            return _read_frames(folder)
+        return _inpaint_paths(video, Path(output), options, mask, model, reporter, OutpaintOptions)
+
+
+def _inpaint_paths(video: Path, output: Path, options: dict, mask, model, reporter, cls=InpaintOptions):
+    """:func:`inpaint` (or :func:`outpaint`: ``cls`` OutpaintOptions) on paths: ``preview``,
+    ``remove``, then the pipeline."""
+    from tsam_cli.core import pipeline
     from tsam_cli.ui import NullReporter
 
+    run_pipeline = pipeline.outpaint if cls is OutpaintOptions else pipeline.inpaint
     rep = reporter or NullReporter()
     if mask is not None:
         options = dict(options, mask=str(mask))
-    opts = _options(options)
+    opts = _options(options, cls)
     runner = _runner(model, opts, rep)
-    if opts.preview:  # the mask overlay only, nothing inpainted
+    if opts.preview:  # the mask overlay (outpainting: the canvas, new area tinted) only
         return _preview(video, output, opts, rep)
     if opts.remove:  # a detector's mask first, in a temporary file removed afterwards
         from tsam_cli.masking.remove import removal_mask
@@ -131,9 +160,28 @@ def _preview(video: Path, output: Path, opts: InpaintOptions, rep):
     from tsam_cli.masking.preview import preview_of_inpaint
 
     with rep.timed("preview"):
-        r = preview_of_inpaint(video, output, opts, rep)
+        if isinstance(opts, OutpaintOptions):
+            r = _outpaint_preview(video, output, opts, rep)
+        else:
+            r = preview_of_inpaint(video, output, opts, rep)
     return InpaintReport(r.output, r.n_frames, r.size, r.size, r.fps, r.seconds, dict(rep.timings),
                          list(rep.warnings), ["--preview: the mask overlay only, nothing was inpainted"])
+
+
+def _outpaint_preview(video: Path, output: Path, opts: OutpaintOptions, rep):
+    """``outpaint(preview=True)``: each frame placed on the canvas, the new area and the mask tinted."""
+    from tsam_cli.core.canvas import plan_canvas
+    from tsam_cli.masking.preview import preview_of_outpaint
+    from tsam_cli.media import VIDEO_OUT_SUFFIXES
+
+    even = output.suffix.lower() in VIDEO_OUT_SUFFIXES  # the preview is always lossy H.264
+
+    def plan(info):
+        canvas = plan_canvas(info, opts, even=even)
+        rep.info(canvas.describe(info.sample_aspect_ratio, info.rotation))
+        return canvas
+
+    return preview_of_outpaint(video, output, opts, plan, rep)
 
 
 def make_mask(kind: str, video: str | os.PathLike | Frames, output: str | os.PathLike | None = None, *,

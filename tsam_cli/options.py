@@ -204,3 +204,104 @@ def from_cli(values: dict, cls=InpaintOptions):
             value = str(value)
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+#: ``--anchor`` names -> where the original sits on the canvas, as fractions (x, y) of the new
+#: pixels that go to its left / above it
+ANCHORS = {
+    "center": (0.5, 0.5), "centre": (0.5, 0.5), "left": (0.0, 0.5), "right": (1.0, 0.5), "top": (0.5, 0.0),
+    "bottom": (0.5, 1.0), "top-left": (0.0, 0.0), "top-right": (1.0, 0.0), "bottom-left": (0.0, 1.0),
+    "bottom-right": (1.0, 1.0),
+}
+#: ``--aspect`` range (display width / height): 1:10 to 10:1 covers every screen and banner
+ASPECT_RANGE = (0.1, 10.0)
+
+
+@dataclass
+class OutpaintOptions(InpaintOptions):
+    """Options of one ``tsam outpaint`` run: every :class:`InpaintOptions` field (``mask``/``box``
+    are optional here: something to remove in the same run) plus the canvas. ``aspect``,
+    ``size``, ``pad``, ``anchor`` and ``fill_borders`` are in display orientation (as a player
+    shows the video); exactly one of ``aspect``/``size``/``pad``, or ``fill_borders`` alone."""
+
+    aspect: str | None = _opt(None, "--aspect", "Widen to this display aspect, W:H or a number (16:9, 2.39, "
+                              "9:16); the smallest canvas that holds the video.", cli_type=str | None)
+    size: str | None = _opt(None, "--size", "Output size WIDTHxHEIGHT in pixels, at least the input's.",
+                            cli_type=str | None)
+    pad: str | None = _opt(None, "--pad", "New pixels on each side: LEFT,TOP,RIGHT,BOTTOM (e.g. 96,0,96,0).",
+                           cli_type=str | None)
+    anchor: str = _opt("center", "--anchor", "Where the original sits with --aspect/--size: center, left, right, "
+                       "top, bottom, top-left, ... or X,Y fractions from 0 to 1 (0,0 = top-left).")
+    fill_borders: str | None = _opt(None, "--fill-borders", "Also fill black borders of the input in place: auto "
+                                    "(near-black regions touching the edge, per frame: letterbox, or the corners "
+                                    "left by a stabiliser or a rotation) or LEFT,TOP,RIGHT,BOTTOM bar widths.",
+                                    cli_type=str | None)
+
+    def validate(self) -> None:
+        """Every :class:`InpaintOptions` range, then the canvas options' form (sizes against
+        the input are checked once it is probed: tsam_cli.core.canvas.plan_canvas)."""
+        super().validate()
+        given = [f"--{n}" for n in ("aspect", "size", "pad") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise UsageError(f"{' and '.join(given)} both set the output size: give only one")
+        if not given and self.fill_borders is None:
+            raise UsageError("nothing to outpaint: give --aspect W:H, --size WxH, --pad L,T,R,B or --fill-borders")
+        if self.aspect is not None:
+            parse_aspect(self.aspect)
+        if self.size is not None:
+            parse_size(self.size, "--size")
+        if self.pad is not None:
+            parse_pad(self.pad)
+            if self.anchor not in ("center", "centre"):
+                raise UsageError("--anchor places the original with --aspect/--size; --pad places it already")
+        parse_anchor(self.anchor)
+        if self.fill_borders not in (None, "auto"):
+            parse_pad(self.fill_borders, "--fill-borders")
+
+
+def parse_aspect(text: str) -> float:
+    """``"16:9"``, ``"16/9"``, ``"1.78"`` or ``"2.39:1"`` -> width / height (finite, in ``ASPECT_RANGE``)."""
+    parts = re.split(r"[:/x]", str(text).strip().lower())
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) not in (1, 2) or not all(math.isfinite(n) and n > 0 for n in nums):
+        raise UsageError(f"--aspect {text!r}: write W:H with positive numbers, e.g. 16:9, 2.39:1 or 1.78")
+    ratio = nums[0] / nums[1] if len(nums) == 2 else nums[0]
+    lo, hi = ASPECT_RANGE
+    if not lo <= ratio <= hi:
+        raise UsageError(f"--aspect {text!r} is {ratio:.4g}:1: give an aspect from 1:10 to 10:1")
+    return ratio
+
+
+def parse_pad(text: str, flag: str = "--pad") -> tuple[int, int, int, int]:
+    """``"L,T,R,B"`` -> four pixel counts from 0 to ``MAX_SIDE``, at least one above 0."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        vals = tuple(int(p) for p in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 4:
+        raise UsageError(f"{flag} {text!r} is not LEFT,TOP,RIGHT,BOTTOM: give four whole numbers of pixels, "
+                         "e.g. 96,0,96,0")
+    if min(vals) < 0 or max(vals) > MAX_SIDE:
+        raise UsageError(f"{flag} {text!r}: each side must be from 0 to {MAX_SIDE} pixels")
+    if not any(vals):
+        raise UsageError(f"{flag} {text!r} is zero on every side: give the pixels to add, e.g. 96,0,96,0")
+    return vals  # type: ignore[return-value]
+
+
+def parse_anchor(text: str) -> tuple[float, float]:
+    """``--anchor``: a name of :data:`ANCHORS` or ``"X,Y"`` fractions in [0, 1] -> ``(fx, fy)``."""
+    name = str(text).strip().lower()
+    if name in ANCHORS:
+        return ANCHORS[name]
+    try:
+        fx, fy = (float(v) for v in name.split(","))
+    except ValueError:
+        fx = fy = math.nan
+    if not (0.0 <= fx <= 1.0 and 0.0 <= fy <= 1.0):  # nan fails too
+        raise UsageError(f"--anchor {text!r}: use center, left, right, top, bottom, top-left, top-right, "
+                         "bottom-left, bottom-right, or X,Y fractions from 0 to 1")
+    return fx, fy

@@ -132,6 +132,7 @@ def _mount_subcommands() -> None:
     """Mount the other command groups (their modules import no torch, cv2 or av at load time)."""
     from tsam_cli.cli.eval import eval_command, masks_app
     from tsam_cli.cli.mask import mask_app
+    from tsam_cli.cli.outpaint import outpaint_command
     from tsam_cli.cli.preview import preview_command
     from tsam_cli.cli.train import train_command
     from tsam_cli.cli.weights import app as weights_app
@@ -141,6 +142,7 @@ def _mount_subcommands() -> None:
     app.command("eval", help="Score inpainting results (PSNR, SSIM, VFID, E_warp, LPIPS).")(eval_command)
     app.add_typer(masks_app, name="masks", help="Generate the paper's training/evaluation masks.", hidden=True)
     app.add_typer(mask_app, name="mask", help="Make masks to remove: burned-in text, static logos, an object followed from one frame (for inpaint --mask).")
+    app.command("outpaint")(outpaint_command)
     app.command("preview")(preview_command)
 
 

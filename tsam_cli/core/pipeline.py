@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from tsam_cli import hooks
+from tsam_cli.core.canvas import Canvas, plan_canvas
 from tsam_cli.core.complete import Before, ClassicalFill, GeneratorFill, Window, complete_window
 from tsam_cli.core.model_fill import load_model_runner
 from tsam_cli.core.propagate import TeleaFiller, make_filler
@@ -35,10 +36,10 @@ from tsam_cli.device import resolve_device, usable_cpus
 from tsam_cli.errors import STOP_SIGNALS, signal_number
 from tsam_cli.flow.estimate import make_estimator
 from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
-from tsam_cli.media import OutputTarget, check_complete, iter_frames, open_writer, probe
+from tsam_cli.media import VIDEO_OUT_SUFFIXES, OutputTarget, check_complete, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.models import MODEL_CHOICES
-from tsam_cli.options import InpaintOptions
+from tsam_cli.options import InpaintOptions, OutpaintOptions
 from tsam_cli.ui import NullReporter
 
 
@@ -131,6 +132,26 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
         rep.stop()  # also when a check fails half-way through a progress bar
 
 
+def outpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: OutpaintOptions,
+             reporter=None, model=None) -> InpaintReport:
+    """Widen the frames of a video (``opts``: ``aspect``/``size``/``pad``, ``anchor``,
+    ``fill_borders``, and any inpainting option) and fill the new area, through the same window
+    loop as :func:`inpaint`: each decoded frame and mask is placed on the canvas
+    (:class:`~tsam_cli.core.canvas.Canvas`) before it is reduced, the new area is a hole, and the
+    input's pixels are written bit-exact where they are placed."""
+    rep = reporter or NullReporter()
+    state: dict = {"outpaint": True}
+    try:
+        return _inpaint(Path(input_path), Path(output_path), opts, rep, state, model)
+    except STOP_SIGNALS as exc:
+        target = state.get("target")
+        if target is not None and target.committed:
+            raise target.interrupted(signal_number(exc)) from None
+        raise
+    finally:
+        rep.stop()
+
+
 def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
     """Every path this run reads, labelled: the output may never replace or contain one of them."""
     paths = [("the input", inp), *opts.protected]
@@ -149,30 +170,59 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict, model
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
+    canvas = _canvas(info, out, opts, rep) if state.get("outpaint") else None
+    geo = _geometry(info, canvas)
     with OutputTarget(out, protected_paths(inp, opts), opts.overwrite) as target:
         state["target"] = target
         if opts.device != "auto":  # validated now; the classical path itself runs on the CPU
             resolve_device(opts.device)
         fill = make_fill(opts, rep, model)  # before the mask pass: missing weights fail fast
         with rep.timed("mask check"):
-            masks = MaskStream(
-                MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
-                info.width, info.height, info.n_frames, rep, rotation=info.rotation, fps=float(info.fps),
-            )
-        writer = open_writer(target.tmp, info.width, info.height, info.fps, kind=target.kind, time_base=info.time_base,
+            masks = _mask_stream(info, opts, box, rep, optional=canvas is not None)
+        writer = open_writer(target.tmp, geo.width, geo.height, info.fps, kind=target.kind, time_base=info.time_base,
                              audio_from=None if info.is_folder else info.path,
-                             lossless=opts.lossless, crf=opts.crf, suffix=out.suffix, meta=info)
+                             lossless=opts.lossless, crf=opts.crf, suffix=out.suffix, meta=geo)
         with writer:
-            n_done = _run_windows(info, masks, writer, fill, opts, rep)
+            n_done = _run_windows(info, masks, writer, fill, opts, rep, canvas)
         rep.stop()
         check_complete(info, n_done, opts.allow_partial, rep)
         for note in writer.notes:
             rep.warn(note)
-        proc = processing_size(info.width, info.height, opts.max_size)
-        report = InpaintReport(out, n_done, (info.width, info.height), proc, float(info.fps),
-                               time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings), list(writer.notes))
+        proc = processing_size(geo.width, geo.height, opts.max_size)
+        report = InpaintReport(out, n_done, (geo.width, geo.height), proc, float(info.fps),
+                               time.perf_counter() - t_start, dict(rep.timings), list(rep.warnings),
+                               [*(canvas.notes if canvas else ()), *writer.notes])
         target.commit()
     return report
+
+
+def _mask_stream(info, opts: InpaintOptions, box, rep, optional: bool = False) -> MaskStream | None:
+    """The user's masks (``--mask``/``--box``), checked; None when ``optional`` and none given."""
+    if optional and not opts.mask and box is None:
+        return None
+    return MaskStream(
+        MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold),
+        info.width, info.height, info.n_frames, rep, rotation=info.rotation, fps=float(info.fps),
+    )
+
+
+def _canvas(info, out: Path, opts: OutpaintOptions, rep) -> Canvas:
+    """The outpainting canvas for this input and output (even sides for a lossy H.264 file)."""
+    even = not opts.lossless and out.suffix.lower() in VIDEO_OUT_SUFFIXES
+    canvas = plan_canvas(info, opts, even=even)
+    rep.info(canvas.describe(info.sample_aspect_ratio, info.rotation))
+    for note in canvas.notes:
+        rep.info(note)
+    return canvas
+
+
+def _geometry(info, canvas: Canvas | None):
+    """``info`` with the output's frame size (the canvas's when outpainting): what the writer
+    and the processing size are planned from. The input's metadata (rotation, sample aspect
+    ratio, colour) is kept; ``notes`` stays the same list, so what reading adds is reported."""
+    if canvas is None:
+        return info
+    return replace(info, width=canvas.size[0], height=canvas.size[1])
 
 
 def make_fill(opts: InpaintOptions, rep, runner=None):
@@ -186,7 +236,8 @@ def make_fill(opts: InpaintOptions, rep, runner=None):
 
 
 def _plan(info, opts: InpaintOptions, rep) -> tuple[tuple[int, int], int, int, bool]:
-    """Processing size, window, lookahead and full-resolution flag for this video."""
+    """Processing size, window, lookahead and full-resolution flag for this video (``info``:
+    its output geometry, :func:`_geometry`)."""
     proc = processing_size(info.width, info.height, opts.max_size)
     if proc != (info.width, info.height):
         rep.info(f"processing at {proc[0]}x{proc[1]} (--max-size {opts.max_size}); "
@@ -200,12 +251,13 @@ def _plan(info, opts: InpaintOptions, rep) -> tuple[tuple[int, int], int, int, b
     return proc, window, lookahead, full_res
 
 
-def _windows(info, masks, proc, window: int, lookahead: int, rep):
+def _windows(info, masks, proc, window: int, lookahead: int, rep, canvas: Canvas | None = None):
     """Decode frames + masks into a queue of at most ``window + lookahead`` :class:`_Item`;
     yield ``(items, n_out)`` each time a window is ready: the first ``n_out`` items are
     final after this window (all of them at the end of the video), the rest are lookahead
-    and come again at the start of the next window."""
-    frames, mask_iter = iter(iter_frames(info)), iter(masks)
+    and come again at the start of the next window. ``masks``: None = no user mask (outpainting
+    only); ``canvas``: place frames and masks on it first (outpainting)."""
+    frames, mask_iter = iter(iter_frames(info)), iter(masks if masks is not None else ())
     queue: deque[_Item] = deque()
     eof, index = False, 0
     while True:
@@ -216,11 +268,15 @@ def _windows(info, masks, proc, window: int, lookahead: int, rep):
                 eof = True
                 break
             mask = next(mask_iter, None)
-            if mask is None:  # decoder gave more frames than the container announced
+            if mask is None and canvas is None:  # decoder gave more frames than the container announced
                 mask = np.zeros((info.height, info.width), bool)
+            full = fr.rgb
+            if canvas is not None:  # outpainting: the input placed on the canvas, the new area a hole
+                with rep.timed("place"):
+                    full, mask = canvas.place(fr.rgb), canvas.holes(fr.rgb, mask)
             with rep.timed("resize"):
-                small, hole = _reduce(fr.rgb, mask, proc)
-            queue.append(_Item(index, fr.rgb, fr.pts, mask, small, hole))
+                small, hole = _reduce(full, mask, proc)
+            queue.append(_Item(index, full, fr.pts, mask, small, hole))
             index += 1
         if not queue:
             return
@@ -241,28 +297,28 @@ class _Written:
     hops: np.ndarray  # (h, w) float32
 
 
-def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep) -> int:
+def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep, canvas: Canvas | None = None) -> int:
     """Complete and write every frame, window by window, in the paper's stages: flow (estimated,
     completed in the holes, validity), propagation, fill, then paste back and encode. Returns
-    the number of frames written."""
-    proc, window, lookahead, full_res = _plan(info, opts, rep)
+    the number of frames written. ``canvas``: outpainting (frames placed on it first)."""
+    proc, window, lookahead, full_res = _plan(_geometry(info, canvas), opts, rep)
     flows = _FlowPool(opts.flow, opts.delta, opts.propagation or fill.uses_flow, opts.threads or usable_cpus())
     try:
-        return _complete_all(info, masks, writer, fill, flows, (proc, window, lookahead, full_res), opts, rep)
+        return _complete_all(info, masks, writer, fill, flows, (proc, window, lookahead, full_res, canvas), opts, rep)
     finally:
         flows.close()
 
 
 def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts: InpaintOptions, rep) -> int:
     """The window loop of :func:`_run_windows`; returns the number of frames written."""
-    proc, window, lookahead, full_res = plan
+    proc, window, lookahead, full_res, canvas = plan
     rep.start("inpaint", info.n_frames)
     hooks.pause_point("writing")
     cache: dict[int, PairFlow | None] = {}  # pair (a, a + 1) by a, while it is inside the window
     cuts: set[int] = set()  # frame indices a with a shot cut between a and a + 1
     last: _Written | None = None
     n_done = 0
-    for items, n_out in _windows(info, masks, proc, window, lookahead, rep):
+    for items, n_out in _windows(info, masks, proc, window, lookahead, rep, canvas):
         _warn_fully_masked(items[:n_out], rep)
         with rep.timed("flow"):
             _window_flows(([last.item] if last else []) + items, cache, cuts, flows, rep)

@@ -287,9 +287,28 @@ def _sample_cubic(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
     if len(xy) == 0:  # cv2.remap refuses an empty map
         return np.zeros((0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
-    maps = xy.reshape(-1, 1, 2).astype(np.float32)
+    maps = _point_map(xy)
     out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(len(xy), -1)
+    return out.reshape(-1, image.shape[2] if image.ndim == 3 else 1)[:len(xy)]
+
+
+#: columns of the map :func:`_point_map` lays points out in: cv2.remap refuses maps of 32767 rows
+#: or more (SHRT_MAX), so N points go in rows of this many, never in one column
+POINTS_PER_ROW = 4096
+
+
+def _point_map(xy: np.ndarray) -> np.ndarray:
+    """``(rows, cols, 2) float32`` map holding the ``N`` positions ``xy (N, 2)`` in raster order,
+    padded with the last one. Each output pixel of ``cv2.remap`` depends on its own map entry
+    only, so the layout changes no value; it keeps large regions (a wide outpainted border)
+    under remap's row limit."""
+    n = len(xy)
+    cols = min(n, POINTS_PER_ROW)
+    rows = -(-n // cols)
+    flat = np.empty((rows * cols, 2), np.float32)
+    flat[:n] = xy
+    flat[n:] = xy[-1]
+    return flat.reshape(rows, cols, 2)
 
 
 def _deep_inside(holes: np.ndarray) -> np.ndarray:
@@ -377,9 +396,9 @@ def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
 
     if len(xy) == 0:  # cv2.remap refuses an empty map
         return np.zeros(0, np.float32)
-    maps = xy.reshape(-1, 1, 2).astype(np.float32)
+    maps = _point_map(xy)
     return cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                     borderValue=0).ravel()
+                     borderValue=0).ravel()[:len(xy)]
 
 
 def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, filler):

@@ -8,6 +8,10 @@ Two kinds of preview video, both with the input's frame count, timestamps, fps a
 * **comparison** (``--result OUT``): input and result side by side (``input | result``,
   twice the width as shown), or with ``--wipe`` one frame whose left part is the result and
   right part the input, the border sweeping across and back once per ``wipe_period`` frames.
+  A result larger than the input (``tsam outpaint``) is compared with the input placed where
+  it sits in the result (found by matching the first frames) on a tinted grey canvas;
+* **outpainting** (``tsam outpaint --preview``): each frame placed on the output canvas, the
+  new area (and any mask) tinted, so the new size and the original's place show at once.
 
 Frames are composed in display orientation (as a player shows them) and turned back to the
 input's coded orientation, so "left"/"right" and the double width hold for rotated phone
@@ -103,18 +107,39 @@ class PreviewReport:
 
 
 def _frames_with(info, other_frames):
-    """``(frame, other)`` pairs: the input's frames with the mask / result frame of the same index."""
+    """``(frame, other)`` pairs: the input's frames with the mask / result frame of the same index
+    (``other_frames`` None: no second input, ``other`` is None)."""
     from tsam_cli.media import iter_frames
 
+    if other_frames is None:
+        yield from ((f, None) for f in iter_frames(info))
+        return
     yield from zip(iter_frames(info), other_frames, strict=False)
 
 
-def _compose(opts: PreviewOptions, rotation: int):
-    """``(index, frame rgb, other) -> preview frame`` for the options' kind, coded orientation."""
+#: grey of the canvas the input is put on when it is compared with a larger (outpainted) result
+CANVAS_GREY = 96
+
+
+def on_canvas(rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int], opacity: float = 0.45) -> np.ndarray:
+    """``(H, W, 3) uint8`` input at ``offset`` (x, y) on a grey ``size`` (W', H') canvas tinted with
+    :data:`OVERLAY_COLOUR` (the new area of an outpainted result); ``(H', W', 3) uint8``."""
+    grey = np.full((size[1], size[0], 3), CANVAS_GREY, np.uint8)
+    out = overlay(grey, np.ones(grey.shape[:2], bool), opacity, outline=0)
+    x, y = offset
+    out[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
+    return out
+
+
+def _compose(opts: PreviewOptions, rotation: int, offset: tuple[int, int] | None = None):
+    """``(index, frame rgb, other) -> preview frame`` for the options' kind, coded orientation.
+    ``offset``: the input's place in a larger result (outpainted), None = same size."""
     if opts.result is None:
         return lambda i, rgb, mask: overlay(rgb, mask, opts.opacity, opts.outline)
 
     def compare(i: int, rgb: np.ndarray, res: np.ndarray) -> np.ndarray:
+        if offset is not None:
+            rgb = on_canvas(rgb, offset, (res.shape[1], res.shape[0]), opts.opacity)
         a, b = to_display(rgb, rotation), to_display(res, rotation)
         if opts.wipe:
             return to_coded(wipe(a, b, wipe_position(i, a.shape[1], opts.wipe_period)), rotation)
@@ -123,24 +148,52 @@ def _compose(opts: PreviewOptions, rotation: int):
     return compare
 
 
-def _open_other(info, opts: PreviewOptions, rep):
-    """The per-frame second input: the mask stream, or the result's frames (checked to match)."""
-    from tsam_cli.media import iter_frames, probe
+def _user_masks(info, opts, rep):
+    """The ``--mask``/``--box`` stream of ``opts`` (dilated as inpaint does), or None without one."""
     from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 
+    if not opts.mask and opts.box is None:
+        return None
+    box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
+    spec = MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold)
+    return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation,
+                            fps=float(info.fps)))
+
+
+def _open_other(info, opts: PreviewOptions, rep):
+    """``(second input per frame, offset, (W, H))``: the mask stream, or the result's frames (checked
+    to match; ``offset`` = the input's place in a larger, outpainted result, else None), and the
+    size (coded) each preview half has."""
+    from tsam_cli.media import iter_frames, probe
+
     if opts.result is None:
-        box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
-        spec = MaskSpec(Path(opts.mask) if opts.mask else None, box, opts.invert_mask, opts.dilate, opts.mask_threshold)
-        return iter(MaskStream(spec, info.width, info.height, info.n_frames, rep, rotation=info.rotation,
-                                fps=float(info.fps)))
+        return _user_masks(info, opts, rep), None, (info.width, info.height)
     res = probe(Path(opts.result), fps=float(info.fps) if Path(opts.result).is_dir() else None)
-    if (res.width, res.height) != (info.width, info.height) or res.rotation != info.rotation:
+    larger = res.width >= info.width and res.height >= info.height and (res.width, res.height) != (info.width, info.height)
+    if (not larger and (res.width, res.height) != (info.width, info.height)) or res.rotation != info.rotation:
         raise InputError(f"result {res.path} is {res.width}x{res.height} (rotation {res.rotation}), the input "
                          f"{info.width}x{info.height} (rotation {info.rotation}): compare a result of this input")
     if res.n_frames != info.n_frames:
         raise InputError(f"result {res.path} has {plural(res.n_frames, 'frame')}, the input {info.n_frames}: "
                          "compare a result of this input")
-    return (f.rgb for f in iter_frames(res))
+    offset = _find_offset(info, res) if larger else None
+    return (f.rgb for f in iter_frames(res)), offset, (res.width, res.height)
+
+
+def _find_offset(info, res) -> tuple[int, int]:
+    """Where the input's first frame sits in the (larger) result's first frame: ``(x, y)`` of the
+    best match (sum of squared differences; an outpainted result holds the input unchanged)."""
+    import cv2
+
+    from tsam_cli.media import iter_frames
+
+    a = next(iter(iter_frames(info)), None)
+    b = next(iter(iter_frames(res)), None)
+    if a is None or b is None:
+        return (res.width - info.width) // 2, (res.height - info.height) // 2
+    scores = cv2.matchTemplate(b.rgb.astype(np.float32), a.rgb.astype(np.float32), cv2.TM_SQDIFF)
+    _, _, (x, y), _ = cv2.minMaxLoc(scores)
+    return int(x), int(y)
 
 
 def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, reporter=None,
@@ -152,7 +205,7 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
     and result always are). Raises :class:`~tsam_cli.errors.TsamError` subclasses for bad
     input; nothing is left at ``out`` then.
     """
-    from tsam_cli.media import OutputTarget, open_writer, probe
+    from tsam_cli.media import OutputTarget, probe
     from tsam_cli.ui import NullReporter
 
     rep = reporter or NullReporter()
@@ -161,31 +214,36 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
     info = probe(Path(video), fps=fps)
     others = [("the mask", opts.mask), ("the result", opts.result)]
     protected = [("the input", info.path), *((k, Path(p)) for k, p in others if p), *protected]
-    double = opts.result is not None and not opts.wipe
-    w, h = info.width, info.height
-    if double:
-        w, h = (w, 2 * h) if info.rotation in (90, 270) else (2 * w, h)
     with OutputTarget(Path(out), protected, opts.overwrite) as target:
-        other = _open_other(info, opts, rep)
-        compose = _compose(opts, info.rotation)
-        writer = open_writer(target.tmp, w, h, info.fps, kind=target.kind, time_base=info.time_base,
-                             audio_from=None if info.is_folder else info.path, crf=opts.crf,
-                             suffix=Path(out).suffix, meta=info)
-        rep.start("preview", info.n_frames)
-        n = 0
-        with writer:
-            for frame, extra in _frames_with(info, other):
-                writer.write(compose(n, frame.rgb, extra), frame.pts)
-                n += 1
-                rep.advance("preview")
-        rep.stop()
-        if n < info.n_frames:
-            raise InputError(f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n} could be read together "
-                             "with the mask/result: the file is truncated or damaged - repair or re-export it")
-        for note in writer.notes:
-            rep.warn(note)
+        other, offset, (w, h) = _open_other(info, opts, rep)
+        if opts.result is not None and not opts.wipe:
+            w, h = (w, 2 * h) if info.rotation in (90, 270) else (2 * w, h)
+        n = _write_frames(target, info, Path(out), (w, h), other, _compose(opts, info.rotation, offset), opts.crf, rep)
         target.commit()
     return PreviewReport(Path(out), n, (w, h), float(info.fps), time.perf_counter() - t0)
+
+
+def _write_frames(target, info, out: Path, size: tuple[int, int], other, compose, crf: int, rep) -> int:
+    """Write ``compose(index, frame, other)`` for every input frame into ``target``'s temporary
+    (H.264 at ``crf``, the input's timing, audio and metadata); returns the frames written."""
+    from tsam_cli.media import open_writer
+
+    writer = open_writer(target.tmp, size[0], size[1], info.fps, kind=target.kind, time_base=info.time_base,
+                         audio_from=None if info.is_folder else info.path, crf=crf, suffix=out.suffix, meta=info)
+    rep.start("preview", info.n_frames)
+    n = 0
+    with writer:
+        for frame, extra in _frames_with(info, other):
+            writer.write(compose(n, frame.rgb, extra), frame.pts)
+            n += 1
+            rep.advance("preview")
+    rep.stop()
+    if n < info.n_frames:
+        raise InputError(f"{info.path} announced {plural(info.n_frames, 'frame')} but only {n} could be read together "
+                         "with the mask/result: the file is truncated or damaged - repair or re-export it")
+    for note in writer.notes:
+        rep.warn(note)
+    return n
 
 
 def preview_of_inpaint(inp: Path, out: Path, opts, reporter) -> PreviewReport:
@@ -195,3 +253,27 @@ def preview_of_inpaint(inp: Path, out: Path, opts, reporter) -> PreviewReport:
     popts = PreviewOptions(mask=opts.mask, box=box, dilate=opts.dilate, invert_mask=opts.invert_mask,
                            mask_threshold=opts.mask_threshold, crf=opts.crf, overwrite=opts.overwrite, quiet=opts.quiet)
     return write_preview(inp, out, popts, reporter, fps=opts.fps, protected=tuple(opts.protected))
+
+
+def preview_of_outpaint(inp: Path, out: Path, opts, plan, reporter) -> PreviewReport:
+    """``tsam outpaint --preview``: each frame placed on the canvas ``plan(info)`` returns (an
+    object with ``size`` (W', H'), ``place(frame)`` and ``holes(frame, mask)``, see
+    tsam_cli.core.canvas), the new area, detected borders and ``opts``' mask tinted."""
+    from tsam_cli.media import OutputTarget, probe
+    from tsam_cli.ui import NullReporter
+
+    rep = reporter or NullReporter()
+    t0 = time.perf_counter()
+    info = probe(Path(inp), fps=opts.fps)
+    canvas = plan(info)
+    protected = [("the input", info.path), *((("the mask", Path(opts.mask)),) if opts.mask else ()), *opts.protected]
+    popts = PreviewOptions(overwrite=opts.overwrite)  # the tint's and the preview's defaults
+
+    def compose(i: int, rgb: np.ndarray, mask) -> np.ndarray:
+        return overlay(canvas.place(rgb), canvas.holes(rgb, mask), popts.opacity, popts.outline)
+
+    with OutputTarget(Path(out), protected, opts.overwrite) as target:
+        masks = _user_masks(info, opts, rep)
+        n = _write_frames(target, info, Path(out), canvas.size, masks, compose, popts.crf, rep)
+        target.commit()
+    return PreviewReport(Path(out), n, canvas.size, float(info.fps), time.perf_counter() - t0)

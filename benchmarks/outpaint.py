@@ -1,0 +1,210 @@
+"""Outpainting quality against ground truth made by cropping (``tsam outpaint``).
+
+Each clip (``../shared/data``, loaded and centre-cropped to 432x240 by ``fill_quality.load_clip``)
+is cropped to its centre and outpainted back to 432x240, so the cropped-away pixels are the
+ground truth of the new area. Two crops: ``75%`` (the centre 324x240, 54 px new on each side)
+and ``9:16`` (the centre 135x240 of the 16:9 frame, 148-149 px new on each side). Inputs are
+given in memory (lossless PNG folders underneath); nothing is compressed.
+
+    python benchmarks/outpaint.py [--frames 40] [--clips name,name] [--crops 75%,9:16] [--json PATH]
+
+Methods, on the same crops: ``tsam`` (the defaults: flow completed outside the frame with the
+background's affine model, propagation, the texture filler for the never-seen rest), ``no
+motion`` (the same without the motion model: ``pair_flow(motion=False)``, every outside-the-frame
+flow a smooth fill of the border's), ``telea`` (OpenCV Telea per frame on the canvas), ``edge``
+(edge replication, what the canvas holds before filling).
+
+Metrics, per clip (means over frames): new-area PSNR and SSIM (``fill_quality``'s SSIM around
+the holes), band PSNR (the new pixels within 16 px of the seam), flicker in the new area over
+the original's own flicker there (``fill_quality.flicker``: the result warped along the true
+motion), sharpness (``fill_quality.sharpness``: Sobel magnitude, result over truth), s/frame
+(tsam methods: the run's own seconds, 2 threads). A clip counts as "camera motion" when the
+median over frames of the median true flow magnitude is above ``MOVING`` px/frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from fill_quality import H, W, clip_source, flicker, load_clip, sharpness, ssim_around_holes, true_motion
+
+#: clips with camera motion and with a still camera (classified by measurement, see MOVING)
+CLIPS = ["bmx-trees", "cotracker_paraglide_air", "da_rollercoaster", "tav_car_turn", "gsam2_highway_cars",
+         "sam2_coffee_pour", "ta_aquarium", "fresco_headphones_girl"]
+CROPS = {"75%": 324, "9:16": 135}
+#: px/frame of median true motion above which a clip is "camera motion"
+MOVING = 0.5
+#: width of the band along the seam whose PSNR is reported (px)
+BAND = 16
+
+
+def crop_centre(frames: np.ndarray, width: int) -> tuple[np.ndarray, int]:
+    x0 = (frames.shape[2] - width) // 2
+    return np.ascontiguousarray(frames[:, :, x0:x0 + width]), x0
+
+
+def new_area(width: int, x0: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(H, W) bool`` new area of a centre crop of ``width`` at ``x0``, and its seam band."""
+    new = np.ones((H, W), bool)
+    new[:, x0:x0 + width] = False
+    cols = np.arange(W)
+    dist = np.where(cols < x0, x0 - cols, cols - (x0 + width - 1))
+    return new, new & (dist <= BAND)[None, :]
+
+
+def run_tsam(crop: np.ndarray, motion: bool = True) -> tuple[np.ndarray, float]:
+    """tsam's outpainting of ``crop`` back to W x H; ``motion=False``: without the background model."""
+    import tsam_cli as tsam
+    from tsam_cli.flow import pair
+
+    saved = pair.DEFAULT_MOTION
+    if not motion:
+        pair.DEFAULT_MOTION = False  # pair_flow(motion=None) -> no model: the `motion=False` ablation
+    try:
+        t0 = time.perf_counter()
+        out = tsam.outpaint(crop, size=f"{W}x{H}", threads=2)
+        return out, (time.perf_counter() - t0) / len(crop)
+    finally:
+        pair.DEFAULT_MOTION = saved
+
+
+def run_simple(crop: np.ndarray, x0: int, kind: str) -> tuple[np.ndarray, float]:
+    """Edge replication, or OpenCV Telea per frame on the edge-replicated canvas."""
+    import cv2
+
+    t0 = time.perf_counter()
+    new, _ = new_area(crop.shape[2], x0)
+    out = []
+    for f in crop:
+        canvas = cv2.copyMakeBorder(f, 0, 0, x0, W - x0 - f.shape[1], cv2.BORDER_REPLICATE)
+        out.append(canvas if kind == "edge" else cv2.inpaint(canvas, new.astype(np.uint8), 5, cv2.INPAINT_TELEA))
+    return np.stack(out), (time.perf_counter() - t0) / len(crop)
+
+
+def psnr_where(truth: np.ndarray, result: np.ndarray, where: np.ndarray) -> float:
+    """Mean over frames of the PSNR over ``where`` (H, W) pixels."""
+    d = (truth[:, where].astype(np.float64) - result[:, where]) ** 2
+    return float(np.mean([10 * math.log10(255**2 / max(m, 1e-10)) for m in d.reshape(len(d), -1).mean(axis=1)]))
+
+
+def metrics(truth, result, new, band, motion, floor) -> dict:
+    holes = np.broadcast_to(new, truth.shape[:3])
+    fl = np.nanmean(flicker(result, holes, motion))
+    return {"psnr": psnr_where(truth, result, new), "ssim": float(np.mean(ssim_around_holes(truth, result, holes))),
+            "band": psnr_where(truth, result, band), "flicker": float(fl / floor),
+            "sharp": float(np.nanmean(sharpness(result, truth, holes)))}
+
+
+def evaluate(name: str, frames: np.ndarray, crops: list[str]) -> list[dict]:
+    motion = true_motion(frames)
+    speed = float(np.median([np.median(s) for s in motion["speed"]]))
+    rows = []
+    for crop_name in crops:
+        crop, x0 = crop_centre(frames, CROPS[crop_name])
+        new, band = new_area(crop.shape[2], x0)
+        floor = float(np.nanmean(flicker(frames, np.broadcast_to(new, frames.shape[:3]), motion)))
+        runs = {"tsam": run_tsam(crop), "no motion": run_tsam(crop, motion=False),
+                "telea": run_simple(crop, x0, "telea"), "edge": run_simple(crop, x0, "edge")}
+        for method, (result, spf) in runs.items():
+            assert np.array_equal(result[:, :, x0:x0 + crop.shape[2]], crop), f"{method} changed the original"
+            row = {"clip": name, "camera": "moving" if speed > MOVING else "still", "speed": speed,
+                   "crop": crop_name, "method": method, "s/frame": spf, "floor": floor}
+            rows.append(row | metrics(frames, result, new, band, motion, floor))
+            print(_line(row | rows[-1]), flush=True)
+    return rows
+
+
+def _line(r: dict) -> str:
+    return (f"| {r['clip']} | {r['camera']} ({r['speed']:.1f}) | {r['crop']} | {r['method']} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.3f} | {r['band']:.2f} | {r['flicker']:.2f} | {r['sharp']:.2f} | {r['s/frame']:.3f} |")
+
+
+HEADER = ("| clip | camera (px/frame) | crop | method | new-area PSNR | SSIM | band PSNR | flicker / original's | "
+          "sharpness | s/frame |\n|---|---|---|---|---|---|---|---|---|---|")
+
+
+def means(rows: list[dict]) -> list[str]:
+    """Mean rows per (camera, crop, method)."""
+    out = []
+    keys = sorted({(r["camera"], r["crop"], r["method"]) for r in rows})
+    for camera, crop, method in keys:
+        sel = [r for r in rows if (r["camera"], r["crop"], r["method"]) == (camera, crop, method)]
+        m = {k: float(np.mean([r[k] for r in sel])) for k in ("psnr", "ssim", "band", "flicker", "sharp", "s/frame")}
+        out.append(_line({"clip": f"**mean of {len(sel)}**", "camera": camera, "speed": math.nan, "crop": crop,
+                          "method": method, **m}).replace(" (nan)", ""))
+    return out
+
+
+def speed_check(frames: np.ndarray) -> float:
+    """s/frame of 432x240 -> 576x240 (``--size 576x240``), 2 threads."""
+    import tsam_cli as tsam
+
+    t0 = time.perf_counter()
+    tsam.outpaint(frames, size="576x240", threads=2)
+    return (time.perf_counter() - t0) / len(frames)
+
+
+def patch_remap() -> None:
+    """Benchmark-local stand-in for a fix of ``tsam_cli.core.propagate._sample_cubic`` /
+    ``_sample_linear``: they pass an ``(N, 1)`` map to ``cv2.remap``, which refuses N >= 32767
+    (SHRT_MAX) rows, and a new area that large (a still camera, 432x240 -> 576x240 already)
+    is followed from one frame. Here the N points are laid out as rows of 4096; each output
+    pixel depends only on its own map entry, so results for N < 32767 are unchanged."""
+    from tsam_cli.core import propagate
+
+    def chunked(fn):
+        def run(image, xy):
+            n = len(xy)
+            if n < 32767:
+                return fn(image, xy)
+            cols = 4096
+            rows = -(-n // cols)
+            padded = np.zeros((rows * cols, 2), np.float32)
+            padded[:n] = xy
+            out = [fn(image, padded[r * cols:(r + 1) * cols]) for r in range(rows)]
+            return np.concatenate(out)[:n]
+        return run
+
+    propagate._sample_cubic = chunked(propagate._sample_cubic)
+    propagate._sample_linear = chunked(propagate._sample_linear)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=40)
+    ap.add_argument("--clips", default=",".join(CLIPS))
+    ap.add_argument("--crops", default=",".join(CROPS))
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-remap-fix", action="store_true", help="run propagate.py as it is (crashes on large new areas)")
+    args = ap.parse_args()
+    if not args.no_remap_fix:
+        patch_remap()
+        print("note: propagate._sample_cubic/_sample_linear chunked (see patch_remap)", file=sys.stderr)
+    rows, speeds = [], {}
+    print(HEADER)
+    for name in args.clips.split(","):
+        src = clip_source(name)
+        if src is None:
+            print(f"skip {name}: not in ../shared/data", file=sys.stderr)
+            continue
+        frames = load_clip(src, args.frames)
+        for crop in args.crops.split(","):
+            try:
+                rows += evaluate(name, frames, [crop])
+            except Exception as exc:  # a failing case is reported and the others still run
+                print(f"| {name} | | {crop} | tsam | failed: {str(exc).splitlines()[-1][:120]} |", flush=True)
+        speeds[name] = speed_check(frames)
+    print("\n" + HEADER + "\n" + "\n".join(means(rows)))
+    print("\n432x240 -> 576x240, s/frame: " + ", ".join(f"{k} {v:.3f}" for k, v in speeds.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "speed_576": speeds}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
