@@ -12,6 +12,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+#: fast-motion clips from sources no other benchmark uses (benchmarks/clips/SOURCES.md)
+CLIP_DIR = ROOT / "benchmarks" / "clips"
 sys.path.insert(0, str(ROOT))
 
 
@@ -33,6 +35,24 @@ def bmx_frames(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     masks = np.stack([cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127 for p in mfiles])
     n = min(len(frames), len(masks), limit or 10**9)
     return frames[:n], masks[:n]
+
+
+def clip_sets() -> dict[str, list[str]]:
+    """``{"dev": [...], "held-out": [...]}``: the clips of :data:`CLIP_DIR` by the ``set`` column
+    of its ``SOURCES.md`` (tuning looks at ``dev`` only; ``held-out`` is reported apart)."""
+    sets: dict[str, list[str]] = {"dev": [], "held-out": []}
+    text = (CLIP_DIR / "SOURCES.md").read_text() if (CLIP_DIR / "SOURCES.md").exists() else ""
+    header: list[str] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "clip" in cells and "set" in cells:
+            header = cells
+        elif header and len(cells) == len(header) and not set(cells[0]) <= set("-: "):
+            row = dict(zip(header, cells, strict=True))
+            name, which = row["clip"].strip("`"), row["set"].strip("*` ")
+            if (CLIP_DIR / name).is_dir() and which in sets:
+                sets[which].append(name)
+    return sets
 
 
 def loop_index(n_src: int, n: int) -> list[int]:

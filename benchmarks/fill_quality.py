@@ -6,8 +6,12 @@ to 16:9 and resized to 432x240, at most ``--frames`` frames. Three seeded synthe
 the original frames are the ground truth of every hole pixel. Inputs are PNG folders, outputs
 lossless FFV1 .mkv, every run uses ``--dilate 0``: compression never enters the numbers.
 
-    python benchmarks/fill_quality.py [--frames 60] [--clips N|name,name] [--baseline REV]
-                                      [--methods telea,default,baseline,compact] [--json PATH]
+    python benchmarks/fill_quality.py [--set shared|dev|held-out] [--frames 60] [--clips N|name,name]
+                                      [--baseline REV] [--methods telea,default,baseline,compact] [--json PATH]
+
+``--set shared`` (default): the twelve clips above. ``dev`` / ``held-out``: the fast-motion clips
+of ``benchmarks/clips`` from sources no other benchmark uses (``SOURCES.md`` there: licences,
+motion, and which clips are held out; tuning looks at ``dev`` only).
 
 Methods, side by side in one run (each in a fresh interpreter, see ``_common.run_inpaint``):
 ``telea`` per-frame OpenCV Telea (classical model, ``--no-propagation``), ``default`` this
@@ -40,7 +44,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from _common import SHARED, baseline_tree, run_inpaint
+from _common import CLIP_DIR, SHARED, baseline_tree, clip_sets, run_inpaint
 
 W, H, FPS = 432, 240, 24
 CLIPS = ["bmx-trees", "schoolgirls", "aot_market_stall", "cotracker_bear", "cotracker_paraglide_air",
@@ -57,8 +61,8 @@ FAST = 4.0  # px/frame: median true motion over the hole above which a frame is 
 
 
 def clip_source(name: str) -> Path | None:
-    """Frames folder or video file of a clip in ``../shared/data`` (None when absent)."""
-    for p in (SHARED / name / "frames", SHARED / name / f"{name}.mp4", SHARED / "train" / name):
+    """Frames folder or video file of a clip in ``../shared/data`` or ``benchmarks/clips`` (None when absent)."""
+    for p in (SHARED / name / "frames", SHARED / name / f"{name}.mp4", SHARED / "train" / name, CLIP_DIR / name):
         if p.exists():
             return p
     return None
@@ -383,6 +387,27 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def clip_ratio(d: dict, label: str, fast: bool) -> float:
+    """Mean flicker of ``label`` over the mean of the floor, on one clip and kind (fast frames only)."""
+    f, floor = np.asarray(d[label]["flicker"], np.float64), np.asarray(d["floor"], np.float64)
+    keep = np.isfinite(f) & np.isfinite(floor) & (d["fast"] if fast else True)
+    return float(f[keep].mean() / floor[keep].mean()) if keep.any() and floor[keep].mean() > 0 else math.nan
+
+
+def per_clip_markdown(per_clip: dict, labels: list[str]) -> str:
+    """One row per clip and mask kind: each method's flicker ratio (all / fast frames) and hole PSNR."""
+    head = "| clip | mask | fast fr | " + " | ".join(f"{m} flicker (all / fast) | {m} hole PSNR" for m in labels)
+    lines = [head + " |", "|" + "---|" * (3 + 2 * len(labels))]
+    for clip, r in per_clip.items():
+        for kind, d in r.items():
+            cells = []
+            for m in labels:
+                cells += [f"{clip_ratio(d, m, False):.2f}x / {clip_ratio(d, m, True):.2f}x",
+                          f"{capped(d[m]['hole_psnr']):.2f}"]
+            lines.append(f"| {clip} | {kind} | {int(d['fast'].sum())} | " + " | ".join(cells) + " |")
+    return "\n".join(lines).replace("nanx", "—")
+
+
 def no_nan(x):
     """``x`` with every NaN float replaced by None (strict JSON)."""
     if isinstance(x, dict):
@@ -412,17 +437,20 @@ def per_clip_json(per_clip: dict) -> dict:
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", default="shared", choices=["shared", "dev", "held-out"],
+                    help="clip set: the 12 shared clips (default) or benchmarks/clips dev / held-out")
     ap.add_argument("--frames", type=int, default=60, help="at most this many frames per clip (default 60)")
-    ap.add_argument("--clips", default=None, help="the first N clips, or comma-separated clip names (default all 12)")
+    ap.add_argument("--clips", default=None, help="the first N clips, or comma-separated clip names (default: the set)")
     ap.add_argument("--baseline", default=None, metavar="REV", help="also run the defaults of this git revision")
     ap.add_argument("--methods", default=",".join(METHODS), help="subset of " + ",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows and per-clip means here")
     args = ap.parse_args()
+    pool = CLIPS if args.set == "shared" else clip_sets()[args.set]
     if args.clips is None:
-        args.clips = CLIPS
+        args.clips = pool
     elif args.clips.isdigit():
-        args.clips = CLIPS[:int(args.clips)]
+        args.clips = pool[:int(args.clips)]
     else:
         args.clips = args.clips.split(",")
     args.methods = [m for m in args.methods.split(",") if m]
@@ -433,7 +461,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not SHARED.is_dir():
+    if args.set == "shared" and not SHARED.is_dir():
         print(f"fill_quality: {SHARED} not found, nothing to measure (skipped)")
         return
     t0, per_clip = time.time(), {}
@@ -453,6 +481,9 @@ def main() -> None:
     print(f"clips: {len(per_clip)} ({n} frames, 432x240), masks seed {args.seed}, --dilate 0, lossless in/out; "
           f"{time.time() - t0:.0f} s\n")
     print(markdown(rows))
+    print("\nper clip: flicker over the originals' own on the same frames, all frames / fast-motion frames "
+          "(fast frame count); hole PSNR\n")
+    print(per_clip_markdown(per_clip, list(methods)))
     if args.json:
         doc = {"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows, "per_clip": per_clip_json(per_clip)}
         args.json.write_text(json.dumps(no_nan(doc), indent=1))
