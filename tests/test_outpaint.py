@@ -202,3 +202,31 @@ def test_preview_tints_the_new_area_and_compares_side_by_side(tmp_path, capsys):
 def test_options_validate_on_the_api(tmp_path):
     with pytest.raises(UsageError):
         tsam.outpaint(_pan(T=3, w=W), aspect="0:1")
+
+
+def test_batch_widens_every_input_into_a_folder_and_resumes(tmp_path, capsys):
+    """Several inputs: one output per input in -o (no mask needed: the new area is the hole);
+    an output already there is skipped, as for inpaint's batches."""
+    a = write_video(tmp_path / "a.mp4", _pan(T=4, w=W, seed=1))
+    b = write_pngs(tmp_path / "b", _pan(T=4, w=W, seed=2))
+    out = tmp_path / "wide"
+    code, err = run(["outpaint", a, b, "-o", out, "--pad", "8,0,8,0", "-q"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["a.mp4", "b.mp4"]
+    assert all((probe(out / n).width, probe(out / n).n_frames) == (W + 16, 4) for n in ("a.mp4", "b.mp4"))
+    stamp = (out / "a.mp4").stat().st_mtime_ns
+    code, err = run(["outpaint", a, b, "-o", out, "--pad", "8,0,8,0"], capsys)
+    assert code == 0 and (out / "a.mp4").stat().st_mtime_ns == stamp and "skipped" in err + capsys.readouterr().out
+
+
+def test_an_interrupted_outpaint_leaves_nothing(tmp_path):
+    """SIGINT while the output is being written: exit 130, one line, no output and no temporaries."""
+    import signal
+
+    from cli_helpers import interrupt_at, leftovers
+
+    video = write_video(tmp_path / "in.mp4", _pan(T=6, w=W))
+    out = tmp_path / "wide.mp4"
+    code, err = interrupt_at("writing", signal.SIGINT, ["outpaint", video, "-o", out, "--aspect", "16:9"], tmp_path)
+    assert code == 130 and one_error_line(err) and "interrupted" in err
+    assert not out.exists() and leftovers(tmp_path) == []

@@ -195,8 +195,10 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
     """Run every job; never raises for a job's own failure (recorded in the job instead).
     The model is loaded once, before the first job that runs, and used for all of them (a
     model that cannot be loaded stops the batch: no job could run)."""
-    from tsam_cli.api import inpaint
+    from tsam_cli.api import inpaint, outpaint
+    from tsam_cli.options import OutpaintOptions
 
+    run = outpaint if isinstance(opts, OutpaintOptions) else inpaint
     todo = [job for job in jobs if _runnable(job, opts, has_box, reporter)]
     model = _load_once(opts, reporter) if todo else None
     for job in todo:
@@ -207,7 +209,8 @@ def run_batch(jobs: list[Job], opts, reporter, has_box: bool = False) -> list[Jo
         try:
             options = asdict(job_opts)
             del options["model"]  # loaded once above
-            rep = inpaint(job.input, options.pop("mask"), job.output, model=model, reporter=reporter, **options)
+            rep = run(job.input, mask=options.pop("mask"), output=job.output, model=model, reporter=reporter,
+                      **options)
         except Interrupted:
             raise  # a signal stops the batch; finished outputs stay
         except TsamError as exc:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import errno
 import inspect
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
 from tsam_cli import __version__
-from tsam_cli.errors import STOP_SIGNALS, Interrupted, Signalled, TsamError, signal_number
+from tsam_cli.cli.videos import run_videos, video_parameters
+from tsam_cli.errors import Signalled, TsamError
 from tsam_cli.options import cli_parameters, from_cli
-from tsam_cli.ui import one_line, plural
+from tsam_cli.ui import one_line
 
 app = typer.Typer(
     help="tsam - remove objects from videos (video inpainting, TSAM CVPR 2021).",
@@ -47,85 +47,19 @@ def _root(
 def inpaint(videos: list[str], output: Path, mask_dir: Path | None, shard: str | None, **values) -> None:
     """Fill the masked region of VIDEO(S) and write the result to -o."""
     from tsam_cli.api import inpaint as run
-    from tsam_cli.batch import is_batch
-    from tsam_cli.ui import RichReporter
 
     opts = from_cli(values)
-    quiet, mask, box = opts.quiet, values["mask"], opts.box
-    rep = RichReporter(quiet=quiet)
-    if is_batch(videos, str(mask_dir) if mask_dir else None) or shard:
-        _run_batch(videos, output, mask, mask_dir, shard, box is not None or opts.remove is not None, opts, rep)
-        return
-    report = None
-    try:
-        options = asdict(opts)
-        report = run(Path(videos[0]), options.pop("mask"), output, reporter=rep, **options)
-        if not quiet:
-            _print_summary(report, rep)
-    except STOP_SIGNALS as exc:  # before the output was opened, or after it was complete
-        done = f"{output} is complete and kept" if report is not None else "nothing was written"
-        raise Interrupted(f"interrupted: {done}", signal_number(exc)) from None
+    run_videos(run, videos, output, mask_dir, shard, opts, opts.box is not None or opts.remove is not None)
 
 
 def _inpaint_signature() -> inspect.Signature:
     """The command's parameters: inputs/output/batch options here, the rest from InpaintOptions."""
-    P = inspect.Parameter
-    fixed = [
-        P("videos", P.POSITIONAL_OR_KEYWORD, annotation=list[str], default=typer.Argument(
-            ..., metavar="VIDEO", help="Input video file(s) (mp4, mov, mkv, webm, avi, ...) or folder(s) of frames; glob patterns allowed.")),
-        P("output", P.POSITIONAL_OR_KEYWORD, annotation=Path, default=typer.Option(
-            ..., "-o", "--output", help="Output .mp4/.mov/.mkv, or a folder for PNG frames. With several inputs: the output folder.")),
-        P("mask_dir", P.POSITIONAL_OR_KEYWORD, annotation=Path | None, default=typer.Option(
-            None, "--mask-dir", help="Batch: folder with one mask per input, matched by name (<stem>/, <stem>.png, <stem>_mask.mp4 ...).")),
-        P("shard", P.POSITIONAL_OR_KEYWORD, annotation=str | None, default=typer.Option(
-            None, "--shard", help="Batch: process only share i of n of the inputs, as i/n (torchrun's RANK/WORLD_SIZE are used automatically).")),
-    ]
-    return inspect.Signature([*fixed, *cli_parameters()])
+    return inspect.Signature([*video_parameters(), *cli_parameters()])
 
 
 inpaint.__signature__ = _inpaint_signature()
 inpaint.__annotations__ = {p.name: p.annotation for p in inpaint.__signature__.parameters.values()}
 app.command("inpaint")(inpaint)
-
-
-def _print_summary(report, rep) -> None:
-    stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items() if v >= 0.05)
-    rep.info(
-        f"wrote {report.output} ({plural(report.n_frames, 'frame')}, {report.size[0]}x{report.size[1]}, "
-        f"{report.fps:g} fps) in {report.seconds:.1f}s = {report.seconds / max(report.n_frames, 1):.3f} s/frame"
-        f" ({stages})"
-    )
-
-
-def _run_batch(videos, output, mask, mask_dir, shard, has_box, opts, rep) -> None:
-    import os
-
-    from tsam_cli.batch import expand_inputs, plan, run_batch, shard_from_env, summary_table
-    from tsam_cli.errors import EXIT_PARTIAL
-
-    where = shard_from_env(shard)
-    if where[1] > 1 and "LOCAL_RANK" in os.environ and opts.device in ("auto", "cuda"):
-        from tsam_cli.device import cuda_available
-
-        if cuda_available():
-            opts.device = f"cuda:{os.environ['LOCAL_RANK']}"
-    if mask_dir is not None:
-        opts.protected = (*opts.protected, ("the mask folder", mask_dir))
-    jobs = plan(expand_inputs(videos), output, mask, mask_dir, where, has_box=has_box)
-    if not jobs:
-        rep.info("nothing to do for this shard")
-        return
-    try:
-        run_batch(jobs, opts, rep, has_box=has_box)
-    except STOP_SIGNALS as exc:
-        raise Interrupted("interrupted: finished outputs are kept, the current one was not written",
-                          signal_number(exc)) from None
-    except Interrupted as exc:
-        raise Interrupted(f"{exc} (finished outputs of the batch are kept)", exc.exit_code - 128) from None
-    if not opts.quiet or any(j.status == "failed" for j in jobs):
-        rep.console.print(summary_table(jobs, where), soft_wrap=True)
-    if any(j.status == "failed" for j in jobs):
-        raise typer.Exit(EXIT_PARTIAL)
 
 
 def _mount_subcommands() -> None:
