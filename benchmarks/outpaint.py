@@ -150,42 +150,13 @@ def speed_check(frames: np.ndarray) -> float:
     return (time.perf_counter() - t0) / len(frames)
 
 
-def patch_remap() -> None:
-    """Benchmark-local stand-in for a fix of ``tsam_cli.core.propagate._sample_cubic`` /
-    ``_sample_linear``: they pass an ``(N, 1)`` map to ``cv2.remap``, which refuses N >= 32767
-    (SHRT_MAX) rows, and a new area that large (a still camera, 432x240 -> 576x240 already)
-    is followed from one frame. Here the N points are laid out as rows of 4096; each output
-    pixel depends only on its own map entry, so results for N < 32767 are unchanged."""
-    from tsam_cli.core import propagate
-
-    def chunked(fn):
-        def run(image, xy):
-            n = len(xy)
-            if n < 32767:
-                return fn(image, xy)
-            cols = 4096
-            rows = -(-n // cols)
-            padded = np.zeros((rows * cols, 2), np.float32)
-            padded[:n] = xy
-            out = [fn(image, padded[r * cols:(r + 1) * cols]) for r in range(rows)]
-            return np.concatenate(out)[:n]
-        return run
-
-    propagate._sample_cubic = chunked(propagate._sample_cubic)
-    propagate._sample_linear = chunked(propagate._sample_linear)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--clips", default=",".join(CLIPS))
     ap.add_argument("--crops", default=",".join(CROPS))
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--no-remap-fix", action="store_true", help="run propagate.py as it is (crashes on large new areas)")
     args = ap.parse_args()
-    if not args.no_remap_fix:
-        patch_remap()
-        print("note: propagate._sample_cubic/_sample_linear chunked (see patch_remap)", file=sys.stderr)
     rows, speeds = [], {}
     print(HEADER)
     for name in args.clips.split(","):
