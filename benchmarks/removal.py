@@ -42,7 +42,7 @@ Means are printed over the articulated and the rigid cases separately. The first
 frames of every clip are used (default 48; a background shorter than that is played back
 and forth, :func:`_common.loop_index`).
 
-    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--json PATH]
+    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--tight] [--json PATH]
 
 Needs ``../shared/data``; prints what it skips and exits 0 when that is absent.
 """
@@ -68,6 +68,8 @@ DILATE = 4
 SIZE = (432, 240)
 #: schoolgirls palette labels taken as the object: 1 = the tall girl in teal (largest person)
 SG_LABELS = (1,)
+#: extra TrackOptions fields for every run (``--tight``: the outline tracker, as before issue 25)
+TRACK_EXTRA: dict = {}
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ def track_from_box(frames: np.ndarray, truth0: np.ndarray) -> tuple[np.ndarray, 
     from tsam_cli.ui import NullReporter
 
     size = (frames.shape[2], frames.shape[1])
-    opts = TrackOptions(box=box_of(truth0))
+    opts = TrackOptions(box=box_of(truth0), **TRACK_EXTRA)
     info = SimpleNamespace(width=size[0], height=size[1], rotation=0)  # what seed_mask reads of a probe
     c0 = time.process_time()
     seed = seed_mask(info, opts, NullReporter())
@@ -348,7 +350,10 @@ def main() -> None:
     ap.add_argument("--no-inpaint", action="store_true", help="masks only: skip the tsam inpaint runs")
     ap.add_argument("--no-real", action="store_true", help="skip the real bmx-trees / schoolgirls clips")
     ap.add_argument("--json", type=Path, help="also save every number here")
+    ap.add_argument("--tight", action="store_true", help="track with --tight (the outline, as before issue 25)")
     args = ap.parse_args()
+    if args.tight:
+        TRACK_EXTRA["tight"] = True
     if not SHARED.is_dir():
         print(f"skipped: {SHARED} is absent (composites, inpainting and real clips all need it)")
         return

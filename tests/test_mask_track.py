@@ -139,7 +139,7 @@ def test_appearance_model_scores_object_above_background():
 def test_box_on_first_frame_is_followed(clip, tmp_path):
     video, gt = clip
     out = tmp_path / "mask.mkv"
-    rep = track_video(video, out, TrackOptions(box="20,30,24,24"))
+    rep = track_video(video, out, TrackOptions(box="20,30,24,24", tight=True))  # the outline: IoU
     masks = read_masks(out)
     assert masks.shape == gt.shape and rep.n_frames == T
     scores = [iou(m, g) for m, g in zip(masks, gt, strict=True)]
@@ -150,7 +150,7 @@ def test_box_on_first_frame_is_followed(clip, tmp_path):
 def test_seed_in_the_middle_tracks_backward_too(tmp_path):
     frames, gt = object_clip()
     seed = write_pngs(tmp_path / "seed", [gt[7].astype(np.uint8) * 255])
-    res = track_frames(iter(frames), T, (W, H), gt[7], 7, TrackOptions(seed=str(seed)), NullReporter())
+    res = track_frames(iter(frames), T, (W, H), gt[7], 7, TrackOptions(seed=str(seed), tight=True), NullReporter())
     masks = list(res.full_masks())
     assert len(masks) == T
     scores = [iou(m, g) for m, g in zip(masks, gt, strict=True)]
@@ -181,7 +181,7 @@ def test_occluder_passing_in_front_does_not_take_the_mask_away():
     frames, gt = occluded_clip()
 
     def scores(**kw):
-        res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", **kw), NullReporter())
+        res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", tight=True, **kw), NullReporter())
         return [iou(m, g) for m, g in zip(res.full_masks(), gt, strict=True)][1:]
 
     new = scores()
@@ -192,7 +192,7 @@ def test_occluder_passing_in_front_does_not_take_the_mask_away():
 
 def test_object_leaving_the_frame_shrinks_then_empties(tmp_path):
     frames, gt = object_clip(T=16, start=(60, 30), step=(6, 0))  # gone from frame 12 on
-    res = track_frames(iter(frames), 16, (W, H), gt[0], 0, TrackOptions(seed="x"), NullReporter())
+    res = track_frames(iter(frames), 16, (W, H), gt[0], 0, TrackOptions(seed="x", tight=True), NullReporter())
     masks = list(res.full_masks())
     areas = [int(m.sum()) for m in masks]
     assert all(a == 0 for a, g in zip(areas, gt, strict=True) if not g.any())
@@ -220,9 +220,83 @@ def test_appearance_is_trained_once_and_only_when_a_frame_is_tracked(monkeypatch
 
 def test_packed_storage_round_trips():
     frames, gt = object_clip(T=4)
-    res = track_frames(iter(frames), 4, (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=0), NullReporter())
+    res = track_frames(iter(frames), 4, (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=0, tight=True),
+                       NullReporter())
     assert all(p.dtype == np.uint8 and p.size == (W * H + 7) // 8 for p in res.packed)
     assert np.array_equal(res.mask(0), gt[0])
+
+
+# ---------------------------------------------------------------------------- removal mode (default) vs --tight
+def _packed_digest(res) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"".join(p.tobytes() for p in res.packed)).hexdigest()[:16]
+
+
+def test_tight_is_unchanged():
+    """--tight is the tracker as it was before the removal mode: the packed masks of two fixed
+    synthetic cases (a box, and a seed mask with an occluder) hash to what the code before gave."""
+    frames, _ = object_clip()
+    box = np.zeros((H, W), bool)
+    box[30:54, 20:44] = True
+    res = track_frames(iter(frames), T, (W, H), box, 0, TrackOptions(box="20,30,24,24", net_steps=20, tight=True),
+                       NullReporter(), is_box=True)
+    assert _packed_digest(res) == "9b1c5a7e54a86372"
+    frames, gt = occluded_clip()
+    res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=20, tight=True),
+                       NullReporter())
+    assert _packed_digest(res) == "51aa41b002603b35"
+
+
+def articulated_clip(T=16):
+    """An orange textured body drifting right 2 px/frame with a thin dark-blue 'arm' (3 px wide,
+    26 px long) swinging below it, on a still textured background. ``(T, H, W, 3)``, ``(T, H, W) bool``."""
+    import cv2
+
+    frames = translating_video(T, H, W, dx=0, dy=0, seed=1)
+    body = (texture(20, 16, seed=5) // 2 + np.array([128, 40, 0])).astype(np.uint8)
+    gt = np.zeros((T, H, W), bool)
+    for t in range(T):
+        x = 40 + 2 * t
+        frames[t, 20:40, x : x + 16] = body
+        gt[t, 20:40, x : x + 16] = True
+        arm = np.zeros((H, W), np.uint8)
+        a = np.deg2rad(60 * np.sin(t / 2))
+        cv2.line(arm, (x + 8, 40), (int(x + 8 + 26 * np.sin(a)), int(40 + 26 * np.cos(a))), 1, 3)
+        frames[t][arm > 0] = (20, 30, 110)
+        gt[t] |= arm > 0
+    return frames, gt
+
+
+def _recall(masks, gt):
+    return [float((m & g).sum() / g.sum()) for m, g in zip(masks, gt, strict=True)]
+
+
+def test_removal_mode_covers_more_of_an_articulated_object_than_tight():
+    frames, gt = articulated_clip()
+    ys, xs = np.nonzero(gt[0])
+    box = np.zeros((H, W), bool)
+    box[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] = True
+
+    def masks(tight):
+        opts = TrackOptions(box="x", net_steps=20, tight=tight)
+        return list(track_frames(iter(frames), len(frames), (W, H), box, 0, opts, NullReporter(), is_box=True).full_masks())
+
+    removal, tight = _recall(masks(False), gt), _recall(masks(True), gt)
+    assert np.mean(removal) > np.mean(tight) + 0.05 and min(removal) > 0.9, (removal, tight)
+
+
+def test_loose_box_does_not_follow_the_background():
+    """A box twice the object's size (half of it background, which pans left 1 px/frame while the
+    object goes right 5 px/frame): the mask stays on the object and does not grow without bound."""
+    frames, gt = object_clip()
+    box = np.zeros((H, W), bool)
+    box[18:66, 8:56] = True  # the 24x24 object at (20, 30) inside a 48x48 box
+    opts = TrackOptions(box="x", net_steps=20)
+    masks = list(track_frames(iter(frames), T, (W, H), box, 0, opts, NullReporter(), is_box=True).full_masks())
+    rec = _recall(masks, gt)
+    areas = [m.sum() / g.sum() for m, g in zip(masks, gt, strict=True) if g.sum() == OBJ * OBJ]
+    assert min(rec) > 0.9 and max(areas) < 4.0, (rec, areas)
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -259,7 +333,7 @@ def test_cli_one_line_errors_and_png_folder_output(clip, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: no object given") and len(err.strip().splitlines()) == 1
     out = tmp_path / "masks"
-    code = main(["mask", "track", str(video), "--box", "20,30,24,24", "-o", str(out), "-q"])
+    code = main(["mask", "track", str(video), "--box", "20,30,24,24", "--tight", "-o", str(out), "-q"])
     assert code == 0, capsys.readouterr().err
     pngs = sorted(out.glob("*.png"))
     assert len(pngs) == T
@@ -280,6 +354,7 @@ def test_schoolgirls_first_frames_stay_on_the_subject():
     info = probe(SHARED / "schoolgirls" / "schoolgirls.mp4")
     frames = [f.rgb for _, f in zip(range(10), iter_frames(info), strict=False)]
     gt = [read_mask_image(p, None)[0] for p in list_images(SHARED / "schoolgirls" / "masks")[:10]]
-    res = track_frames(iter(frames), 10, (info.width, info.height), gt[0], 0, TrackOptions(seed="x"), NullReporter())
+    res = track_frames(iter(frames), 10, (info.width, info.height), gt[0], 0, TrackOptions(seed="x", tight=True),
+                       NullReporter())
     scores = [iou(m, g) for m, g in zip(res.full_masks(), gt, strict=True)]
     assert np.mean(scores[1:]) > 0.5, scores

@@ -1,5 +1,8 @@
 """``tsam mask track``: follow one object from a box or mask on one frame through the video.
 
+The default mask is made for removal (recall first, :mod:`tsam_cli.masking.track` "removal
+mode"); ``--tight`` gives the object's outline as before.
+
 Registered by :mod:`tsam_cli.cli.mask` as ``mask_app.command("track")(track_command)``. A thin
 layer over :func:`tsam_cli.masking.track.track_video`: the options are the fields of
 :class:`~tsam_cli.masking.options.TrackOptions` (parameters generated from it); errors are
@@ -16,7 +19,8 @@ from tsam_cli.options import from_cli
 
 
 def track_command(video: Path, output: Path, fps: float | None, **values) -> None:
-    """Follow one object (person, car) from --box/--seed through VIDEO; write its mask for inpaint --mask."""
+    """Follow one object (person, car) from --box/--seed through VIDEO; write its mask for inpaint --mask
+    (recall first, with a margin, for removal; --tight: the outline)."""
     from tsam_cli.masking.track import track_video
 
     opts = from_cli(values, TrackOptions)

@@ -135,6 +135,13 @@ class TrackOptions(OutputFlags):
     min_agreement: float = _opt(0.5, "--min-agreement", "Least IoU between GrabCut's mask and the carried one.")
     # below this many tracking pixels the object is gone (left the frame or hidden)
     min_area: int = _opt(12, "--min-area", "The object is lost (empty masks from there on) below this many pixels.")
+    # removal (default): the mask feeds tsam inpaint, where a pixel of the object the mask misses
+    # stays in the video as a ghost and an extra pixel is only filled with background, so the
+    # default is recall first (the box's unlike-the-background pixels on the seed frame, moving
+    # and object-like pixels regrown each frame, a margin that widens where parts move fast;
+    # benchmarks/removal_notes.md). --tight: the object's outline, the tracker as it was before
+    tight: bool = _opt(False, "--tight", "Follow the object's outline instead of a recall-first mask for removal "
+                       "(which also takes limbs, thin parts and a margin that widens where they move fast).")
     # the saved mask is the object; tsam inpaint grows it by its own --dilate (4) again
     dilate: int = _opt(0, "--dilate", "Grow the saved masks by this many pixels.")
     invert_seed: bool = _opt(False, "--invert-seed", "Black/zero = object in the seed mask.")

@@ -28,6 +28,15 @@ flow (:mod:`tsam_cli.flow`, DIS) and re-fits it to the object there:
    for :data:`LOST_FRAMES` frames (:data:`LOST_DISTANCE`): the object has left the frame
    or the mask has lost it; the masks are empty from there on in that direction.
 
+**Modes.** The default, *removal*, makes the mask ``tsam inpaint`` needs: a missed pixel of
+the object stays in the video, an extra one is only filled with background, so it is recall
+first (section "removal mode" below: a box becomes every pixel in it unlike the background
+around it, :func:`fit_box_removal`; each frame keeps the carried mask unless it looks and moves
+like the background, takes back moving or object-like pixels near the object and inside the
+seed box's extent, :func:`recall_refit`; the saved mask gets a margin that widens where parts
+move fast or the carried mask and the re-fit disagree, :func:`adaptive_margin`). ``tight``
+(``--tight``) is the tracker as it was before: the object's outline, steps 1-3 only.
+
 Tracking runs at a reduced size (``max_size`` on the long side) from the seed frame forward
 to the end, then from the seed backward to frame 0. Memory: the frames before the seed are
 kept JPEG-compressed at the tracking size (for the backward pass), every mask as packed bits
@@ -420,6 +429,181 @@ def colour_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(cv2.compareHist(a, b, cv2.HISTCMP_BHATTACHARYYA))
 
 
+# ---------------------------------------------------------------------------- removal mode
+# The default mode (``tight=False``): the mask feeds ``tsam inpaint``, where a missed pixel leaves
+# part of the object in the video and an extra one is only filled with background, so every
+# choice below leans to recall. Measured on ``benchmarks/removal.py`` (benchmarks/removal_notes.md).
+
+#: seed frame: a box pixel is the object when its colour is this much likelier (log ratio) inside
+#: the box than in the ring of :data:`BOX_RING` px around it (the background the box was drawn on)
+BOX_UNLIKE, BOX_RING = 0.5, 10
+#: the recall re-fit's threshold on ``log_odds + logit(prior)`` (the outline mode uses
+#: :data:`REFIT_BIAS` = 1; lower keeps the pixels the appearance is unsure about). Measured with
+#: the other constants as set (removal.py, 40 frames, 4 articulated composites, mean recall
+#: after +4 px / worst frame / area ratio): -1: 0.950 / 0.737 / 2.84, 0.5: 0.941 / 0.708 / 2.40
+RECALL_BIAS = -1.0
+#: a carried pixel is dropped when the appearance says background (log-odds below this) and it
+#: does not move unlike the background: -2 let the mask grow to 5x the object (bmx/highway), 0: 3.5x
+DROP_LOG_ODDS = 0.0
+#: a pixel moves unlike the background when its flow is this many px from the background's model
+#: flow (a little more than DIS's error on texture, as :data:`BACKGROUND_TOL`) ...
+MOVING_TOL = 1.5
+#: ... and is closer to the object's own motion than to the background's (x this ratio): on the
+#: rollercoaster's depth the background's affine model misses by more than MOVING_TOL, and without
+#: this test the rigid control's mask grew to 15x the object in 26 frames and was then lost
+OWN_RATIO = 1.0
+#: inside the seed box's extent around the object, pixels this object-like (log-odds) or moving
+#: are taken back (:func:`box_region`: legs that an occluder cut off the carried mask); 40 frames,
+#: mean recall after +4 px 0.950 -> 0.994, worst frame 0.737 -> 0.920, area 2.84 -> 3.06
+REGROW_LOG_ODDS = 2.0
+#: parts smaller than this fraction of the largest are dropped (the outline mode: 0.1)
+KEEP_FRACTION = 0.05
+#: ... and is taken into the object within this many px of it (a limb, a wheel that the carried
+#: mask lost; 12 px grew the mask to 3x-6x the object, 6 px kept recall at 0.95-1.0)
+REGROW_PX = 6
+#: the saved mask is the object grown by MARGIN_MIN px where its outline is sure, up to MARGIN_MAX
+#: px where it moves fast relative to its own motion (MARGIN_GAIN px of margin per px/frame)
+#: or where the carried mask and the re-fit disagree (MARGIN_UNSURE px)
+#: (2/10 px: area 4.5x the object; 1/6: 2.8x at the same mean recall; 0/5: 2.4x but worst frames down)
+MARGIN_MIN, MARGIN_MAX, MARGIN_GAIN, MARGIN_UNSURE = 1, 6, 1.0, 4
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` ``(h, w) bool`` with every enclosed hole filled (the background not reachable
+    from the frame's border without crossing the mask)."""
+    import cv2
+
+    m = np.pad(mask.astype(np.uint8), 1)
+    flood = m.copy()
+    cv2.floodFill(flood, np.zeros((m.shape[0] + 2, m.shape[1] + 2), np.uint8), (0, 0), 1)
+    return (mask | (flood[1:-1, 1:-1] == 0))
+
+
+def box_prior(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """The pixels of ``box`` (``(h, w) bool`` rectangle on ``image``, ``(h, w, 3) uint8`` RGB)
+    whose colour is unlike the background around the box: Lab histogram log ratio (box vs a
+    :data:`BOX_RING` px ring outside it) above :data:`BOX_UNLIKE`, 5x5-closed, holes filled.
+    The background inside the box shares the ring's colours, so it scores near or below 0."""
+    import cv2
+
+    from tsam_cli.masking.appearance import _histogram, colour_index, colour_log_odds
+
+    idx = colour_index(image)
+    ring = (cv2.dilate(box.astype(np.uint8), disk(BOX_RING)) > 0) & ~box
+    if not ring.any():
+        return box
+    score = colour_log_odds(_histogram(idx, box), _histogram(idx, ring))[idx]
+    score = cv2.GaussianBlur(score, (0, 0), 1.0)
+    unlike = (score > BOX_UNLIKE) & box
+    unlike = cv2.morphologyEx(unlike.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
+    return fill_holes(unlike) & box
+
+
+def fit_box_removal(image: np.ndarray, box: np.ndarray, iterations: int) -> tuple[np.ndarray, np.ndarray]:
+    """The object inside a box for removal: ``(recall mask, outline)``, both ``(h, w) bool``.
+
+    The outline is :func:`fit_box` (GrabCut, which keeps the most separable part: the rider,
+    not the thin bike); the recall mask adds :func:`box_prior`, every box pixel unlike the
+    background around the box, keeping the parts that are at least a tenth of the largest.
+    The outline trains the appearance model; the recall mask is what is tracked and saved.
+    """
+    outline = fit_box(image, box, iterations)
+    recall = keep_largest_parts(fill_holes(outline | box_prior(image, box)))
+    return recall, outline
+
+
+def moving_unlike_background(flow_bwd: np.ndarray, flow_fwd: np.ndarray, around: np.ndarray,
+                             own: np.ndarray | None = None) -> np.ndarray:
+    """``(h, w) bool`` pixels of the new frame whose flow (``flow_bwd``, new -> previous,
+    ``(h, w, 2) float32``) is more than :data:`MOVING_TOL` px from the background's model flow
+    (:class:`tsam_cli.flow.GlobalMotion` fitted outside ``around``, ``(h, w) bool``) and passes
+    the forward-backward test against ``flow_fwd`` (previous -> new; :data:`FB_DELTA`: the
+    background the object just uncovered has no match and would trail behind it); all False
+    when no model fits."""
+    from tsam_cli.flow.complete import GlobalMotion
+    from tsam_cli.flow.warp import sample
+
+    bg = GlobalMotion()(flow_bwd, ~around)
+    if bg is None:
+        return np.zeros(around.shape, bool)
+    consistent = np.linalg.norm(flow_bwd + sample(flow_fwd, flow_bwd), axis=2) <= FB_DELTA
+    off_bg = np.linalg.norm(flow_bwd - bg, axis=2)
+    moving = (off_bg > MOVING_TOL) & consistent
+    if own is not None:  # closer to the object's own motion than to the background's
+        moving &= np.linalg.norm(flow_bwd - np.asarray(own, np.float32), axis=2) < OWN_RATIO * off_bg
+    return moving
+
+
+def box_region(core: np.ndarray, extent: tuple[int, int]) -> np.ndarray:
+    """``(h, w) bool`` rectangle around ``core``'s bounding box, grown about its centre to at
+    least ``extent`` = ``(height, width)`` px (the seed's box): where the parts of the object
+    that the carried mask lost (legs behind an occluder, a wheel) can be again."""
+    out = np.zeros(core.shape, bool)
+    if not core.any():
+        return out
+    ys, xs = np.nonzero(core)
+    cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
+    hh = max(ys.max() - ys.min() + 1, extent[0]) / 2 + REGROW_PX
+    hw = max(xs.max() - xs.min() + 1, extent[1]) / 2 + REGROW_PX
+    out[max(0, int(cy - hh)) : int(cy + hh) + 1, max(0, int(cx - hw)) : int(cx + hw) + 1] = True
+    return out
+
+
+def recall_refit(log_odds: np.ndarray, located: np.ndarray, moving: np.ndarray,
+                 extent: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The object on the new frame, recall first: ``(h, w) bool``.
+
+    Args:
+        log_odds: ``(h, w) float32`` appearance log-odds (> 0 = looks like the object).
+        located: ``(h, w) float32`` the carried mask after :func:`locate_parts`, 0..1.
+        moving: ``(h, w) bool`` :func:`moving_unlike_background`.
+        extent: ``(height, width)`` of the seed's box (:func:`box_region`).
+    The union of (1) the carried mask, less the pixels that look like the background
+    (:data:`DROP_LOG_ODDS`) and do not move unlike it, (2) the re-fit of :func:`learned_refit`
+    with the lower threshold :data:`RECALL_BIAS`, and (3) pixels that move unlike the background
+    or look clearly like the object (:data:`REGROW_LOG_ODDS`) within :data:`REGROW_PX` of
+    (1)+(2) or inside :func:`box_region` (limbs and wheels the carried mask lost); opened 1 px
+    (speckles), closed 2 px, holes filled, parts under :data:`KEEP_FRACTION` of the largest dropped.
+    """
+    import cv2
+
+    carried = (located >= 0.5) & ((log_odds > DROP_LOG_ODDS) | moving)
+    prior = np.clip(cv2.GaussianBlur(located, (0, 0), PRIOR_SIGMA), PRIOR_FLOOR, 1 - PRIOR_FLOOR)
+    refit = (log_odds + np.log(prior / (1 - prior)) > RECALL_BIAS) & (cv2.dilate(located, disk(REGROW_PX)) > 0.5)
+    core = carried | refit
+    near = (cv2.dilate(core.astype(np.uint8), disk(REGROW_PX)) > 0) | box_region(core, extent)
+    core |= near & (moving | (log_odds > REGROW_LOG_ODDS))
+    core = cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_OPEN, disk(1)) > 0
+    core = cv2.morphologyEx(core.astype(np.uint8), cv2.MORPH_CLOSE, disk(2)) > 0
+    return keep_largest_parts(fill_holes(core), KEEP_FRACTION)
+
+
+def adaptive_margin(core: np.ndarray, speed: np.ndarray | None, unsure: np.ndarray | None) -> np.ndarray:
+    """``core`` ``(h, w) bool`` grown by a margin that follows how unsure each part is.
+
+    Args:
+        speed: ``(h, w) float32`` px/frame each pixel moves relative to the object's own motion
+            (limbs, wheels), or None (seed frame).
+        unsure: ``(h, w) bool`` where the carried mask and the re-fit disagree, or None.
+    Returns ``(h, w) bool``: every pixel within ``r`` px of ``core``, where ``r`` is the largest
+    :data:`MARGIN_MIN` + :data:`MARGIN_GAIN` x speed (+ :data:`MARGIN_UNSURE` where unsure)
+    over the core pixels within :data:`MARGIN_MAX` px, capped at :data:`MARGIN_MAX`.
+    """
+    import cv2
+
+    if not core.any():
+        return core
+    r = np.full(core.shape, float(MARGIN_MIN), np.float32)
+    if speed is not None:
+        r += MARGIN_GAIN * speed.astype(np.float32)
+    if unsure is not None:
+        r[unsure] += MARGIN_UNSURE
+    r = np.where(core, np.minimum(r, MARGIN_MAX), 0).astype(np.float32)
+    reach = cv2.dilate(r, disk(MARGIN_MAX))
+    dist = cv2.distanceTransform((~core).astype(np.uint8), cv2.DIST_L2, 3)
+    return core | (dist <= reach)
+
+
 class MaskTracker:
     """Carries a mask from frame to frame (one direction). Frames: ``(h, w, 3) uint8`` RGB at
     the tracking size; masks ``(h, w) bool``, True = object.
@@ -433,7 +617,8 @@ class MaskTracker:
     kept in ``seed_appearance``, for a tracker going the other way.
     """
 
-    def __init__(self, frame: np.ndarray, mask: np.ndarray, opts: TrackOptions, estimator, appearance=None) -> None:
+    def __init__(self, frame: np.ndarray, mask: np.ndarray, opts: TrackOptions, estimator, appearance=None,
+                 train_mask: np.ndarray | None = None) -> None:
         self.prev_frame, self.prev_mask = frame, mask
         self.opts, self.estimator = opts, estimator
         self.lost = int(mask.sum()) < opts.min_area
@@ -441,9 +626,16 @@ class MaskTracker:
         self.unlike = 0  # frames in a row whose mask's colours are unlike the seed's
         self.velocity = None  # the object's last own motion (motion='own')
         self.appearance, self.seed_appearance = appearance, None
-        self._seed = (frame, mask) if appearance is None and opts.refine and opts.refit == "learned" else None
+        self._flows = None  # removal mode: (forward, backward) flow of the last carry (motion='own')
+        self._margin = (None, None)  # removal mode: (speed, unsure) of the last step, for the margin
+        ys, xs = np.nonzero(mask) if mask.any() else (np.zeros(1, int), np.zeros(1, int))
+        self.extent = (int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1)  # the seed's box (height, width)
+        train = mask if train_mask is None else train_mask  # removal mode trains on the outline
+        self._seed = (frame, train) if appearance is None and opts.refine and opts.refit == "learned" else None
 
     def step(self, frame: np.ndarray) -> np.ndarray:
+        """The object's mask on ``frame`` (``(h, w, 3) uint8``): ``(h, w) bool``; in removal mode
+        grown by :func:`adaptive_margin` (the tracked core, without it, is carried on)."""
         if self.lost:
             self.prev_frame = frame
             return self.prev_mask
@@ -453,21 +645,44 @@ class MaskTracker:
         soft = self._carry(frame)
         mask = soft >= 0.5
         if int(mask.sum()) >= self.opts.min_area and self.opts.refine:
-            if self.appearance is not None:
-                log_odds = self.appearance.log_odds(frame)
-                mask = learned_refit(log_odds, locate_parts(log_odds, soft))
-            else:
-                refined = grabcut_refine(frame, mask, self.opts.ring, self.opts.core, self.opts.iterations)
-                mask = keep_largest_parts(accept_refined(mask, refined, self.opts))
+            mask = self._refit(frame, soft, mask)
+        mask = self._check_lost(frame, mask)
+        self.prev_frame, self.prev_mask = frame, mask
+        return mask if self.opts.tight else adaptive_margin(mask, *self._margin)
+
+    def _refit(self, frame: np.ndarray, soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Re-fit the carried ``soft`` mask (``(h, w) float32``; ``mask`` = ``soft >= 0.5``) to ``frame``."""
+        if self.appearance is None:
+            refined = grabcut_refine(frame, mask, self.opts.ring, self.opts.core, self.opts.iterations)
+            return keep_largest_parts(accept_refined(mask, refined, self.opts))
+        log_odds = self.appearance.log_odds(frame)
+        located = locate_parts(log_odds, soft)
+        if self.opts.tight:
+            return learned_refit(log_odds, located)
+        import cv2
+
+        if self._flows is None:  # motion 'object'/'flow' did not measure both directions
+            self._flows = (self.estimator(self.prev_frame, frame), self.estimator(frame, self.prev_frame))
+        fwd, bwd = self._flows
+        self._flows = None
+        own = -self.velocity if self.velocity is not None else np.median(bwd[mask], axis=0)
+        moving = moving_unlike_background(bwd, fwd, cv2.dilate(mask.astype(np.uint8), disk(self.opts.ring)) > 0, own)
+        core = recall_refit(log_odds, located, moving, self.extent)
+        speed = np.linalg.norm(bwd - own, axis=2)
+        self._margin = (speed, core ^ learned_refit(log_odds, located))
+        return core
+
+    def _check_lost(self, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """``mask``, or an empty one once the object is lost (see the class doc); teaches the
+        appearance model this frame's background while it is followed."""
         if int(mask.sum()) >= self.opts.min_area:
             far = colour_distance(self.seed_colours, colour_histogram(frame, mask)) > LOST_DISTANCE
             self.unlike = self.unlike + 1 if far else 0
         if int(mask.sum()) < self.opts.min_area or self.unlike >= LOST_FRAMES:
             self.lost = True
-            mask = np.zeros_like(mask)
-        elif self.appearance is not None:
+            return np.zeros_like(mask)
+        if self.appearance is not None:
             self.appearance.update(frame, mask)
-        self.prev_frame, self.prev_mask = frame, mask
         return mask
 
     def _background(self, flow: np.ndarray) -> np.ndarray | None:
@@ -486,6 +701,7 @@ class MaskTracker:
         if self.opts.motion == "own" and self.prev_mask.any():
             fwd, bwd = self.estimator(self.prev_frame, frame), self.estimator(frame, self.prev_frame)
             soft, self.velocity = own_motion_carry(self.prev_mask, fwd, bwd, self._background(fwd), self.velocity)
+            self._flows = (fwd, bwd)
             return soft
         if self.opts.motion == "object" and self.prev_mask.any():
             flow = self.estimator(self.prev_frame, frame)
@@ -618,12 +834,13 @@ class _Forward:
     seed_mask: np.ndarray  # the object on it (fitted when a box was given)
     lost: int | None  # first frame after the seed with an empty mask
     n_tracked: int
+    train_mask: np.ndarray | None = None  # what the appearance is learned from, when not seed_mask
 
 
 def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
                    is_box: bool) -> _Forward:
     """Decode every frame once: stash those before the seed, track from the seed to the end."""
-    stash, packed, tracker, lost, n_tracked = _JpegStash(), [], None, None, 0
+    stash, packed, tracker, lost, n_tracked, outline = _JpegStash(), [], None, None, 0, None
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
         img = _shrink(rgb, small)
@@ -631,9 +848,9 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
             stash.push(img)
             packed.append(None)
         elif i == seed_index:
-            seed_small = fit_box(img, seed_small, opts.iterations) if is_box else seed_small
-            tracker, seed_img = MaskTracker(img, seed_small, opts, estimator), img
-            packed.append(np.packbits(seed_small))
+            seed_small, outline = _fit_seed(img, seed_small, opts, is_box)
+            tracker, seed_img = MaskTracker(img, seed_small, opts, estimator, train_mask=outline), img
+            packed.append(np.packbits(seed_small if opts.tight else adaptive_margin(seed_small, None, None)))
         else:
             m = tracker.step(img)
             n_tracked += 1
@@ -643,7 +860,17 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
     if tracker is None:
         raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
-    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked)
+    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline)
+
+
+def _fit_seed(img: np.ndarray, seed: np.ndarray, opts: TrackOptions, is_box: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """The object on the seed frame and the mask its appearance is learned from (None: the same).
+
+    A box is cut to the object by :func:`fit_box` (``--tight``) or :func:`fit_box_removal`
+    (removal mode: recall mask, GrabCut outline); a seed mask is taken as drawn."""
+    if not is_box:
+        return seed, None
+    return (fit_box(img, seed, opts.iterations), None) if opts.tight else fit_box_removal(img, seed, opts.iterations)
 
 
 def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) -> tuple[int | None, int]:
@@ -652,7 +879,7 @@ def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) ->
     if seed_index == 0:
         return None, 0
     # the appearance the forward pass trained (None if it never stepped: trained again here)
-    tracker = MaskTracker(fw.seed_img, fw.seed_mask, opts, estimator, fw.tracker.seed_appearance)
+    tracker = MaskTracker(fw.seed_img, fw.seed_mask, opts, estimator, fw.tracker.seed_appearance, fw.train_mask)
     lost = None
     reporter.start("track back", seed_index)
     for i in range(seed_index - 1, -1, -1):
