@@ -1,5 +1,8 @@
 """Mask tracking (``tsam mask track``): IoU against ground truth, speed, and what it costs inpainting.
 
+Measures the outline mode (``--tight``); the default removal mode, recall first, is measured
+by ``benchmarks/removal.py``.
+
 1. IoU: seeded with the ground-truth mask of frame 0 of ``../shared/data/bmx-trees`` (JPEG
    frames + PNG masks) and ``../shared/data/schoolgirls`` (mp4 + palette PNG masks), the
    tracker's masks are compared with the ground truth of every frame (IoU at the video
@@ -59,7 +62,7 @@ def load_clip(name: str) -> tuple[list[np.ndarray], np.ndarray, tuple[int, int]]
 
 def run_tracker(frames, gt, size, **overrides) -> tuple[list[float], float, float]:
     """Per-frame IoU (frames 1..T-1), wall and CPU seconds per tracked frame."""
-    opts = TrackOptions(box="0,0,1,1", **overrides)
+    opts = TrackOptions(box="0,0,1,1", **{"tight": True, **overrides})  # the outline (removal: removal.py)
     c0 = time.process_time()
     res = track_frames(iter(frames), len(frames), size, gt[0], 0, opts, NullReporter())
     cpu = (time.process_time() - c0) / (len(frames) - 1)
@@ -169,7 +172,7 @@ def inpaint_table() -> None:
     bg, clip, gt = synthetic_clip()
     size = (clip.shape[2], clip.shape[1])
     t0 = time.perf_counter()
-    res = track_frames(iter(clip), len(clip), size, gt[0], 0, TrackOptions(box="0,0,1,1"), NullReporter())
+    res = track_frames(iter(clip), len(clip), size, gt[0], 0, TrackOptions(box="0,0,1,1", tight=True), NullReporter())
     tracked = np.stack(list(res.full_masks()))
     print(f"\nsynthetic clip ({len(clip)} frames {size[0]}x{size[1]}): tracking {time.perf_counter() - t0:.1f} s, "
           f"mean IoU {np.mean([iou(a, b) for a, b in zip(tracked[1:], gt[1:], strict=True)]):.3f}")

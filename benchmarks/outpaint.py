@@ -150,13 +150,59 @@ def speed_check(frames: np.ndarray) -> float:
     return (time.perf_counter() - t0) / len(frames)
 
 
+MEMORY_RUN = r"""
+import json, sys
+import tsam_cli
+kind, src, out, arg = sys.argv[1:5]
+if kind == "outpaint":
+    rep = tsam_cli.outpaint(src, out, pad=arg, quiet=True, overwrite=True)
+else:  # inpaint of the same canvas, its new area given as the mask
+    rep = tsam_cli.inpaint(src, arg, out, quiet=True, overwrite=True)
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
+print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "peak_rss_mib": peak}))
+"""
+
+
+def memory_check(lengths: list[int]) -> None:
+    """Peak RSS of ``tsam outpaint`` 432x240 -> 576x240 (bmx-trees looped ping-pong to each
+    length, a fresh interpreter per run) next to ``tsam inpaint`` of the same 576x240 canvas with
+    the new area as its mask: outpainting must stay flat in length and within inpaint's memory."""
+    import subprocess
+    import tempfile
+
+    from _common import ROOT, bmx_frames, write_inputs
+
+    frames, _ = bmx_frames()
+    wide = np.pad(frames, ((0, 0), (0, 0), (72, 72), (0, 0)), mode="edge")
+    holes = np.zeros(wide.shape[:3], bool)
+    holes[:, :, :72], holes[:, :, -72:] = True, True
+    print("| frames | outpaint peak MiB | outpaint s/frame | inpaint (same canvas) peak MiB | inpaint s/frame |")
+    print("|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in lengths:
+            (Path(tmp) / f"wide{n}").mkdir()
+            src, _ = write_inputs(Path(tmp), frames, holes[:, :, 72:-72], n)
+            big, mask = write_inputs(Path(tmp) / f"wide{n}", wide, holes, n)
+            res = []
+            for kind, inp, arg in (("outpaint", src, "72,0,72,0"), ("inpaint", big, str(mask))):
+                r = subprocess.run([sys.executable, "-c", MEMORY_RUN, kind, str(inp), str(Path(tmp) / f"{kind}.mp4"), arg],
+                                   capture_output=True, text=True, cwd=ROOT, check=True)
+                res.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            print(f"| {n} | {res[0]['peak_rss_mib']:.0f} | {res[0]['seconds'] / n:.3f} | "
+                  f"{res[1]['peak_rss_mib']:.0f} | {res[1]['seconds'] / n:.3f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=40)
     ap.add_argument("--clips", default=",".join(CLIPS))
     ap.add_argument("--crops", default=",".join(CROPS))
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--memory", default=None, metavar="N,N", help="only the memory check, at these lengths")
     args = ap.parse_args()
+    if args.memory:
+        memory_check([int(n) for n in args.memory.split(",")])
+        return
     rows, speeds = [], {}
     print(HEADER)
     for name in args.clips.split(","):
