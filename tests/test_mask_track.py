@@ -12,15 +12,21 @@ from conftest import SHARED, needs_shared, read_video, texture, translating_vide
 
 from tsam_cli.cli.main import main
 from tsam_cli.errors import MaskError, OutputError, UsageError
+from tsam_cli.masking.save import confidence_json, confidence_path, read_confidence
 from tsam_cli.masking.track import (
+    LOW_CONFIDENCE,
     TrackOptions,
+    frame_confidence,
     iou,
     learned_refit,
+    low_ranges,
     move_mask,
+    nearest_seed,
     object_motion,
     own_shift,
     splat_mask,
     track_frames,
+    track_seeded,
     track_video,
     warp_mask,
 )
@@ -342,6 +348,140 @@ def test_cli_one_line_errors_and_png_folder_output(clip, tmp_path, capsys):
 
     back = np.stack(list(MaskStream(MaskSpec(out, dilate=0), W, H, T, NullReporter())))
     assert min(iou(m, g) for m, g in zip(back, gt, strict=True)) > 0.75
+
+
+# ---------------------------------------------------------------------------- confidence
+def test_removal_mode_with_one_seed_is_unchanged():
+    """Confidence and several seeds changed nothing for one seed: the packed masks of the default
+    (removal) mode hash to what the code before them gave (HEAD before issue 25 item 3)."""
+    frames, _ = object_clip()
+    box = np.zeros((H, W), bool)
+    box[30:54, 20:44] = True
+    res = track_frames(iter(frames), T, (W, H), box, 0, TrackOptions(box="20,30,24,24", net_steps=20),
+                       NullReporter(), is_box=True)
+    assert _packed_digest(res) == "6d8f8714ef60d009"
+    frames, gt = occluded_clip()
+    res = track_frames(iter(frames), len(frames), (W, H), gt[7], 7, TrackOptions(seed="x", net_steps=20), NullReporter())
+    assert _packed_digest(res) == "144c4fb7a7d5a8d3"
+
+
+def test_frame_confidence_is_the_weakest_signal():
+    m = np.zeros((40, 40), bool)
+    m[10:30, 10:30] = True
+    assert frame_confidence(m, m, int(m.sum()), None) == (1.0, "agreement")
+    assert frame_confidence(m, np.zeros_like(m), 400, None) == (0.0, "lost")
+    assert frame_confidence(m, m, 800, None) == (0.0, "area")  # halved in one frame
+    moved = np.roll(m, 10, axis=1)  # the re-fit put it 10 px away from where the flow carried it
+    assert frame_confidence(m, moved, 400, None) == (pytest.approx(1 / 3), "agreement")
+    log_odds = np.full((40, 40), 3.0, np.float32)
+    log_odds[10:30, 10:20] = -5  # half of the mask looks like background
+    assert frame_confidence(m, m, 400, log_odds) == (0.5, "appearance")
+    assert low_ranges([1, 0.2, 0.1, 0.9, 0.3, 1]) == [(1, 2), (4, 4)]
+
+
+@pytest.mark.parametrize("tight", [False, True])
+def test_confidence_drops_where_an_occluder_crosses(tight):
+    frames, gt = occluded_clip()  # the bar is in front of the object on frames 6-10
+    res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=20, tight=tight),
+                       NullReporter())
+    conf = res.confidence
+    low = {i for i, c in enumerate(conf) if c < LOW_CONFIDENCE}
+    assert conf[0] == 1.0 and low and low <= set(range(7, 12)), conf
+    assert min(conf[:6] + conf[13:]) > 0.75, conf
+
+
+def jump_clip(T=16, at=8):
+    """The object of :func:`object_clip` moving 2 px/frame, jumping 40 px right and 30 px up on
+    frame ``at`` (a cut, or a slip the tracker cannot follow)."""
+    frames, gt = object_clip(T=T, start=(20, 30), step=(2, 0))
+    later, later_gt = object_clip(T=T, start=(60, 0), step=(2, 0))
+    frames[at:], gt[at:] = later[at:], later_gt[at:]
+    return frames, gt
+
+
+def test_confidence_is_zero_after_a_jump_and_the_sidecar_round_trips(tmp_path, capsys):
+    frames, gt = jump_clip()
+    video = write_video(tmp_path / "jump.mp4", frames, fps=20)
+    seed = write_pngs(tmp_path / "seed", [gt[0].astype(np.uint8) * 255]) / "00000.png"
+    out = tmp_path / "masks"
+    code = main(["mask", "track", str(video), "--seed", str(seed), "--tight", "--net-steps", "20", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0 and "low confidence: 8 frames (8-15): check them with tsam preview" in err, err
+    conf, threshold = read_confidence(confidence_path(out))
+    assert threshold == LOW_CONFIDENCE and len(conf) == 16
+    assert min(conf[1:8]) > 0.75 and max(conf[8:]) == 0.0, conf
+    assert sorted(p.name for p in out.iterdir() if p.name != ".tsam-output") == [f"{i:05d}.png" for i in range(16)]  # the sidecar is beside
+    before = confidence_path(out).read_bytes()
+    code = main(["mask", "track", str(video), "--seed", str(seed), "-o", str(tmp_path / "other")])
+    assert code == 0 and confidence_path(tmp_path / "other").is_file()
+    confidence_path(tmp_path / "m.mkv").write_text("a user's file")  # never replaced without --overwrite
+    code = main(["mask", "track", str(video), "--seed", str(seed), "-o", str(tmp_path / "m.mkv"), "-q"])
+    assert code == 5 and not (tmp_path / "m.mkv").exists()
+    assert confidence_path(tmp_path / "m.mkv").read_text() == "a user's file"
+    assert confidence_path(out).read_bytes() == before
+
+
+def test_sidecar_text_reads_back():
+    text = confidence_json([(1.0, "seed"), (0.25, "agreement"), (0.0, "lost")], [0], 0.5)
+    import json
+
+    data = json.loads(text)
+    assert data["confidence"] == [1.0, 0.25, 0.0] and data["weakest"] == ["seed", "agreement", "lost"]
+    assert data["frames"] == 3 and data["seeds"] == [0]
+
+
+# ---------------------------------------------------------------------------- several seeds
+def test_nearest_seed_ties_go_to_the_earlier_seed():
+    seeds = [3, 9, 20]
+    assert [nearest_seed(i, seeds) for i in (0, 3, 5, 6, 7, 9, 14, 15, 25)] == [3, 3, 3, 3, 9, 9, 9, 20, 20]
+
+
+def test_a_second_seed_fixes_the_frames_after_a_slip():
+    frames, gt = jump_clip()
+    opts = TrackOptions(seed="x", net_steps=20, tight=True)
+    one = track_frames(iter(frames), 16, (W, H), gt[0], 0, opts, NullReporter())
+    two = track_seeded(iter(frames), 16, (W, H), {0: (gt[0], False), 8: (gt[8], False)}, opts, NullReporter())
+    one_iou = [iou(m, g) for m, g in zip(one.full_masks(), gt, strict=True)]
+    two_iou = [iou(m, g) for m, g in zip(two.full_masks(), gt, strict=True)]
+    assert max(one_iou[8:]) < 0.1 and min(two_iou[8:]) > 0.85, (one_iou, two_iou)
+    assert min(two_iou[:5]) > 0.85 and two.seeds == [0, 8]  # frames 0-4 still follow frame 0's seed
+    assert two.scores[8] == (1.0, "seed") and min(two.confidence[9:]) > 0.75
+    # frames 5-7 are nearer to the seed of frame 8, tracked back from it: the jump shows as low confidence
+    assert low_ranges(two.confidence) == [(5, 7)], two.confidence
+
+
+def test_several_seeds_on_the_command_line(tmp_path, capsys):
+    frames, gt = jump_clip()
+    video = write_video(tmp_path / "jump.mp4", frames, fps=20)
+    s0 = write_pngs(tmp_path / "s0", [gt[0].astype(np.uint8) * 255]) / "00000.png"
+    s8 = write_pngs(tmp_path / "s8", [gt[8].astype(np.uint8) * 255]) / "00000.png"
+    out = tmp_path / "m.mkv"
+    code = main(["mask", "track", str(video), "--seed", str(s0), "--seed", f"{s8}@8", "--tight", "--net-steps", "20",
+                 "-o", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    masks = read_masks(out)
+    assert min(iou(m, g) for m, g in zip(masks[8:], gt[8:], strict=True)) > 0.85
+    assert read_confidence(confidence_path(out))[0][8] == 1.0
+
+
+@pytest.mark.parametrize("seeds, code, start", [
+    (["{s0}", "{s8}@99"], 2, "error: --seed"),  # past the end
+    (["{s0}", "{s8}@0"], 2, "error: --seed"),  # two on one frame
+    (["{s0}@1", "{s8}@1"], 2, "error: --seed"),
+    (["{s0}", "{s8}@eight"], 2, "error: --seed"),  # not a frame number
+    (["{s0}", "{empty}@8"], 4, "error: the seed mask is empty on frame 8"),  # a mask problem: exit 4, as with one seed
+])
+def test_bad_seeds_are_one_line_errors(tmp_path, capsys, seeds, code, start):
+    frames, gt = jump_clip()
+    video = write_video(tmp_path / "jump.mp4", frames, fps=20)
+    paths = {"s0": write_pngs(tmp_path / "s0", [gt[0].astype(np.uint8) * 255]) / "00000.png",
+             "s8": write_pngs(tmp_path / "s8", [gt[8].astype(np.uint8) * 255]) / "00000.png",
+             "empty": write_pngs(tmp_path / "e", [np.zeros((H, W), np.uint8)]) / "00000.png"}
+    args = [a for s in seeds for a in ("--seed", s.format(**paths))]
+    got = main(["mask", "track", str(video), *args, "-o", str(tmp_path / "m.mkv")])
+    err = capsys.readouterr().err
+    assert got == code and err.startswith(start) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "m.mkv").exists() and not confidence_path(tmp_path / "m.mkv").exists()
 
 
 # ---------------------------------------------------------------------------- real clip

@@ -10,8 +10,10 @@ from tsam_cli.api import inpaint
 from tsam_cli.cli.main import main
 from tsam_cli.errors import InputError, OutputError, UsageError
 from tsam_cli.masking.preview import (
+    LOW_COLOUR,
     OVERLAY_COLOUR,
     PreviewOptions,
+    mark_low,
     overlay,
     to_coded,
     to_display,
@@ -19,6 +21,7 @@ from tsam_cli.masking.preview import (
     wipe_position,
     write_preview,
 )
+from tsam_cli.masking.save import confidence_json, confidence_path
 from tsam_cli.media import probe
 
 T, H, W = 8, 64, 96
@@ -196,3 +199,65 @@ def test_side_by_side_of_a_rotated_clip_is_side_by_side_as_shown(tmp_path):
     left, right = shown[:, :, :H].astype(int), shown[:, :, H:].astype(int)
     assert np.abs(left - src).mean() < 10 < np.abs(left - res).mean()
     assert np.abs(right - res).mean() < 10 < np.abs(right - src).mean()
+
+
+# ---------------------------------------------------------------------------- low-confidence marks
+def test_mark_low_draws_a_red_border_and_text_only_near_the_edge():
+    frame = np.full((64, 96, 3), 100, np.uint8)
+    out = mark_low(frame, 0.3)
+    assert (out[0] == LOW_COLOUR).all() and (out[:, -1] == LOW_COLOUR).all() and (out[-3:] == LOW_COLOUR).all()
+    assert (out[30:-3, 10:-10] == 100).all() and (out[:20] != 100).any()  # the text is at the top left
+    turned = mark_low(np.full((96, 64, 3), 100, np.uint8), 0.3, rotation=90)  # text as shown
+    assert (turned[:, 0] == LOW_COLOUR).all() and turned.shape == (96, 64, 3)
+
+
+def _frames(folder):
+    return [p.read_bytes() for p in sorted(folder.glob("*.png"))]
+
+
+def _sidecar(path, conf):
+    path.write_text(confidence_json([(c, "agreement") for c in conf], [0], 0.5))
+    return path
+
+
+def test_preview_marks_exactly_the_low_frames_of_a_sidecar(clip, tmp_path, capsys):
+    video, masks = clip
+    plain = tmp_path / "plain"
+    write_preview(video, plain, PreviewOptions(mask=str(masks)))
+    conf = [1.0, 0.9, 0.2, 0.45, 0.8, 0.5, 0.0, 1.0]  # below 0.5: frames 2, 3, 6
+    _sidecar(confidence_path(masks), conf)
+    code = main(["preview", str(video), "--mask", str(masks), "-o", str(tmp_path / "marked")])
+    assert code == 0 and "marked 3 frames of low confidence" in capsys.readouterr().err
+    a, b = _frames(plain), _frames(tmp_path / "marked")
+    assert [i for i in range(T) if a[i] != b[i]] == [2, 3, 6]
+    marked = read_video(tmp_path / "marked")
+    assert (marked[[2, 3, 6], 0] == LOW_COLOUR).all() and not (marked[[0, 1, 4, 5, 7], 0] == LOW_COLOUR).all()
+
+
+def test_preview_without_low_frames_is_unchanged(clip, tmp_path):
+    """No sidecar, or one with no frame below its threshold: the same PNG bytes as before."""
+    video, masks = clip
+    write_preview(video, tmp_path / "plain", PreviewOptions(mask=str(masks)))
+    _sidecar(confidence_path(masks), [0.9] * T)
+    write_preview(video, tmp_path / "high", PreviewOptions(mask=str(masks)))
+    assert _frames(tmp_path / "plain") == _frames(tmp_path / "high")
+
+
+def test_explicit_confidence_file_and_its_errors(clip, tmp_path, capsys):
+    video, masks = clip
+    other = _sidecar(tmp_path / "c.json", [0.1] * T)
+    rep = write_preview(video, tmp_path / "a", PreviewOptions(mask=str(masks), confidence=str(other)))
+    assert rep.n_low == T
+    short = _sidecar(tmp_path / "short.json", [0.1] * 3)
+    code = main(["preview", str(video), "--mask", str(masks), "--confidence", str(short), "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 3 and "3 frames" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "b").exists()
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    code = main(["preview", str(video), "--mask", str(masks), "--confidence", str(tmp_path / "bad.json"), "-o",
+                 str(tmp_path / "b")])
+    assert code == 3 and len(capsys.readouterr().err.strip().splitlines()) == 1
+    _sidecar(confidence_path(masks), [0.1] * 3)  # a stale sidecar beside the mask: warned about, not used
+    rep = write_preview(video, tmp_path / "c", PreviewOptions(mask=str(masks)))
+    assert rep.n_low == 0
+    with pytest.raises(UsageError):
+        write_preview(video, tmp_path / "d.mp4", PreviewOptions(result=str(video), confidence=str(other)))

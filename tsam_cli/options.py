@@ -32,9 +32,10 @@ MAX_DILATE = 256
 MAX_MASK_THRESHOLD = 65534
 
 
-def _opt(default, flag: str | None, help: str, *, short: str | None = None, cli_type=None, invert: bool = False):
+def _opt(default, flag: str | None, help: str, *, short: str | None = None, cli_type=None, invert: bool = False,
+         metavar: str | None = None):
     """A field with its command-line flag. ``invert``: the flag is ``--no-...`` and sets False."""
-    meta = {"flag": flag, "help": help, "short": short, "cli_type": cli_type, "invert": invert}
+    meta = {"flag": flag, "help": help, "short": short, "cli_type": cli_type, "invert": invert, "metavar": metavar}
     return field(default=default, metadata=meta)
 
 
@@ -186,7 +187,8 @@ def cli_parameters(cls=InpaintOptions) -> list[inspect.Parameter]:
         annotation = meta["cli_type"] or type(f.default if f.default is not MISSING else "")
         name = meta["flag"].lstrip("-").replace("-", "_")
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
-                                        default=typer.Option(default, *decls, help=meta["help"])))
+                                        default=typer.Option(default, *decls, help=meta["help"],
+                                                                     metavar=meta.get("metavar"))))
     return params
 
 

@@ -25,6 +25,8 @@ def preview_command(video: Path, output: Path, fps: float | None, **values) -> N
     if not opts.quiet:
         rep.info(f"wrote {report.output} ({plural(report.n_frames, 'frame')}, {report.size[0]}x{report.size[1]}, "
                  f"{report.fps:g} fps) in {report.seconds:.1f}s")
+        if report.n_low:
+            rep.info(f"marked {plural(report.n_low, 'frame')} of low confidence (red border)")
 
 
 video_command(preview_command, PreviewOptions, "Preview video (.mp4/.mov/.mkv) or a folder for PNG frames.")

@@ -95,8 +95,12 @@ class TrackOptions(OutputFlags):
 
     box: str | None = _opt(None, "--box", "The object on the seed frame, x,y,w,h in pixels of the video as shown.",
                             cli_type=str | None)
-    seed: str | None = _opt(None, "--seed", "Or a mask image of the object on the seed frame (white = object; "
-                            "a mask video/folder: its frame --frame).", cli_type=Path | None)
+    # several --seed MASK@N: each a mask drawn on frame N; tracked from each seed to halfway
+    # to its neighbours (the nearer seed wins), so a second seed corrects a slipped track
+    seed: str | list | None = _opt(None, "--seed", "Or a mask image of the object on the seed frame (white = "
+                                   "object; a mask video/folder: its frame --frame). Repeat as MASK@N to give "
+                                   "masks on several frames (N = frame): each frame follows the nearest seed.",
+                                   cli_type=list[Path] | None, metavar="MASK[@N]")
     # the first frame is where most users draw
     frame: int = _opt(0, "--frame", "The frame the box/seed mask is drawn on (0 = first); tracked forward and back.")
     # 480 px keeps flow + re-fit near 0.1-0.3 s/frame on 2 cores; masks are upscaled smoothly
@@ -148,7 +152,7 @@ class TrackOptions(OutputFlags):
 
     def validate(self) -> None:
         """Raise :class:`UsageError` naming the option and its range."""
-        if self.box is None and self.seed is None:
+        if self.box is None and not self.seed:
             raise UsageError("no object given: pass --box x,y,w,h or --seed MASK_IMAGE (drawn on --frame N)")
         for name, value, lo, hi in [
             ("--frame", self.frame, 0, 10**9), ("--max-size", self.max_size, 32, 4096),
@@ -160,6 +164,7 @@ class TrackOptions(OutputFlags):
             _check_range(name, value, lo, hi)
         _check_choice("--flow", self.flow, TRACK_FLOWS)
         _check_choice("--motion", self.motion, ("own", "object", "flow"))
+        seed_frames(self)
         _check_choice("--refit", self.refit, ("learned", "grabcut"))
 
 
@@ -177,6 +182,10 @@ class PreviewOptions(OutputFlags):
     # the same default as tsam inpaint, so the tint shows what inpaint will really fill
     dilate: int = _opt(4, "--dilate", "Grow the mask by this many pixels before drawing (as inpaint does).")
     invert_mask: bool = _opt(False, "--invert-mask", "Black/zero = remove instead.")
+    # tsam mask track writes MASK.confidence.json beside its masks; found there without this option
+    confidence: str | None = _opt(None, "--confidence", "Per-frame confidence of a tracked mask (default: "
+                                  "MASK.confidence.json when it exists): frames below its threshold get a red "
+                                  "border and 'low confidence'.", cli_type=Path | None)
     mask_threshold: int | None = _opt(None, "--mask-threshold", "As tsam inpaint --mask-threshold.",
                                       cli_type=int | None)
     # 0.45: the content under the tint stays readable and the tint is visible on any colour
@@ -194,12 +203,38 @@ class PreviewOptions(OutputFlags):
             raise UsageError("nothing to preview: pass --mask/--box to overlay a mask, or --result OUT to compare")
         if self.result is not None and (self.mask is not None or self.box is not None):
             raise UsageError("--result compares a finished result; --mask/--box overlay a mask: give one or the other")
+        if self.confidence is not None and self.result is not None:
+            raise UsageError("--confidence marks frames of a mask overlay: give it with --mask, not with --result")
         if self.wipe and self.result is None:
             raise UsageError("--wipe compares input and result: give --result OUT too")
         for name, value, lo, hi in [("--dilate", self.dilate, 0, 256), ("--opacity", self.opacity, 0.0, 1.0),
                                     ("--outline", self.outline, 0, 64), ("--wipe-period", self.wipe_period, 2, 10**6),
                                     ("--crf", self.crf, 0, 51)]:
             _check_range(name, value, lo, hi)
+
+
+def parse_seed(text: str, frame: int) -> tuple[str, int]:
+    """One ``--seed`` value -> ``(mask path, frame)``: ``MASK@N`` is ``MASK`` on frame ``N``; a
+    plain ``MASK`` (or a path that exists as written, ``@`` and all) is on ``frame`` (``--frame``)."""
+    text = str(text)
+    path, at, tail = text.rpartition("@")
+    if not at or Path(text).exists() or not path:
+        return text, frame
+    if not tail.isdigit():
+        raise UsageError(f"--seed {text!r}: write MASK@N with N a frame number (0 = first), e.g. fix.png@40")
+    return path, int(tail)
+
+
+def seed_frames(opts: TrackOptions) -> list[tuple[str, int]]:
+    """The ``--seed`` masks of ``opts`` as ``(path, frame)`` pairs in frame order (empty without
+    ``--seed``). Raises :class:`UsageError` when two of them are on the same frame."""
+    values = [] if opts.seed is None else [opts.seed] if isinstance(opts.seed, (str, Path)) else list(opts.seed)
+    pairs = sorted((parse_seed(v, opts.frame) for v in values), key=lambda p: p[1])
+    for (a, fa), (b, fb) in zip(pairs, pairs[1:], strict=False):
+        if fa == fb:
+            raise UsageError(f"--seed {a} and --seed {b} are both on frame {fa}: give one mask per frame "
+                             "(MASK@N; a plain MASK is on --frame)")
+    return pairs
 
 
 def parse_region(text: str) -> str | tuple[int, int, int, int]:

@@ -32,6 +32,8 @@ from tsam_cli.ui import plural
 
 #: tint of the overlay: a saturated magenta is rare in natural footage (RGB)
 OVERLAY_COLOUR = (255, 0, 255)
+#: the border of a frame whose tracked mask has low confidence (RGB): red, apart from the magenta tint
+LOW_COLOUR = (255, 0, 0)
 
 
 # ---------------------------------------------------------------------------- drawing
@@ -59,6 +61,26 @@ def overlay(frame: np.ndarray, mask: np.ndarray, opacity: float = 0.45, outline:
                           borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
         out[mask & ~inner] = colour
     return out
+
+
+def mark_low(frame: np.ndarray, confidence: float, rotation: int = 0) -> np.ndarray:
+    """``frame`` (``(H, W, 3) uint8`` RGB, coded orientation) with a :data:`LOW_COLOUR` border and
+    "low confidence 0.30" written at its top left as shown (``rotation``: the video's clockwise
+    display rotation). Border: 1/80 of the short side, at least 3 px; white text on a red label."""
+    import cv2
+
+    img = np.ascontiguousarray(to_display(frame, rotation)).copy()
+    h, w = img.shape[:2]
+    b = max(3, round(min(h, w) / 80))
+    img[:b], img[-b:], img[:, :b], img[:, -b:] = LOW_COLOUR, LOW_COLOUR, LOW_COLOUR, LOW_COLOUR
+    scale = max(0.3, min(h, w) / 600)  # FONT_HERSHEY_SIMPLEX is ~22 px tall at scale 1
+    thick = max(1, round(2 * scale))
+    text = f"low confidence {confidence:.2f}"
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+    pad = max(2, b // 2)
+    img[b : b + th + base + 2 * pad, b : b + tw + 2 * pad] = LOW_COLOUR  # a label on the border: readable on any picture
+    cv2.putText(img, text, (b + pad, b + pad + th), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    return to_coded(img, rotation)
 
 
 def to_display(img: np.ndarray, rotation: int) -> np.ndarray:
@@ -104,6 +126,7 @@ class PreviewReport:
     size: tuple[int, int]  # (W, H) of the preview, coded orientation
     fps: float
     seconds: float
+    n_low: int = 0  # frames marked "low confidence" (a tracked mask's confidence sidecar)
 
 
 def _frames_with(info, other_frames):
@@ -146,6 +169,47 @@ def _compose(opts: PreviewOptions, rotation: int, offset: tuple[int, int] | None
         return to_coded(side_by_side(a, b), rotation)
 
     return compare
+
+
+def confidence_file(opts: PreviewOptions) -> Path | None:
+    """The confidence sidecar to mark frames by: ``--confidence``, else ``MASK.confidence.json``
+    beside ``--mask`` when it exists (:func:`tsam_cli.masking.save.confidence_path`), else None."""
+    from tsam_cli.masking.save import confidence_path
+
+    if opts.confidence is not None:
+        return Path(opts.confidence)
+    if opts.mask is None or opts.result is not None:
+        return None
+    found = confidence_path(Path(opts.mask))
+    return found if found.is_file() else None
+
+
+def low_frames(info, opts: PreviewOptions, rep) -> dict[int, float]:
+    """``{frame: confidence}`` of the frames below the sidecar's threshold (empty without one).
+    A sidecar found beside the mask with another frame count is warned about and not used; a
+    ``--confidence`` file with one is an :class:`InputError`."""
+    from tsam_cli.masking.save import read_confidence
+
+    path = confidence_file(opts)
+    if path is None:
+        return {}
+    conf, threshold = read_confidence(path)
+    if len(conf) != info.n_frames:
+        msg = f"{path} has {plural(len(conf), 'frame')}, {info.path} {info.n_frames}: it belongs to another mask"
+        if opts.confidence is not None:
+            raise InputError(f"{msg}: give the confidence file of this video's mask")
+        rep.warn(f"{msg}, so no frame is marked low confidence")
+        return {}
+    return {i: c for i, c in enumerate(conf) if c < threshold}
+
+
+def _with_marks(compose, low: dict[int, float], rotation: int):
+    """``compose`` with the frames of ``low`` (``{frame: confidence}``) marked by :func:`mark_low`."""
+    def marked(i: int, rgb: np.ndarray, other) -> np.ndarray:
+        out = compose(i, rgb, other)
+        return mark_low(out, low[i], rotation) if i in low else out
+
+    return marked
 
 
 def _user_masks(info, opts, rep):
@@ -212,15 +276,18 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
     t0 = time.perf_counter()
     opts.validate()
     info = probe(Path(video), fps=fps)
-    others = [("the mask", opts.mask), ("the result", opts.result)]
+    others = [("the mask", opts.mask), ("the result", opts.result), ("the confidence file", confidence_file(opts))]
     protected = [("the input", info.path), *((k, Path(p)) for k, p in others if p), *protected]
     with OutputTarget(Path(out), protected, opts.overwrite) as target:
+        low = low_frames(info, opts, rep)
         other, offset, (w, h) = _open_other(info, opts, rep)
         if opts.result is not None and not opts.wipe:
             w, h = (w, 2 * h) if info.rotation in (90, 270) else (2 * w, h)
-        n = _write_frames(target, info, Path(out), (w, h), other, _compose(opts, info.rotation, offset), opts.crf, rep)
+        compose = _compose(opts, info.rotation, offset)
+        compose = _with_marks(compose, low, info.rotation) if low else compose
+        n = _write_frames(target, info, Path(out), (w, h), other, compose, opts.crf, rep)
         target.commit()
-    return PreviewReport(Path(out), n, (w, h), float(info.fps), time.perf_counter() - t0)
+    return PreviewReport(Path(out), n, (w, h), float(info.fps), time.perf_counter() - t0, len(low))
 
 
 def _write_frames(target, info, out: Path, size: tuple[int, int], other, compose, crf: int, rep) -> int:

@@ -94,3 +94,53 @@ def save_masks(masks: Iterable, out: Path, info: VideoInfo, *, overwrite: bool, 
             raise InputError(f"no frame of {info.path} could be decoded, so no mask was written: check the video")
         target.commit()
     return n
+
+
+# ---------------------------------------------------------------------------- confidence sidecar
+#: ``tsam mask track -o OUT`` also writes ``OUT.confidence.json`` beside the masks (a file, not
+#: inside a folder output: a mask folder holds only frames, so that ``--overwrite`` may replace it)
+CONFIDENCE_SUFFIX = ".confidence.json"
+#: what the sidecar's ``format`` field says (a JSON file of another kind is refused when read)
+CONFIDENCE_FORMAT = "tsam-track-confidence"
+
+
+def confidence_path(out: Path) -> Path:
+    """The confidence sidecar of the mask output ``out``: ``masks.mkv`` -> ``masks.mkv.confidence.json``,
+    a folder ``masks`` -> ``masks.confidence.json`` (both beside ``out``)."""
+    out = Path(out)
+    return out.with_name(out.name + CONFIDENCE_SUFFIX)
+
+
+def confidence_target(out: Path, protected: list, overwrite: bool):
+    """The :class:`~tsam_cli.media.output.OutputTarget` of ``out``'s sidecar: the same rules as
+    every output (checked, never a protected path nor an existing file without ``--overwrite``,
+    locked, written aside, swapped in). Raises :class:`OutputError` for a bad path."""
+    from tsam_cli.media.output import OutputTarget
+
+    return OutputTarget(confidence_path(out), protected, overwrite, suffixes={".json"}, folders=False)
+
+
+def confidence_json(scores: list, seeds: list[int], threshold: float) -> str:
+    """The sidecar's text: ``{"format", "version": 1, "frames", "threshold", "seeds", "confidence":
+    [0..1 per frame, 3 decimals], "weakest": [the weakest signal per frame]}``."""
+    import json
+
+    return json.dumps({"format": CONFIDENCE_FORMAT, "version": 1, "frames": len(scores), "threshold": threshold,
+                       "seeds": list(seeds), "confidence": [round(float(c), 3) for c, _ in scores],
+                       "weakest": [w for _, w in scores]}) + "\n"
+
+
+def read_confidence(path: Path) -> tuple[list[float], float]:
+    """``(confidence per frame (0..1), threshold)`` from a sidecar written by ``tsam mask track``.
+    Raises :class:`InputError` (one line) for a file that cannot be read or is not one."""
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        conf, threshold = data["confidence"], float(data["threshold"])
+        ok = data.get("format") == CONFIDENCE_FORMAT and all(isinstance(c, (int, float)) for c in conf)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"cannot read the confidence file {path}: {exc}: give a file tsam mask track wrote") from None
+    if not ok:
+        raise InputError(f"{path} is not a confidence file of tsam mask track: give the OUT.confidence.json it wrote")
+    return [float(c) for c in conf], threshold

@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np  # this module is loaded by the commands, not by `tsam --help`; cv2 and av in functions
@@ -604,6 +604,72 @@ def adaptive_margin(core: np.ndarray, speed: np.ndarray | None, unsure: np.ndarr
     return core | (dist <= reach)
 
 
+# ---------------------------------------------------------------------------- confidence
+#: a frame whose confidence (:func:`frame_confidence`) is below this is reported as low by
+#: ``tsam mask track`` and marked by ``tsam preview``. Measured on the synthetic clips of
+#: tests/test_mask_track.py (--net-steps 20, removal / --tight): a rigid object followed well
+#: 0.73-0.94 on every frame; a bar crossing in front of it 0.30-0.62 / 0.00-0.58 on the crossing
+#: frames (0.81-0.93 elsewhere); an object that jumps 40 px is lost (0.0); a thin arm swinging
+#: below a body 0.41-0.75 / 0.48-0.89 (some of its frames are flagged: the arm is unsure there)
+LOW_CONFIDENCE = 0.5
+#: the area score is 0 when the mask's area changes by this factor (or its inverse) in one frame:
+#: a rigid object moving smoothly changes its area by a few percent a frame; doubling or halving
+#: in one frame means a part was lost, or background was taken in
+AREA_JUMP = 2.0
+#: appearance log-odds below this (the object is ``e**2`` ~ 7x less likely than the background)
+#: count as "doubted" (a clear verdict: 0 would count every pixel the model cannot tell apart)
+DOUBT_LOG_ODDS = -2.0
+
+
+def frame_confidence(carried: np.ndarray, mask: np.ndarray, prev_area: int,
+                     log_odds: np.ndarray | None) -> tuple[float, str]:
+    """How much to trust one tracked frame: ``(confidence in 0..1, name of the weakest signal)``.
+
+    Args:
+        carried: ``(h, w) bool`` the previous mask carried by the flow (before the re-fit).
+        mask: ``(h, w) bool`` the frame's mask after the re-fit and the lost check (True = object,
+            before the removal margin); empty = the object is lost.
+        prev_area: pixels of the previous frame's mask.
+        log_odds: ``(h, w) float32`` the appearance model's log-odds (> 0 = object), or None
+            (``--refit grabcut``, ``--no-refine``).
+    The lowest of the signals the tracker already computes, each 0..1 (the lowest, not a mean:
+    one failing signal is enough to look at a frame):
+
+    * ``lost``: 0 when the mask is empty (the object left, or the tracker gave it up);
+    * ``agreement``: IoU of the carried mask and the re-fit one (motion and appearance agree;
+      an occluder or a slip makes the re-fit move or cut the mask);
+    * ``area``: ``1 - |ln(area / prev_area)| / ln(AREA_JUMP)``, clipped at 0 (:data:`AREA_JUMP`);
+    * ``appearance``: 1 - the fraction of the mask the appearance model doubts (log-odds below
+      :data:`DOUBT_LOG_ODDS`): the mask lies on something that does not look like the seed.
+    """
+    area = int(mask.sum())
+    if area == 0:
+        return 0.0, "lost"
+    scores = {"agreement": iou(carried, mask),
+              "area": max(0.0, 1.0 - abs(float(np.log(area / max(prev_area, 1)))) / float(np.log(AREA_JUMP)))}
+    if log_odds is not None:
+        scores["appearance"] = 1.0 - float((log_odds[mask] < DOUBT_LOG_ODDS).mean())
+    why = min(scores, key=scores.get)
+    return float(scores[why]), why
+
+
+def low_ranges(confidence: list[float], threshold: float = LOW_CONFIDENCE) -> list[tuple[int, int]]:
+    """``(first, last)`` frame ranges (inclusive) whose confidence is below ``threshold``."""
+    out: list[tuple[int, int]] = []
+    for i, c in enumerate(confidence):
+        if c < threshold:
+            if out and out[-1][1] == i - 1:
+                out[-1] = (out[-1][0], i)
+            else:
+                out.append((i, i))
+    return out
+
+
+def format_ranges(ranges: list[tuple[int, int]]) -> str:
+    """``[(16, 22), (30, 30)]`` -> ``"16-22, 30"``."""
+    return ", ".join(f"{a}-{b}" if b > a else f"{a}" for a, b in ranges)
+
+
 class MaskTracker:
     """Carries a mask from frame to frame (one direction). Frames: ``(h, w, 3) uint8`` RGB at
     the tracking size; masks ``(h, w) bool``, True = object.
@@ -628,6 +694,9 @@ class MaskTracker:
         self.appearance, self.seed_appearance = appearance, None
         self._flows = None  # removal mode: (forward, backward) flow of the last carry (motion='own')
         self._margin = (None, None)  # removal mode: (speed, unsure) of the last step, for the margin
+        self._log_odds = None  # the appearance log-odds of the last re-fit, for the confidence
+        #: the last step's (confidence 0..1, weakest signal) (:func:`frame_confidence`)
+        self.confidence: tuple[float, str] = (1.0, "seed")
         ys, xs = np.nonzero(mask) if mask.any() else (np.zeros(1, int), np.zeros(1, int))
         self.extent = (int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1)  # the seed's box (height, width)
         train = mask if train_mask is None else train_mask  # removal mode trains on the outline
@@ -637,16 +706,18 @@ class MaskTracker:
         """The object's mask on ``frame`` (``(h, w, 3) uint8``): ``(h, w) bool``; in removal mode
         grown by :func:`adaptive_margin` (the tracked core, without it, is carried on)."""
         if self.lost:
-            self.prev_frame = frame
+            self.prev_frame, self.confidence = frame, (0.0, "lost")
             return self.prev_mask
         if self._seed is not None:  # trained on first use, from the seed frame
             self.appearance = appearance_model(*self._seed, self.opts)
             self.seed_appearance, self._seed = self.appearance.clone(), None
         soft = self._carry(frame)
-        mask = soft >= 0.5
+        carried = mask = soft >= 0.5
+        self._log_odds, prev_area = None, int(self.prev_mask.sum())
         if int(mask.sum()) >= self.opts.min_area and self.opts.refine:
             mask = self._refit(frame, soft, mask)
         mask = self._check_lost(frame, mask)
+        self.confidence = frame_confidence(carried, mask, prev_area, self._log_odds)
         self.prev_frame, self.prev_mask = frame, mask
         return mask if self.opts.tight else adaptive_margin(mask, *self._margin)
 
@@ -655,7 +726,7 @@ class MaskTracker:
         if self.appearance is None:
             refined = grabcut_refine(frame, mask, self.opts.ring, self.opts.core, self.opts.iterations)
             return keep_largest_parts(accept_refined(mask, refined, self.opts))
-        log_odds = self.appearance.log_odds(frame)
+        log_odds = self._log_odds = self.appearance.log_odds(frame)
         located = locate_parts(log_odds, soft)
         if self.opts.tight:
             return learned_refit(log_odds, located)
@@ -776,6 +847,14 @@ class TrackResult:
     lost_forward: int | None  # first frame after the seed with an empty mask
     lost_backward: int | None  # first frame before the seed with an empty mask
     seconds_per_frame: float
+    #: per frame ``(confidence 0..1, weakest signal)`` (:func:`frame_confidence`; seed frames ``(1.0, "seed")``)
+    scores: list = field(default_factory=list)
+    seeds: list = field(default_factory=list)  # the seed frames, in order
+
+    @property
+    def confidence(self) -> list[float]:
+        """Per frame confidence in 0..1 (low = look at this frame)."""
+        return [c for c, _ in self.scores]
 
     def mask(self, i: int) -> np.ndarray:
         """``(h, w) bool`` mask of frame ``i`` at the tracking size."""
@@ -812,15 +891,112 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
     cv2.setRNGSeed(0)  # GrabCut's k-means start is random: the same input gives the same masks
     small = tracking_size(*size, opts.max_size)
     estimator = make_estimator(opts.flow)
-    seed_small = _shrink_mask(seed, small)
-    if int(seed_small.sum()) < opts.min_area:
-        raise MaskError(f"the object on frame {seed_index} is smaller than {opts.min_area} pixels at the tracking "
-                        f"size {small[0]}x{small[1]}: draw a larger box/mask or raise --max-size")
+    seed_small = _seed_small(seed, seed_index, small, opts)
     t0 = time.perf_counter()
     forward = _track_forward(frames, n_frames, small, seed_small, seed_index, opts, estimator, reporter, is_box)
     lost_b, n_back = _track_backward(forward, seed_index, opts, estimator, reporter)
     spf = (time.perf_counter() - t0) / max(forward.n_tracked + n_back, 1)
-    return TrackResult(forward.packed, small, size, forward.lost, lost_b, spf)
+    return TrackResult(forward.packed, small, size, forward.lost, lost_b, spf, forward.scores, [seed_index])
+
+
+def _seed_small(seed: np.ndarray, index: int, small: tuple[int, int], opts: TrackOptions) -> np.ndarray:
+    """``seed`` ``(H, W) bool`` at the tracking size ``small``; :class:`MaskError` when under ``min_area``."""
+    seed_small = _shrink_mask(seed, small)
+    if int(seed_small.sum()) < opts.min_area:
+        raise MaskError(f"the object on frame {index} is smaller than {opts.min_area} pixels at the tracking "
+                        f"size {small[0]}x{small[1]}: draw a larger box/mask or raise --max-size")
+    return seed_small
+
+
+# ---------------------------------------------------------------------------- several seeds
+def nearest_seed(i: int, seeds: list[int]) -> int:
+    """The seed frame that frame ``i`` follows: the nearest of ``seeds`` (sorted, not empty); a
+    frame halfway between two seeds follows the earlier one."""
+    import bisect
+
+    k = bisect.bisect_right(seeds, i)  # seeds[:k] are at or before i
+    if k == 0:
+        return seeds[0]
+    if k == len(seeds):
+        return seeds[-1]
+    before, after = seeds[k - 1], seeds[k]
+    return before if i - before <= after - i else after
+
+
+class _SeededPass:
+    """Tracking from several seeds in one decode. Each frame follows its :func:`nearest_seed`: a
+    frame after its seed is tracked forward as it is decoded; one before it is stashed (JPEG, as
+    the one-seed backward pass) and tracked backward from that seed when the seed frame comes.
+    So each seed's track runs to halfway to its neighbours, and a seed on a later frame takes
+    over from the earlier seed's track there (a corrected seed overrides a slipped track)."""
+
+    def __init__(self, seeds: dict, opts: TrackOptions, estimator) -> None:
+        self.seeds, self.order = seeds, sorted(seeds)  # frame -> (mask at the tracking size, is_box)
+        self.opts, self.estimator = opts, estimator
+        self.packed: list = []
+        self.scores: list = []
+        self.stash, self.forward, self.n_tracked = _JpegStash(), None, 0
+
+    def frame(self, i: int, img: np.ndarray) -> None:
+        """Take frame ``i`` (``(h, w, 3) uint8`` at the tracking size), in order."""
+        if i in self.seeds:
+            self._seed(i, img)
+        elif nearest_seed(i, self.order) < i:
+            m = self.forward.step(img)
+            self.packed.append(np.packbits(m))
+            self.scores.append(self.forward.confidence)
+            self.n_tracked += 1
+        else:
+            self.stash.push(img)
+            self.packed.append(None)
+            self.scores.append(None)
+
+    def _seed(self, i: int, img: np.ndarray) -> None:
+        """Seed frame ``i``: track the stashed frames before it backward, start its forward track."""
+        mask, outline = _fit_seed(img, self.seeds[i][0], self.opts, self.seeds[i][1])
+        back = MaskTracker(img, mask, self.opts, self.estimator, train_mask=outline)
+        for j in range(i - 1, i - 1 - len(self.stash.items), -1):
+            self.packed[j] = np.packbits(back.step(self.stash.pop()))
+            self.scores[j] = back.confidence
+            self.n_tracked += 1
+        # the appearance the backward track trained (None if it never stepped: trained on first use)
+        self.forward = MaskTracker(img, mask, self.opts, self.estimator, back.seed_appearance, outline)
+        self.packed.append(np.packbits(mask if self.opts.tight else adaptive_margin(mask, None, None)))
+        self.scores.append((1.0, "seed"))
+
+
+def _first_lost(scores: list, start: int, step: int) -> int | None:
+    """The first frame from ``start`` on (``step`` +1 / -1) whose mask is empty, or None."""
+    end = len(scores) if step > 0 else -1
+    return next((i for i in range(start, end, step) if scores[i][1] == "lost"), None)
+
+
+def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts: TrackOptions,
+                 reporter) -> TrackResult:
+    """Track from several seeds: ``seeds`` maps a frame index to ``((H, W) bool mask, is_box)``
+    (as :func:`track_frames`' ``seed``/``is_box``); each frame follows its :func:`nearest_seed`
+    (:class:`_SeededPass`). ``lost_forward``/``lost_backward``: the first empty frame after /
+    before the first seed. Raises :class:`MaskError` when the video ends before a seed frame."""
+    import cv2
+
+    from tsam_cli.flow.estimate import make_estimator
+
+    cv2.setRNGSeed(0)
+    small = tracking_size(*size, opts.max_size)
+    run = _SeededPass({i: (_seed_small(m, i, small, opts), is_box) for i, (m, is_box) in seeds.items()},
+                      opts, make_estimator(opts.flow))
+    t0 = time.perf_counter()
+    reporter.start("track", n_frames)
+    for i, rgb in enumerate(frames):
+        run.frame(i, _shrink(rgb, small))
+        reporter.advance("track")
+    if run.order[-1] >= len(run.packed):
+        raise MaskError(f"seed frame {run.order[-1]} is past the end of the video ({plural(len(run.packed), 'frame')}): "
+                        f"give frames from 0 to {len(run.packed) - 1}")
+    first = run.order[0]
+    spf = (time.perf_counter() - t0) / max(run.n_tracked, 1)
+    return TrackResult(run.packed, small, size, _first_lost(run.scores, first, 1), _first_lost(run.scores, first, -1),
+                       spf, run.scores, run.order)
 
 
 @dataclass
@@ -835,12 +1011,13 @@ class _Forward:
     lost: int | None  # first frame after the seed with an empty mask
     n_tracked: int
     train_mask: np.ndarray | None = None  # what the appearance is learned from, when not seed_mask
+    scores: list = field(default_factory=list)  # per frame (confidence, weakest signal), None before the seed
 
 
 def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
                    is_box: bool) -> _Forward:
     """Decode every frame once: stash those before the seed, track from the seed to the end."""
-    stash, packed, tracker, lost, n_tracked, outline = _JpegStash(), [], None, None, 0, None
+    stash, packed, tracker, lost, n_tracked, outline, scores = _JpegStash(), [], None, None, 0, None, []
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
         img = _shrink(rgb, small)
@@ -856,11 +1033,12 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
             n_tracked += 1
             lost = i if lost is None and not m.any() else lost
             packed.append(np.packbits(m))
+        scores.append(None if tracker is None else tracker.confidence)
         reporter.advance("track")
     if tracker is None:
         raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
-    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline)
+    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline, scores)
 
 
 def _fit_seed(img: np.ndarray, seed: np.ndarray, opts: TrackOptions, is_box: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -885,7 +1063,7 @@ def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) ->
     for i in range(seed_index - 1, -1, -1):
         m = tracker.step(fw.stash.pop())
         lost = i if lost is None and not m.any() else lost
-        fw.packed[i] = np.packbits(m)
+        fw.packed[i], fw.scores[i] = np.packbits(m), tracker.confidence
         reporter.advance("track back")
     return lost, seed_index
 
@@ -919,6 +1097,33 @@ def seed_mask(video_info, opts: TrackOptions, reporter) -> np.ndarray:
     return m
 
 
+def read_seeds(video_info, opts: TrackOptions, reporter) -> dict:
+    """Every seed of ``opts``: ``{frame: ((H, W) bool mask, is_box)}``, True = object.
+
+    Each ``--seed MASK@N`` (a plain ``MASK``: on ``--frame``) is read by :func:`seed_mask`; ``--box``
+    is on ``--frame``, joined with the seed mask there (``is_box`` False) or alone (``is_box``
+    True: cut to the object on that frame). Raises :class:`UsageError` for a seed past the end
+    of the video or two on one frame, :class:`MaskError` for an empty one.
+    """
+    import dataclasses
+
+    from tsam_cli.masking.options import seed_frames
+
+    pairs = seed_frames(opts)
+    n = video_info.n_frames
+    for path, f in [*pairs, *([(None, opts.frame)] if opts.box is not None else [])]:
+        if f >= n:
+            what = f"--frame {f}" if path is None or len(pairs) == 1 and f == opts.frame else f"--seed {path}@{f}"
+            raise UsageError(f"{what} is past the end of {video_info.path} ({plural(n, 'frame')}): give 0 to {n - 1}")
+    seeds = {}
+    for path, f in pairs:
+        one = dataclasses.replace(opts, seed=path, frame=f, box=opts.box if f == opts.frame else None)
+        seeds[f] = (seed_mask(video_info, one, reporter), False)
+    if opts.box is not None and opts.frame not in seeds:
+        seeds[opts.frame] = (seed_mask(video_info, dataclasses.replace(opts, seed=None), reporter), True)
+    return seeds
+
+
 @dataclass
 class TrackReport:
     """What ``tsam mask track`` did, for the summary line."""
@@ -928,24 +1133,34 @@ class TrackReport:
     seconds_per_frame: float
     lost_forward: int | None
     lost_backward: int | None
+    low: list = field(default_factory=list)  # (first, last) frame ranges of low confidence (:func:`low_ranges`)
+    confidence_file: Path | None = None  # the sidecar written beside the masks
 
     def summary(self) -> str:
         lost = [f"lost after frame {self.lost_forward - 1}" if self.lost_forward is not None else "",
                 f"lost before frame {self.lost_backward + 1}" if self.lost_backward is not None else ""]
         lost_text = "; ".join(x for x in lost if x) or "followed on every frame"
-        return (f"wrote {self.output}: {self.n_frames} mask frames ({lost_text}), "
+        text = (f"wrote {self.output}: {self.n_frames} mask frames ({lost_text}), "
                 f"{self.seconds_per_frame:.3f} s per tracked frame")
+        if self.low:
+            text += (f"\nlow confidence: {plural(sum(b - a + 1 for a, b in self.low), 'frame')} "
+                     f"({format_ranges(self.low)}): check them with tsam preview VIDEO --mask {self.output}, "
+                     f"fix with --seed MASK@N")
+        return text
 
 
 def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter=None,
                 fps: float | None = None) -> TrackReport:
     """``tsam mask track``: follow the object of ``opts`` through ``video``; write the masks to
-    ``out`` (lossless mask video or PNG folder, :func:`tsam_cli.masking.save.save_masks`).
+    ``out`` (lossless mask video or PNG folder, :func:`tsam_cli.masking.save.save_masks`) and the
+    per-frame confidence beside them (``OUT.confidence.json``, :func:`~tsam_cli.masking.save.confidence_path`).
 
-    The output path is checked before the (long) tracking and written only at the end, via
-    :class:`~tsam_cli.media.output.OutputTarget`: nothing is left at ``out`` on an error.
+    Both output paths are checked before the (long) tracking and written only at the end, via
+    :class:`~tsam_cli.media.output.OutputTarget`: nothing is left at either on an error. With
+    several seeds (``--seed MASK@N`` repeated) :func:`track_seeded` runs, else :func:`track_frames`.
     """
-    from tsam_cli.masking.save import save_masks
+    from tsam_cli.masking.options import seed_frames
+    from tsam_cli.masking.save import confidence_json, confidence_target, save_masks
     from tsam_cli.media import complete_frames, probe
     from tsam_cli.media.output import check_output_path
     from tsam_cli.ui import NullReporter
@@ -953,12 +1168,9 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
     rep = reporter or NullReporter()
     opts.validate()
     info = probe(Path(video), fps=fps)
-    protected = [("the seed mask", Path(opts.seed))] if opts.seed else []
+    protected = [("the seed mask", Path(p)) for p, _ in seed_frames(opts)]
     check_output_path(Path(out), [("the input", info.path), *protected], opts.overwrite)
-    if opts.frame >= info.n_frames:
-        raise UsageError(f"--frame {opts.frame} is past the end of {info.path} ({plural(info.n_frames, 'frame')}): "
-                         f"give 0 to {info.n_frames - 1}")
-    seed = seed_mask(info, opts, rep)
+    seeds = read_seeds(info, opts, rep)
     pts: list[int | None] = []
 
     def frames():
@@ -966,8 +1178,16 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
             pts.append(f.pts)
             yield f.rgb
 
-    result = track_frames(frames(), info.n_frames, (info.width, info.height), seed, opts.frame, opts, rep,
-                          is_box=opts.seed is None)
-    n = save_masks(zip(result.full_masks(opts.dilate), pts, strict=True), Path(out), info,
-                   overwrite=opts.overwrite, protected=protected, reporter=rep)
-    return TrackReport(Path(out), n, result.seconds_per_frame, result.lost_forward, result.lost_backward)
+    size = (info.width, info.height)
+    with confidence_target(Path(out), [("the input", info.path), *protected], opts.overwrite) as sidecar:
+        if len(seeds) == 1:
+            (index, (seed, is_box)), = seeds.items()
+            result = track_frames(frames(), info.n_frames, size, seed, index, opts, rep, is_box=is_box)
+        else:
+            result = track_seeded(frames(), info.n_frames, size, seeds, opts, rep)
+        n = save_masks(zip(result.full_masks(opts.dilate), pts, strict=True), Path(out), info,
+                       overwrite=opts.overwrite, protected=protected, reporter=rep)
+        sidecar.write_with(lambda tmp: tmp.write_text(confidence_json(result.scores, result.seeds, LOW_CONFIDENCE),
+                                                      encoding="utf-8"))
+    return TrackReport(Path(out), n, result.seconds_per_frame, result.lost_forward, result.lost_backward,
+                       low_ranges(result.confidence), sidecar.path)
