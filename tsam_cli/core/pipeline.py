@@ -310,13 +310,7 @@ def _run_windows(info, masks, writer, fill, opts: InpaintOptions, rep, canvas: C
 
 
 def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts: InpaintOptions, rep) -> int:
-    """The window loop of :func:`_run_windows`; returns the number of frames written.
-
-    Pipelined: once window k is decoded and its flows are known, window k+1 is decoded and its
-    pair flows start on the pool's threads while window k is propagated, filled and encoded;
-    they are collected (cuts announced in frame order) before window k+1 is completed. Each
-    result depends on its own pair only, so the output is the one of the sequential loop; at
-    most two windows (each with its lookahead) are in memory."""
+    """The window loop of :func:`_run_windows`; returns the number of frames written."""
     proc, window, lookahead, full_res, canvas = plan
     rep.start("inpaint", info.n_frames)
     hooks.pause_point("writing")
@@ -324,15 +318,10 @@ def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts
     cuts: set[int] = set()  # frame indices a with a shot cut between a and a + 1
     last: _Written | None = None
     n_done = 0
-    windows = _windows(info, masks, proc, window, lookahead, rep, canvas)
-    current = next(windows, None)
-    if current is not None:
-        _collect_flows(flows.start(_new_pairs(current[0], cache)), cache, cuts, flows, rep)
-    while current is not None:
-        items, n_out = current
+    for items, n_out in _windows(info, masks, proc, window, lookahead, rep, canvas):
         _warn_fully_masked(items[:n_out], rep)
-        current = next(windows, None)  # the next window, decoded now: its flows overlap this one's completion
-        ahead = flows.start(_new_pairs([items[n_out - 1], *current[0]], cache)) if current else None
+        with rep.timed("flow"):
+            _window_flows(([last.item] if last else []) + items, cache, cuts, flows, rep)
         fill.new_window(1 + sum(it.index in cuts for it in items[:-1]))
         win = _window(items, cache, last, n_out, proc if full_res else None)
         completed, hops = complete_window(win, fill, opts.propagation, rep)
@@ -340,24 +329,16 @@ def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts
         # copies: a view would keep this whole window's arrays alive into the next one
         last = _Written(items[n_out - 1], completed[n_out - 1].copy(), hops[n_out - 1].copy())
         del completed, hops, items, win
-        if ahead is not None:
-            _collect_flows(ahead, cache, cuts, flows, rep)
         for key in [k for k in cache if k < last.item.index]:
             del cache[key]
     return n_done
 
 
-def _new_pairs(chain: list[_Item], cache: dict) -> list[tuple[_Item, _Item]]:
-    """The pairs of neighbouring frames of ``chain`` whose flow is not in ``cache`` yet."""
-    return [(a, b) for a, b in zip(chain[:-1], chain[1:], strict=True) if a.index not in cache]
-
-
-def _collect_flows(started, cache: dict, cuts: set[int], flows: _FlowPool, rep) -> None:
-    """Wait for pair flows begun by :meth:`_FlowPool.start` and put them into ``cache``; cuts
-    are recorded and announced in frame order. The wait is the "flow" stage's time."""
-    with rep.timed("flow"):
-        done = flows.finish(started)
-    for (a, b), (flow, cut) in done:
+def _window_flows(chain: list[_Item], cache: dict, cuts: set[int], flows: _FlowPool, rep) -> None:
+    """Pair flows of neighbouring frames of ``chain`` not computed yet, into ``cache``: the
+    pairs are independent, so they run on the pool's threads; cuts are recorded in frame order."""
+    todo = [(a, b) for a, b in zip(chain[:-1], chain[1:], strict=True) if a.index not in cache]
+    for (a, b), (flow, cut) in zip(todo, flows.map(todo), strict=True):
         if cut:
             rep.info(f"shot cut between frames {a.index} and {b.index}: nothing is copied across it")
             cuts.add(a.index)
@@ -377,16 +358,10 @@ class _FlowPool:
         self._local = threading.local()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tsam-flow") if threads > 1 else None
 
-    def start(self, pairs: list[tuple[_Item, _Item]]) -> list:
-        """Begin the flows of ``pairs`` on the threads (with one thread: compute them now, so
-        ``--threads 1`` is the plain sequential loop); :meth:`finish` collects them."""
-        if self._pool is None:
-            return [(pair, self._one(pair)) for pair in pairs]
-        return [(pair, self._pool.submit(self._one, pair)) for pair in pairs]
-
-    def finish(self, started: list) -> list[tuple[tuple[_Item, _Item], tuple[PairFlow | None, bool]]]:
-        """``[(pair, (flow, cut))]`` in the order the pairs were started."""
-        return [(pair, r.result() if self._pool is not None else r) for pair, r in started]
+    def map(self, pairs: list[tuple[_Item, _Item]]) -> list[tuple[PairFlow | None, bool]]:
+        if self._pool is None or len(pairs) < 2:
+            return [self._one(pair) for pair in pairs]
+        return list(self._pool.map(self._one, pairs))
 
     def _one(self, pair: tuple[_Item, _Item]) -> tuple[PairFlow | None, bool]:
         if not hasattr(self._local, "estimator"):
