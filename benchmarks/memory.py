@@ -7,7 +7,10 @@
 
 Every run is a fresh interpreter (its peak RSS is its own).
 
-    python benchmarks/memory.py [--lengths 80 500 2000] [--hd-frames 100] [--skip-hd]
+    python benchmarks/memory.py [--lengths 80 500 2000] [--hd-frames 100] [--skip-hd] [--baseline REV]
+
+``--baseline REV``: every run is repeated with the ``tsam_cli`` of that git revision, printed
+below it ("base" rows).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import bmx_frames, run_inpaint, write_inputs
+from _common import baseline_tree, bmx_frames, run_inpaint, write_inputs
 
 STAGES = ["decode", "flow", "propagate", "fill", "paste", "encode"]
 
@@ -34,7 +37,14 @@ def main() -> None:
     ap.add_argument("--hd-frames", type=int, default=100)
     ap.add_argument("--skip-hd", action="store_true")
     ap.add_argument("--max-size", type=int, default=960)
+    ap.add_argument("--baseline", default=None, metavar="REV", help="also run each case with this git revision")
     args = ap.parse_args()
+    with baseline_tree(args.baseline) as tree:
+        measure(args, tree)
+
+
+def measure(args, tree) -> None:
+    """The runs of :func:`main`; ``tree``: a baseline checkout run after each case, or None."""
     import cv2
 
     frames, masks = bmx_frames()
@@ -47,6 +57,9 @@ def main() -> None:
             r = run_inpaint(video, mask, tmp / f"out_{n}.mp4", max_size=args.max_size)
             results.append((n, r))
             print(row("432x240", n, r), flush=True)
+            if tree is not None:
+                print(row("  base", n, run_inpaint(video, mask, tmp / f"out_{n}.mp4", root=tree, max_size=args.max_size)),
+                      flush=True)
             video.unlink()
             mask.unlink()
         if len(results) > 1:
@@ -60,7 +73,10 @@ def main() -> None:
             video, mask = write_inputs(tmp / "hd", hd, hm, args.hd_frames)
             del hd, hm
             r = run_inpaint(video, mask, tmp / "out_hd.mp4", max_size=args.max_size)
-            print(row("1920x1080", args.hd_frames, r))
+            print(row("1920x1080", args.hd_frames, r), flush=True)
+            if tree is not None:
+                print(row("  base", args.hd_frames,
+                          run_inpaint(video, mask, tmp / "out_hd.mp4", root=tree, max_size=args.max_size)), flush=True)
             print(f"1080p peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB (target < 4 GiB), "
                   f"{r['seconds'] / args.hd_frames:.3f} s/frame (target <= 1), --max-size {args.max_size}")
 
