@@ -410,6 +410,7 @@ def conv(src="in/fake.pth", out="out/c.safetensors", *extra) -> list:
 
 
 O_INP, O_PREV, O_TRACK = Out("out/o.mp4"), Out("out/p.mp4"), Out("out/t.mkv")
+O_CONF = Out("out/t.mkv.confidence.json", "json")  # mask track's per-frame confidence beside its masks
 O_STATIC, O_GEN = Out("out/s.mkv", frames=16), Out("out/g", frames=3)
 O_RUN, O_JSON, O_TABLE = Out("out/run", "run"), Out("out/r.json", "json"), Out("", "stdout")
 BAD_NUMBERS = {"nan": "nan", "inf": "inf", "neg": "-1", "1e9": "1e9", "huge": "99999999999999999999", "word": "ten"}
@@ -719,7 +720,7 @@ MEDIA_ROWS = [
     row("inpaint-odd-size-to-folder", inp(src="in/odd.mp4", out="out/f"), ok(Out("out/f", size=(63, 47)))),
     row("inpaint-one-frame", inp(src="in/one.mp4"), ok(Out("out/o.mp4", frames=1))),
     row("preview-one-frame", prev(src="in/one.mp4"), ok(Out("out/p.mp4", frames=1))),
-    row("track-one-frame", track(src="in/one.mp4"), ok(Out("out/t.mkv", frames=1))),
+    row("track-one-frame", track(src="in/one.mp4"), ok(Out("out/t.mkv", frames=1), O_CONF)),
     row("inpaint-grey-pngs", inp(src="in/grey"), ok(O_INP)),
     row("inpaint-frames-with-gaps-and-other-files", inp(src="in/gaps"), ok(O_INP)),
     row("inpaint-16-bit-pngs", inp(src="in/f16", out="out/f"), ok(Out("out/f"))),
@@ -753,7 +754,7 @@ MEDIA_ROWS = [
     row("preview-result-side-by-side", prev(what=("--result", "in/v.mkv")), ok(Out("out/p.mp4", size=(2 * W, H)))),
     row("track-seed-all-black", track(what=("--seed", "in/black.png")), err(4)),
     row("track-seed-text-file-named-png", track(what=("--seed", "in/text.png")), err(4)),
-    row("track-seed-other-size", track(what=("--seed", "in/mbig.png")), ok(O_TRACK)),
+    row("track-seed-other-size", track(what=("--seed", "in/mbig.png")), ok(O_TRACK, O_CONF)),
     row("track-random-bytes-input", track(src="in/junk.mp4"), err(3)),
     row("track-frames-folder-with-zero-byte-png", track(src="in/zeropng"), err(3)),
     row("static-baseline", static(), ok(O_STATIC)),
@@ -859,7 +860,7 @@ OVERWRITE_ROWS = [
     row("preview-user-frames-folder-overwrite", prev("--overwrite", out="out/f"), err(5), prep=user_frames("out/f")),
     row("preview-existing-file-kept", prev(), err(5), prep=existing("out/p.mp4")),
     row("track-user-frames-folder-overwrite", track("--overwrite", out="out/f"), err(5), prep=user_frames("out/f")),
-    row("track-existing-file-overwrite", track("--overwrite"), ok(O_TRACK), prep=existing("out/t.mkv")),
+    row("track-existing-file-overwrite", track("--overwrite"), ok(O_TRACK, O_CONF), prep=existing("out/t.mkv")),
     row("static-existing-file-kept", static(), err(5), prep=existing("out/s.mkv")),
     row("static-user-frames-folder-overwrite", static("--overwrite", out="out/f"), err(5), prep=user_frames("out/f")),
     row("generate-user-frames-folder-overwrite", gen("--overwrite", out="out/f"), err(5), prep=user_frames("out/f")),
@@ -889,7 +890,7 @@ STREAM_ROWS = [
     row("inpaint-stderr-closed", inp()[:-1], ok(O_INP), stdio="stderr-closed"),
     row("inpaint-all-streams-closed", inp()[:-1], ok(O_INP), stdio="all-closed"),
     row("preview-stderr-reader-gone", prev()[:-1], ok(O_PREV), stdio="stderr-broken"),
-    row("track-stderr-closed", track()[:-1], ok(O_TRACK), stdio="stderr-closed"),
+    row("track-stderr-closed", track()[:-1], ok(O_TRACK, O_CONF), stdio="stderr-closed"),
     row("inpaint-error-with-stderr-reader-gone", inp(src="in/junk.mp4"), err(3), stdio="stderr-broken"),
     row("inpaint-SIGTERM-at-startup", inp(), err(143), sig=("startup", signal.SIGTERM)),
     row("inpaint-SIGINT-output-open", inp(), err(130), sig=("target-open", signal.SIGINT)),
