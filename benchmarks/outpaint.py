@@ -163,28 +163,34 @@ print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "peak_rss_mib"
 """
 
 
-def memory_check(lengths: list[int]) -> None:
-    """Peak RSS of ``tsam outpaint`` 432x240 -> 576x240 (bmx-trees looped ping-pong to each
-    length, a fresh interpreter per run) next to ``tsam inpaint`` of the same 576x240 canvas with
-    the new area as its mask: outpainting must stay flat in length and within inpaint's memory."""
+def memory_check(lengths: list[int], hd: bool = False) -> None:
+    """Peak RSS of ``tsam outpaint`` 432x240 -> 576x240 (``hd``: the clip upscaled to 1920x1080,
+    widened to 2.4:1, 2592x1080), bmx-trees looped ping-pong to each length, a fresh interpreter
+    per run, next to ``tsam inpaint`` of the same canvas with the new area as its mask:
+    outpainting must stay flat in length and within inpaint's memory at that size."""
     import subprocess
     import tempfile
 
+    import cv2
     from _common import ROOT, bmx_frames, write_inputs
 
     frames, _ = bmx_frames()
-    wide = np.pad(frames, ((0, 0), (0, 0), (72, 72), (0, 0)), mode="edge")
+    if hd:
+        frames = np.stack([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in frames])
+    pad = 336 if hd else 72
+    wide = np.pad(frames, ((0, 0), (0, 0), (pad, pad), (0, 0)), mode="edge")
     holes = np.zeros(wide.shape[:3], bool)
-    holes[:, :, :72], holes[:, :, -72:] = True, True
+    holes[:, :, :pad], holes[:, :, -pad:] = True, True
+    print(f"{frames.shape[2]}x{frames.shape[1]} -> {wide.shape[2]}x{wide.shape[1]}\n")
     print("| frames | outpaint peak MiB | outpaint s/frame | inpaint (same canvas) peak MiB | inpaint s/frame |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for n in lengths:
             (Path(tmp) / f"wide{n}").mkdir()
-            src, _ = write_inputs(Path(tmp), frames, holes[:, :, 72:-72], n)
+            src, _ = write_inputs(Path(tmp), frames, holes[:, :, pad:-pad], n)
             big, mask = write_inputs(Path(tmp) / f"wide{n}", wide, holes, n)
             res = []
-            for kind, inp, arg in (("outpaint", src, "72,0,72,0"), ("inpaint", big, str(mask))):
+            for kind, inp, arg in (("outpaint", src, f"{pad},0,{pad},0"), ("inpaint", big, str(mask))):
                 r = subprocess.run([sys.executable, "-c", MEMORY_RUN, kind, str(inp), str(Path(tmp) / f"{kind}.mp4"), arg],
                                    capture_output=True, text=True, cwd=ROOT, check=True)
                 res.append(json.loads(r.stdout.strip().splitlines()[-1]))
@@ -199,9 +205,10 @@ def main() -> None:
     ap.add_argument("--crops", default=",".join(CROPS))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--memory", default=None, metavar="N,N", help="only the memory check, at these lengths")
+    ap.add_argument("--hd", action="store_true", help="memory check at 1920x1080 -> 2.4:1 (2592x1080)")
     args = ap.parse_args()
     if args.memory:
-        memory_check([int(n) for n in args.memory.split(",")])
+        memory_check([int(n) for n in args.memory.split(",")], args.hd)
         return
     rows, speeds = [], {}
     print(HEADER)

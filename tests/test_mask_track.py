@@ -351,9 +351,15 @@ def test_cli_one_line_errors_and_png_folder_output(clip, tmp_path, capsys):
 
 
 # ---------------------------------------------------------------------------- confidence
-def test_removal_mode_with_one_seed_is_unchanged():
+def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     """Confidence and several seeds changed nothing for one seed: the packed masks of the default
-    (removal) mode hash to what the code before them gave (HEAD before issue 25 item 3)."""
+    (removal) mode hash to what the code before them gave (HEAD before issue 25 item 3), with the
+    removal constants of that code (the defaults were retuned afterwards)."""
+    from tsam_cli.masking import track
+
+    monkeypatch.setattr(track, "RECALL_BIAS", -1.0)
+    monkeypatch.setattr(track, "MARGIN_MIN", 1)
+    monkeypatch.setattr(track, "MARGIN_MAX", 6)
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True
