@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tsam_cli.flow.warp import in_bounds, sample
+from tsam_cli.flow.warp import in_bounds, magnitude, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 
@@ -26,7 +26,7 @@ def validity(flow_ab: np.ndarray, flow_ba: np.ndarray, delta: float = DEFAULT_DE
         ``(H, W) bool`` on a's grid, True = valid correspondence.
     """
     back = sample(flow_ba, flow_ab)
-    err = np.linalg.norm(flow_ab + back, axis=2)
+    err = magnitude(flow_ab + back)
     return (err < delta) & in_bounds(flow_ab)
 
 

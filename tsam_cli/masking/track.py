@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np  # this module is loaded by the commands, not by `tsam --help`; cv2 and av in functions
 
 from tsam_cli.errors import MaskError, UsageError
+from tsam_cli.flow.warp import magnitude
 from tsam_cli.masking.options import TrackOptions
 from tsam_cli.ui import plural
 
@@ -113,7 +114,7 @@ def object_motion(prev: np.ndarray, flow_to_new: np.ndarray,
         return None
     vec = flow_to_new[prev].astype(np.float64)
     if background is not None:
-        moving = np.linalg.norm(vec - background[prev], axis=1) > BACKGROUND_TOL
+        moving = magnitude(vec - background[prev]) > BACKGROUND_TOL
         if moving.mean() >= OWN_MOTION_MIN:
             return np.median(vec[moving], axis=0), True
     return np.median(vec, axis=0), background is None
@@ -204,12 +205,12 @@ def own_motion_carry(prev: np.ndarray, flow_fwd: np.ndarray, flow_bwd: np.ndarra
     from tsam_cli.flow.warp import sample
 
     d = flow_fwd[prev].astype(np.float64)
-    unreliable = np.linalg.norm(flow_fwd + sample(flow_bwd, flow_fwd), axis=2)[prev] > FB_DELTA
+    unreliable = magnitude(flow_fwd + sample(flow_bwd, flow_fwd))[prev] > FB_DELTA
     if background is not None:
-        unreliable |= np.linalg.norm(d - background[prev], axis=1) < BACKGROUND_TOL
+        unreliable |= magnitude(d - background[prev]) < BACKGROUND_TOL
     mine = ~unreliable if (~unreliable).mean() >= OWN_MOTION_MIN else np.ones(len(d), bool)
     own = own_shift(d[mine], velocity)
-    unreliable |= np.linalg.norm(d - own, axis=1) > OWN_DEVIATION
+    unreliable |= magnitude(d - own) > OWN_DEVIATION
     d[unreliable] = own
     return splat_mask(prev, d), own
 
@@ -531,11 +532,11 @@ def moving_unlike_background(flow_bwd: np.ndarray, flow_fwd: np.ndarray, around:
     bg = GlobalMotion()(flow_bwd, ~around)
     if bg is None:
         return np.zeros(around.shape, bool)
-    consistent = np.linalg.norm(flow_bwd + sample(flow_fwd, flow_bwd), axis=2) <= FB_DELTA
-    off_bg = np.linalg.norm(flow_bwd - bg, axis=2)
+    consistent = magnitude(flow_bwd + sample(flow_fwd, flow_bwd)) <= FB_DELTA
+    off_bg = magnitude(flow_bwd - bg)
     moving = (off_bg > MOVING_TOL) & consistent
     if own is not None:  # closer to the object's own motion than to the background's
-        moving &= np.linalg.norm(flow_bwd - np.asarray(own, np.float32), axis=2) < OWN_RATIO * off_bg
+        moving &= magnitude(flow_bwd - np.asarray(own, np.float32)) < OWN_RATIO * off_bg
     return moving
 
 
@@ -744,7 +745,7 @@ class MaskTracker:
         own = -self.velocity if self.velocity is not None else np.median(bwd[mask], axis=0)
         moving = moving_unlike_background(bwd, fwd, cv2.dilate(mask.astype(np.uint8), disk(self.opts.ring)) > 0, own)
         core = recall_refit(log_odds, located, moving, self.extent)
-        speed = np.linalg.norm(bwd - own, axis=2)
+        speed = magnitude(bwd - own)
         self._margin = (speed, core ^ learned_refit(log_odds, located))
         return core
 
