@@ -122,10 +122,9 @@ def outpaint(video: str | os.PathLike | Frames, output: str | os.PathLike | None
 def _inpaint_paths(video: Path, output: Path, options: dict, mask, model, reporter, cls=InpaintOptions):
     """:func:`inpaint` (or :func:`outpaint`: ``cls`` OutpaintOptions) on paths: ``preview``,
     ``remove``, then the pipeline."""
-    from tsam_cli.core import pipeline
+    from tsam_cli.core.pipeline import inpaint as run_pipeline  # OutpaintOptions make it outpaint
     from tsam_cli.ui import NullReporter
 
-    run_pipeline = pipeline.outpaint if cls is OutpaintOptions else pipeline.inpaint
     rep = reporter or NullReporter()
     if mask is not None:
         options = dict(options, mask=str(mask))

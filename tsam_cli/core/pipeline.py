@@ -135,21 +135,11 @@ def inpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts:
 def outpaint(input_path: str | os.PathLike, output_path: str | os.PathLike, opts: OutpaintOptions,
              reporter=None, model=None) -> InpaintReport:
     """Widen the frames of a video (``opts``: ``aspect``/``size``/``pad``, ``anchor``,
-    ``fill_borders``, and any inpainting option) and fill the new area, through the same window
-    loop as :func:`inpaint`: each decoded frame and mask is placed on the canvas
-    (:class:`~tsam_cli.core.canvas.Canvas`) before it is reduced, the new area is a hole, and the
-    input's pixels are written bit-exact where they are placed."""
-    rep = reporter or NullReporter()
-    state: dict = {"outpaint": True}
-    try:
-        return _inpaint(Path(input_path), Path(output_path), opts, rep, state, model)
-    except STOP_SIGNALS as exc:
-        target = state.get("target")
-        if target is not None and target.committed:
-            raise target.interrupted(signal_number(exc)) from None
-        raise
-    finally:
-        rep.stop()
+    ``fill_borders``, and any inpainting option) and fill the new area: :func:`inpaint` with
+    :class:`OutpaintOptions`, the same window loop, each decoded frame and mask placed on the
+    canvas (:class:`~tsam_cli.core.canvas.Canvas`) before it is reduced; the new area is a hole,
+    and the input's pixels are written bit-exact where they are placed."""
+    return inpaint(input_path, output_path, opts, reporter, model)
 
 
 def protected_paths(inp: Path, opts: InpaintOptions) -> list[tuple[str, Path]]:
@@ -170,7 +160,7 @@ def _inpaint(inp: Path, out: Path, opts: InpaintOptions, rep, state: dict, model
     box = parse_box(opts.box) if isinstance(opts.box, str) else opts.box
     with rep.timed("probe"):
         info = probe(inp, fps=opts.fps)
-    canvas = _canvas(info, out, opts, rep) if state.get("outpaint") else None
+    canvas = _canvas(info, out, opts, rep) if isinstance(opts, OutpaintOptions) else None
     geo = _geometry(info, canvas)
     with OutputTarget(out, protected_paths(inp, opts), opts.overwrite) as target:
         state["target"] = target

@@ -62,7 +62,7 @@ def colour_index(img: np.ndarray) -> np.ndarray:
     return (q[0] * b[1] + q[1]) * b[2] + q[2]
 
 
-def _histogram(idx: np.ndarray, where: np.ndarray) -> np.ndarray:
+def histogram(idx: np.ndarray, where: np.ndarray) -> np.ndarray:
     """Normalised histogram (sums to 1, or all 0) of the bins ``idx[where]``."""
     h = np.bincount(idx[where], minlength=int(np.prod(COLOUR_BINS))).astype(np.float64)
     return h / max(h.sum(), 1.0)
@@ -73,7 +73,7 @@ def background_histogram(idx: np.ndarray, mask: np.ndarray) -> np.ndarray:
     m = mask.astype(np.uint8)
     outside = cv2.dilate(m, disk(BG_MARGIN)) == 0
     near = outside & (cv2.dilate(m, disk(COLOUR_RING)) > 0)
-    return 0.7 * _histogram(idx, near) + 0.3 * _histogram(idx, outside)
+    return 0.7 * histogram(idx, near) + 0.3 * histogram(idx, outside)
 
 
 def colour_log_odds(fg: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -166,7 +166,7 @@ class AppearanceModel:
 
     def __init__(self, frame: np.ndarray, mask: np.ndarray, net_steps: int, update_every: int) -> None:
         idx = colour_index(frame)
-        self.fg, self.bg = _histogram(idx, mask), background_histogram(idx, mask)
+        self.fg, self.bg = histogram(idx, mask), background_histogram(idx, mask)
         self.seed, self.update_every, self.frames_seen = (frame, mask), update_every, 0
         self.rng = np.random.default_rng(0)
         self.net = None

@@ -144,25 +144,32 @@ def _frames_with(info, other_frames):
 CANVAS_GREY = 96
 
 
-def on_canvas(rgb: np.ndarray, offset: tuple[int, int], size: tuple[int, int], opacity: float = 0.45) -> np.ndarray:
-    """``(H, W, 3) uint8`` input at ``offset`` (x, y) on a grey ``size`` (W', H') canvas tinted with
-    :data:`OVERLAY_COLOUR` (the new area of an outpainted result); ``(H', W', 3) uint8``."""
+def canvas_background(size: tuple[int, int], opacity: float = 0.45) -> np.ndarray:
+    """``(H', W', 3) uint8`` grey canvas of ``size`` (W', H') tinted with :data:`OVERLAY_COLOUR`:
+    what an outpainted result's new area is shown on, next to it (made once per preview)."""
     grey = np.full((size[1], size[0], 3), CANVAS_GREY, np.uint8)
-    out = overlay(grey, np.ones(grey.shape[:2], bool), opacity, outline=0)
+    return overlay(grey, np.ones(grey.shape[:2], bool), opacity, outline=0)
+
+
+def on_canvas(rgb: np.ndarray, offset: tuple[int, int], background: np.ndarray) -> np.ndarray:
+    """``(H, W, 3) uint8`` input at ``offset`` (x, y) on a copy of ``background``
+    (:func:`canvas_background`); ``(H', W', 3) uint8``."""
+    out = background.copy()
     x, y = offset
     out[y:y + rgb.shape[0], x:x + rgb.shape[1]] = rgb
     return out
 
 
-def _compose(opts: PreviewOptions, rotation: int, offset: tuple[int, int] | None = None):
+def _compose(opts: PreviewOptions, rotation: int, placed: tuple | None = None):
     """``(index, frame rgb, other) -> preview frame`` for the options' kind, coded orientation.
-    ``offset``: the input's place in a larger result (outpainted), None = same size."""
+    ``placed``: ``(offset, background)`` when the result is larger (outpainted): the input is put
+    at ``offset`` on the :func:`canvas_background`; None = the same size."""
     if opts.result is None:
         return lambda i, rgb, mask: overlay(rgb, mask, opts.opacity, opts.outline)
 
     def compare(i: int, rgb: np.ndarray, res: np.ndarray) -> np.ndarray:
-        if offset is not None:
-            rgb = on_canvas(rgb, offset, (res.shape[1], res.shape[0]), opts.opacity)
+        if placed is not None:
+            rgb = on_canvas(rgb, *placed)
         a, b = to_display(rgb, rotation), to_display(res, rotation)
         if opts.wipe:
             return to_coded(wipe(a, b, wipe_position(i, a.shape[1], opts.wipe_period)), rotation)
@@ -281,9 +288,10 @@ def write_preview(video: str | Path, out: str | Path, opts: PreviewOptions, repo
     with OutputTarget(Path(out), protected, opts.overwrite) as target:
         low = low_frames(info, opts, rep)
         other, offset, (w, h) = _open_other(info, opts, rep)
+        placed = None if offset is None else (offset, canvas_background((w, h), opts.opacity))
         if opts.result is not None and not opts.wipe:
             w, h = (w, 2 * h) if info.rotation in (90, 270) else (2 * w, h)
-        compose = _compose(opts, info.rotation, offset)
+        compose = _compose(opts, info.rotation, placed)
         compose = _with_marks(compose, low, info.rotation) if low else compose
         n = _write_frames(target, info, Path(out), (w, h), other, compose, opts.crf, rep)
         target.commit()

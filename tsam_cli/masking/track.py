@@ -492,13 +492,13 @@ def box_prior(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     The background inside the box shares the ring's colours, so it scores near or below 0."""
     import cv2
 
-    from tsam_cli.masking.appearance import _histogram, colour_index, colour_log_odds
+    from tsam_cli.masking.appearance import colour_index, colour_log_odds, histogram
 
     idx = colour_index(image)
     ring = (cv2.dilate(box.astype(np.uint8), disk(BOX_RING)) > 0) & ~box
     if not ring.any():
         return box
-    score = colour_log_odds(_histogram(idx, box), _histogram(idx, ring))[idx]
+    score = colour_log_odds(histogram(idx, box), histogram(idx, ring))[idx]
     score = cv2.GaussianBlur(score, (0, 0), 1.0)
     unlike = (score > BOX_UNLIKE) & box
     unlike = cv2.morphologyEx(unlike.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)) > 0
@@ -967,8 +967,14 @@ class _SeededPass:
             self.n_tracked += 1
         # the appearance the backward track trained (None if it never stepped: trained on first use)
         self.forward = MaskTracker(img, mask, self.opts, self.estimator, back.seed_appearance, outline)
-        self.packed.append(np.packbits(mask if self.opts.tight else adaptive_margin(mask, None, None)))
+        self.packed.append(np.packbits(saved_seed(mask, self.opts)))
         self.scores.append((1.0, "seed"))
+
+
+def saved_seed(mask: np.ndarray, opts: TrackOptions) -> np.ndarray:
+    """The mask saved for a seed frame: ``mask`` (``(h, w) bool``) as it is with ``--tight``,
+    else with the removal mode's :func:`adaptive_margin` at its sure-outline width."""
+    return mask if opts.tight else adaptive_margin(mask, None, None)
 
 
 def _first_lost(scores: list, start: int, step: int) -> int | None:
@@ -1033,7 +1039,7 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
         elif i == seed_index:
             seed_small, outline = _fit_seed(img, seed_small, opts, is_box)
             tracker, seed_img = MaskTracker(img, seed_small, opts, estimator, train_mask=outline), img
-            packed.append(np.packbits(seed_small if opts.tight else adaptive_margin(seed_small, None, None)))
+            packed.append(np.packbits(saved_seed(seed_small, opts)))
         else:
             m = tracker.step(img)
             n_tracked += 1
