@@ -7,6 +7,7 @@ and ``9:16`` (the centre 135x240 of the 16:9 frame, 148-149 px new on each side)
 given in memory (lossless PNG folders underneath); nothing is compressed.
 
     python benchmarks/outpaint.py [--frames 40] [--clips name,name] [--crops 75%,9:16] [--json PATH]
+                                  [--baseline REV]
 
 Methods, on the same crops: ``tsam`` (the defaults: flow completed outside the frame with the
 background's affine model, propagation, the texture filler for the never-seen rest), ``no
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import baseline_tree
 from fill_quality import H, W, clip_source, flicker, load_clip, sharpness, ssim_around_holes, true_motion
 
 #: clips with camera motion and with a still camera (classified by measurement, see MOVING)
@@ -74,6 +76,33 @@ def run_tsam(crop: np.ndarray, motion: bool = True) -> tuple[np.ndarray, float]:
         pair.DEFAULT_MOTION = saved
 
 
+BASELINE_RUN = r"""
+import sys, time
+import numpy as np
+# serve tsam_cli from this tree only, not from the venv's editable install (see _common.RUNNER)
+sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f, "__module__", "")]
+import tsam_cli as tsam
+crop = np.load(sys.argv[1])
+t0 = time.perf_counter()
+out = tsam.outpaint(crop, size=sys.argv[3], threads=2)
+np.save(sys.argv[2], out)
+print((time.perf_counter() - t0) / len(crop))
+"""
+
+
+def run_baseline(crop: np.ndarray, root: Path) -> tuple[np.ndarray, float]:
+    """``tsam``'s outpainting of ``crop`` by the ``tsam_cli`` of another checkout (``--baseline``)."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "crop.npy", Path(tmp) / "out.npy"
+        np.save(src, crop)
+        r = subprocess.run([sys.executable, "-c", BASELINE_RUN, str(src), str(dst), f"{W}x{H}"],
+                           capture_output=True, text=True, cwd=root, check=True)
+        return np.load(dst), float(r.stdout.strip().splitlines()[-1])
+
+
 def run_simple(crop: np.ndarray, x0: int, kind: str) -> tuple[np.ndarray, float]:
     """Edge replication, or OpenCV Telea per frame on the edge-replicated canvas."""
     import cv2
@@ -101,7 +130,7 @@ def metrics(truth, result, new, band, motion, floor) -> dict:
             "sharp": float(np.nanmean(sharpness(result, truth, holes)))}
 
 
-def evaluate(name: str, frames: np.ndarray, crops: list[str]) -> list[dict]:
+def evaluate(name: str, frames: np.ndarray, crops: list[str], base: tuple[str, Path] | None = None) -> list[dict]:
     motion = true_motion(frames)
     speed = float(np.median([np.median(s) for s in motion["speed"]]))
     rows = []
@@ -111,6 +140,8 @@ def evaluate(name: str, frames: np.ndarray, crops: list[str]) -> list[dict]:
         floor = float(np.nanmean(flicker(frames, np.broadcast_to(new, frames.shape[:3]), motion)))
         runs = {"tsam": run_tsam(crop), "no motion": run_tsam(crop, motion=False),
                 "telea": run_simple(crop, x0, "telea"), "edge": run_simple(crop, x0, "edge")}
+        if base is not None:
+            runs[f"tsam {base[0]}"] = run_baseline(crop, base[1])
         for method, (result, spf) in runs.items():
             assert np.array_equal(result[:, :, x0:x0 + crop.shape[2]], crop), f"{method} changed the original"
             row = {"clip": name, "camera": "moving" if speed > MOVING else "still", "speed": speed,
@@ -198,6 +229,34 @@ def memory_check(lengths: list[int], hd: bool = False) -> None:
                   f"{res[1]['peak_rss_mib']:.0f} | {res[1]['seconds'] / n:.3f} |", flush=True)
 
 
+def still_table(names: list[str], frames_n: int) -> None:
+    """Per clip, the 75 % crop's per-pair fraction of unchanged textured pixels along the seam
+    (``tsam_cli.flow.beyond``'s still test: median, min, max over pairs) next to the true motion
+    past the seam (median over pairs of the median true flow there): where STILL_FRACTION comes from."""
+    from tsam_cli.flow.beyond import STILL_BAND, STILL_FRACTION, grey, unchanged_fraction
+
+    print(f"| clip | true motion past the seam (px/frame) | unchanged fraction median / min / max | "
+          f"pairs held still (>= {STILL_FRACTION}) |\n|---|---|---|---|")
+    for name in names:
+        src = clip_source(name)
+        if src is None:
+            continue
+        frames = load_clip(src, frames_n)
+        motion = true_motion(frames)
+        crop, x0 = crop_centre(frames, CROPS["75%"])
+        new, _ = new_area(crop.shape[2], x0)
+        band = np.zeros(crop.shape[1:3], np.uint8)
+        band[:, :STILL_BAND], band[:, -STILL_BAND:] = 1, 1
+        fr = [unchanged_fraction(grey(a), grey(b), band > 0) for a, b in zip(crop[:-1], crop[1:], strict=True)]
+        fr = np.array([np.nan if f is None else f for f in fr])
+        if np.isnan(fr).all():
+            print(f"| {name} | | too little texture along the seam: never decided | 0% |")
+            continue
+        truth = np.median([np.median(sp[new]) for sp in motion["speed"]])
+        print(f"| {name} | {truth:.2f} | {np.nanmedian(fr):.2f} / {np.nanmin(fr):.2f} / {np.nanmax(fr):.2f} | "
+              f"{np.mean(fr >= STILL_FRACTION):.0%} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=40)
@@ -206,10 +265,25 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--memory", default=None, metavar="N,N", help="only the memory check, at these lengths")
     ap.add_argument("--hd", action="store_true", help="memory check at 1920x1080 -> 2.4:1 (2592x1080)")
+    ap.add_argument("--baseline", default=None, metavar="REV", help="also run tsam of this git revision")
+    ap.add_argument("--still-table", action="store_true", help="only the seam still test's numbers per clip")
     args = ap.parse_args()
+    if args.still_table:
+        still_table(args.clips.split(","), args.frames)
+        return
     if args.memory:
         memory_check([int(n) for n in args.memory.split(",")], args.hd)
         return
+    with baseline_tree(args.baseline) as tree:
+        rows, speeds = quality(args, None if tree is None else (args.baseline, tree))
+    print("\n" + HEADER + "\n" + "\n".join(means(rows)))
+    print("\n432x240 -> 576x240, s/frame: " + ", ".join(f"{k} {v:.3f}" for k, v in speeds.items()))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "speed_576": speeds}, indent=1))
+
+
+def quality(args, base: tuple[str, Path] | None) -> tuple[list[dict], dict]:
+    """Rows of every clip and crop, and the 576x240 s/frame per clip."""
     rows, speeds = [], {}
     print(HEADER)
     for name in args.clips.split(","):
@@ -220,14 +294,11 @@ def main() -> None:
         frames = load_clip(src, args.frames)
         for crop in args.crops.split(","):
             try:
-                rows += evaluate(name, frames, [crop])
+                rows += evaluate(name, frames, [crop], base)
             except Exception as exc:  # a failing case is reported and the others still run
                 print(f"| {name} | | {crop} | tsam | failed: {str(exc).splitlines()[-1][:120]} |", flush=True)
         speeds[name] = speed_check(frames)
-    print("\n" + HEADER + "\n" + "\n".join(means(rows)))
-    print("\n432x240 -> 576x240, s/frame: " + ", ".join(f"{k} {v:.3f}" for k, v in speeds.items()))
-    if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "speed_576": speeds}, indent=1))
+    return rows, speeds
 
 
 if __name__ == "__main__":

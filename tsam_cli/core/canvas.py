@@ -110,6 +110,11 @@ class Canvas:
             hole |= detect_borders(frame)
         return hole
 
+    def outside(self, frame: np.ndarray) -> np.ndarray:
+        """``(H', W') bool``: True = no picture there (the new area and the borders to fill),
+        what :meth:`holes` gives without a user mask."""
+        return self.holes(frame, None)
+
     def holes(self, frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
         """``(H', W') bool`` canvas holes (True = hole) for the input ``frame`` ``(H, W, 3)``
         and the user's dilated ``mask`` ``(H, W) bool`` (or None)."""

@@ -34,6 +34,7 @@ from tsam_cli.core.propagate import TeleaFiller, make_filler
 from tsam_cli.core.shots import is_cut
 from tsam_cli.device import resolve_device, usable_cpus
 from tsam_cli.errors import STOP_SIGNALS, signal_number
+from tsam_cli.flow.beyond import hold_still_beyond
 from tsam_cli.flow.estimate import make_estimator
 from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
 from tsam_cli.media import VIDEO_OUT_SUFFIXES, OutputTarget, check_complete, iter_frames, open_writer, probe
@@ -74,6 +75,7 @@ class _Item:
     mask: np.ndarray  # (H, W) bool, full resolution, dilated; True = hole
     small: np.ndarray  # (h, w, 3) uint8, processing resolution
     hole: np.ndarray  # (h, w) bool, processing resolution; any covered pixel is a hole
+    outside: np.ndarray | None = None  # (h, w) bool, outpainting: True = no picture there (part of hole)
 
 
 def _reduce(item_full: np.ndarray, mask: np.ndarray, proc: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,9 +84,16 @@ def _reduce(item_full: np.ndarray, mask: np.ndarray, proc: tuple[int, int]) -> t
 
     if (item_full.shape[1], item_full.shape[0]) == proc:
         return item_full, mask
-    small = cv2.resize(item_full, proc, interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(mask.astype(np.float32), proc, interpolation=cv2.INTER_AREA) > 0
-    return small, hole
+    return cv2.resize(item_full, proc, interpolation=cv2.INTER_AREA), _reduce_mask(mask, proc)
+
+
+def _reduce_mask(mask: np.ndarray, proc: tuple[int, int]) -> np.ndarray:
+    """``(H, W) bool`` -> ``(h, w) bool`` at ``proc = (w, h)``: True where any covered pixel is True."""
+    import cv2
+
+    if (mask.shape[1], mask.shape[0]) == proc:
+        return mask
+    return cv2.resize(mask.astype(np.float32), proc, interpolation=cv2.INTER_AREA) > 0
 
 
 def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) -> np.ndarray:
@@ -260,13 +269,15 @@ def _windows(info, masks, proc, window: int, lookahead: int, rep, canvas: Canvas
             mask = next(mask_iter, None)
             if mask is None and canvas is None:  # decoder gave more frames than the container announced
                 mask = np.zeros((info.height, info.width), bool)
-            full = fr.rgb
+            full, outside = fr.rgb, None
             if canvas is not None:  # outpainting: the input placed on the canvas, the new area a hole
                 with rep.timed("place"):
-                    full, mask = canvas.place(fr.rgb), canvas.holes(fr.rgb, mask)
+                    full, outside = canvas.place(fr.rgb), canvas.outside(fr.rgb)
+                    mask = outside if mask is None else canvas.holes(fr.rgb, mask)
             with rep.timed("resize"):
                 small, hole = _reduce(full, mask, proc)
-            queue.append(_Item(index, full, fr.pts, mask, small, hole))
+                outside = None if outside is None else _reduce_mask(outside, proc)
+            queue.append(_Item(index, full, fr.pts, mask, small, hole, outside))
             index += 1
         if not queue:
             return
@@ -406,4 +417,6 @@ def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool) -> 
     flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta)
     if is_cut(a.small, b.small, a.hole, b.hole, flow.valid_f):
         return None, True
+    if a.outside is not None and b.outside is not None:  # outpainting: past a still edge nothing moves
+        flow = hold_still_beyond(flow, a.small, b.small, a.hole, b.hole, a.outside, b.outside)
     return flow, False

@@ -5,6 +5,7 @@
 * :mod:`.complete`: flow completion inside holes by motion layers;
 * :mod:`.validity`: paper Eq. 2 and the motion-layer check;
 * :mod:`.pair`: one pair of neighbouring frames: both flows, completed, with validity;
+* :mod:`.beyond`: outpainting: the region past a still edge of the picture held still;
 * :mod:`.warp`: tensor helpers (grow a hole, sample along a flow).
 
 Conventions (numpy, processing resolution): frames ``(H, W, 3) uint8 RGB``; holes ``(H, W)

@@ -1,0 +1,73 @@
+"""Flow beyond the picture: the region past a still edge is held still (zero flow, valid),
+a moving edge keeps the motion model's extrapolation, and an outpainted still shot keeps its
+new area steady."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import texture
+
+import tsam_cli as tsam
+from tsam_cli.flow.beyond import hold_still_beyond, still_outside
+from tsam_cli.flow.pair import PairFlow
+
+H, W = 64, 96
+
+
+def _strips(left: int = 12, right: int = 12) -> np.ndarray:
+    out = np.zeros((H, W), bool)
+    out[:, :left], out[:, W - right:] = True, True
+    return out
+
+
+def test_a_still_edge_holds_and_a_moving_one_does_not():
+    a = texture(H, W, seed=1)
+    outside = _strips()
+    known = ~outside
+    assert still_outside(a, a.copy(), known, outside).tolist() == outside.tolist()
+    panned = np.roll(a, 2, axis=1)  # the whole picture moves by 2 px
+    assert not still_outside(a, panned, known, outside).any()
+
+
+def test_each_outside_part_is_judged_on_its_own_edge():
+    a = texture(H, W, seed=2)
+    b = a.copy()
+    b[:, 48:] = np.roll(a[:, 48:], 3, axis=0)  # the right half moves, the left half is still
+    outside = _strips()
+    still = still_outside(a, b, ~outside, outside)
+    assert still[:, :12].all() and not still[:, 12:].any()
+
+
+def test_a_flat_edge_says_nothing():
+    flat = np.full((H, W, 3), 128, np.uint8)
+    outside = _strips()
+    assert not still_outside(flat, flat.copy(), ~outside, outside).any()
+
+
+def test_hold_still_zeroes_and_validates_only_the_still_outside():
+    a = texture(H, W, seed=3)
+    outside = _strips()
+    rng = np.random.default_rng(0)
+    pf = PairFlow(rng.normal(size=(H, W, 2)).astype(np.float32), rng.normal(size=(H, W, 2)).astype(np.float32),
+                  np.zeros((H, W), bool), np.zeros((H, W), bool))
+    held = hold_still_beyond(pf, a, a.copy(), outside, outside, outside, outside)
+    assert not held.fwd[outside].any() and not held.bwd[outside].any()
+    assert held.valid_f[outside].all() and held.valid_b[outside].all()
+    assert np.array_equal(held.fwd[~outside], pf.fwd[~outside]) and not held.valid_f[~outside].any()
+    assert hold_still_beyond(pf, a, np.roll(a, 2, axis=1), outside, outside, outside, outside) is pf
+
+
+def test_an_outpainted_still_shot_keeps_its_new_area_steady():
+    """A still camera with something moving in the middle: the new area must not drift with
+    the middle's motion (the fill is the same in every frame)."""
+    T = 12
+    background = texture(H, W, seed=4)
+    frames = np.repeat(background[None], T, axis=0)
+    blob = texture(16, 16, seed=5)
+    for t in range(T):  # a patch crossing the centre at 2 px/frame
+        frames[t, 24:40, 30 + 2 * t:46 + 2 * t] = blob
+    out = tsam.outpaint(frames, pad="16,0,16,0", threads=1)
+    new = np.ones(out.shape[1:3], bool)
+    new[:, 16:16 + W] = False
+    steps = np.abs(np.diff(out[:, new].astype(np.int16), axis=0))
+    assert steps.max() == 0, f"the new area changed by up to {steps.max()} grey levels between frames"
