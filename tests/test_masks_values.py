@@ -256,3 +256,14 @@ def test_other_threads_stderr_is_kept_while_decoding(tmp_path, capfd, monkeypatc
     assert info.value.reason == "libpng error: IDAT: CRC error"
     _, err = capfd.readouterr()
     assert "tick 1/10" in err and "libpng" not in err
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_channel_max_is_numpys_max_over_channels(dtype, channels):
+    from tsam_cli.media.masks import channel_max
+
+    rng = np.random.default_rng(channels)
+    img = (rng.random((7, 9, channels)) * 200).astype(dtype)
+    out = channel_max(img)
+    assert out.dtype == img.dtype and np.array_equal(out, img.max(axis=2))

@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from tsam_cli.errors import UsageError
+from tsam_cli.media.masks import channel_max
 from tsam_cli.options import MAX_SIDE, OutpaintOptions, parse_anchor, parse_aspect, parse_pad, parse_size
 
 #: ``--fill-borders auto``: a pixel is border black when none of its channels is above this
@@ -146,7 +147,7 @@ def detect_borders(frame: np.ndarray, black: int = BORDER_BLACK) -> np.ndarray:
     True = border to fill (grown by :data:`BORDER_GROW`)."""
     import cv2
 
-    dark = (frame.max(axis=2) <= black).astype(np.uint8)
+    dark = (channel_max(frame) <= black).astype(np.uint8)
     if not dark.any():
         return np.zeros(dark.shape, bool)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(dark, connectivity=8)

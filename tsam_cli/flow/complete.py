@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsam_cli.flow.validity import validity
-from tsam_cli.flow.warp import grow, sample
+from tsam_cli.flow.warp import grid, grow, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 #: Flow is also discarded in a band of this many pixels around each hole before completion:
@@ -49,16 +49,22 @@ def smooth_fill(values: np.ndarray, hole: np.ndarray, smooth_iters: int = 4) -> 
         k = cv2.resize(weights[-1], size, interpolation=cv2.INTER_AREA)
         nums.append(n.reshape(size[1], size[0], -1))
         weights.append(k)
-    # coarsest level: normalised average, missing pixels take the global mean
+    # coarsest level: normalised average, missing pixels take the global mean (summed only
+    # when some are missing: a sum over the whole frame is a third of this function's time)
     k = weights[-1][..., None]
-    mean = nums[0].sum(axis=(0, 1)) / max(known.sum(), 1.0)
-    est = np.where(k > 1e-6, nums[-1] / np.maximum(k, 1e-6), mean)
+    est = nums[-1] / np.maximum(k, 1e-6)
+    if not (k > 1e-6).all():
+        est = np.where(k > 1e-6, est, nums[0].sum(axis=(0, 1)) / max(known.sum(), 1.0))
     for n, k in zip(reversed(nums[:-1]), reversed(weights[:-1]), strict=True):
         h, w = n.shape[:2]
         up = cv2.resize(est, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
         k3 = k[..., None]
-        # blend the local known average with the coarser estimate by the known fraction
-        est = k3 * (n / np.maximum(k3, 1e-6)) + (1 - k3) * up
+        # blend the local known average with the coarser estimate by the known fraction:
+        # k3 * (n / max(k3, 1e-6)) + (1 - k3) * up, computed in place (the same products)
+        est = np.divide(n, np.maximum(k3, 1e-6))
+        est *= k3
+        up *= 1 - k3
+        est += up
     # the mask repeated per channel: np.where is ~3x faster with it than broadcasting (H, W, 1)
     hole_c = np.repeat(hole[..., None], values.shape[2], axis=2)
     out = np.where(hole_c, est, values).astype(np.float32, copy=False)
@@ -168,13 +174,28 @@ def model_flow(m: np.ndarray, h: int, w: int) -> np.ndarray | None:
     ``None`` when ``m`` sends part of the frame to or behind the line at infinity (its third
     coordinate is not clearly positive there): no plausible motion between two frames.
     """
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+    gx, gy = grid(h, w, np.float64)
+    if m[2, 0] == 0 and m[2, 1] == 0 and m[2, 2] == 1:  # affine: den is exactly 1, x / 1 == x
+        return _affine_flow(m, gx, gy)
     den = m[2, 0] * gx + m[2, 1] * gy + m[2, 2]
     if den.min() <= 1e-3:
         return None
     fx = (m[0, 0] * gx + m[0, 1] * gy + m[0, 2]) / den - gx
     fy = (m[1, 0] * gx + m[1, 1] * gy + m[1, 2]) / den - gy
     return np.stack([fx, fy], axis=2).astype(np.float32)
+
+
+def _affine_flow(m: np.ndarray, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """:func:`model_flow` of an affine ``m`` (last row 0, 0, 1): the same float64 arithmetic
+    without the division by 1, written into one float32 array."""
+    out = np.empty((*gx.shape, 2), np.float32)
+    for i, g in ((0, gx), (1, gy)):
+        v = m[i, 0] * gx
+        v += m[i, 1] * gy
+        v += m[i, 2]
+        v -= g
+        out[..., i] = v
+    return out
 
 
 #: the background-motion model :func:`pair_flow` uses unless told otherwise

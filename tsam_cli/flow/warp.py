@@ -6,7 +6,18 @@ Arrays are numpy at the processing resolution; holes ``(H, W) bool`` (True = hol
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+
+@functools.lru_cache(maxsize=8)
+def grid(h: int, w: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """``(gx, gy)``, each ``(h, w)`` of ``dtype``: every pixel's own x and y (``np.meshgrid``).
+    Cached and read-only: every sampling and model evaluation of a run needs the same ones."""
+    gx, gy = np.meshgrid(np.arange(w, dtype=dtype), np.arange(h, dtype=dtype))
+    gx.flags.writeable = gy.flags.writeable = False
+    return gx, gy
 
 
 def grow(hole: np.ndarray, pixels: int) -> np.ndarray:
@@ -27,8 +38,7 @@ def sample(img: np.ndarray, flow: np.ndarray, interpolation: int | None = None) 
     """
     import cv2
 
-    h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = grid(*flow.shape[:2])
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
     interp = cv2.INTER_LINEAR if interpolation is None else interpolation
     return cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -44,6 +54,6 @@ def magnitude(v: np.ndarray) -> np.ndarray:
 def in_bounds(flow: np.ndarray) -> np.ndarray:
     """``(H, W) bool``: True where ``p + flow(p)`` lands inside the image (bilinear-safe)."""
     h, w = flow.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    gx, gy = grid(h, w)
     x, y = gx + flow[..., 0], gy + flow[..., 1]
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
