@@ -42,7 +42,13 @@ Means are printed over the articulated and the rigid cases separately. The first
 frames of every clip are used (default 48; a background shorter than that is played back
 and forth, :func:`_common.loop_index`).
 
-    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--tight] [--json PATH]
+    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--tight] [--decompose] [--json PATH]
+
+``--decompose`` splits each gap: the tracked mask plus every object pixel it missed (so the
+difference to the tracked run is what the misses cost: object pixels left in the video, and
+copied into other frames as if they were background), and the exact mask grown until its area
+matches the tracked mask's (the difference to the exact run is what a hole that large costs,
+at the exact shape).
 
 Needs ``../shared/data``; prints what it skips and exits 0 when that is absent.
 """
@@ -279,17 +285,44 @@ def removal_psnr(bg: np.ndarray, comp: np.ndarray, masks: dict[str, np.ndarray],
 
 
 # ---------------------------------------------------------------------------- cases and tables
-def run_case(case: Case, n: int, inpaint: bool) -> dict:
-    """Every number of one composite case (see the module docstring)."""
+def grown_to_area(truth: np.ndarray, area: int, limit: int = 60) -> tuple[np.ndarray, int]:
+    """The exact masks grown (:func:`pipeline_dilate`) by the fewest pixels that make their
+    summed area at least ``area``; returns the masks and the pixels grown."""
+    for px in range(1, limit + 1):
+        grown = pipeline_dilate(truth, px)
+        if grown.sum() >= area:
+            return grown, px
+    return grown, limit
+
+
+def run_case(case: Case, n: int, inpaint: bool, decompose: bool = False) -> dict:
+    """Every number of one composite case (see the module docstring). ``decompose``: also
+    inpaint with the tracked mask plus every object pixel it missed (what the misses cost) and
+    with the exact mask grown to the tracked mask's area (what the extra area costs)."""
     bg, comp, truth = composite(case, n)
     tracked, cpu, box = track_from_box(comp, truth[0])
     row = {"case": case.name, "object": case.obj, "background": case.background, "camera": case.camera,
            "frames": len(comp), "box": box, "cpu_s_per_frame": cpu, **mask_metrics(tracked, truth)}
     if inpaint:
-        region = pipeline_dilate(truth)
-        row |= removal_psnr(bg, comp, {"tracked": tracked, "exact": truth}, region)
+        masks = {"tracked": tracked, "exact": truth}
+        if decompose:
+            masks["covered"] = tracked | truth
+            masks["grown"], row["grown_px"] = grown_to_area(truth, int(tracked.sum()))
+        row |= removal_psnr(bg, comp, masks, pipeline_dilate(truth))
         row["gap_db"] = row["psnr_exact"] - row["psnr_tracked"]
     return row
+
+
+DECOMPOSE_HEADER = ("| case | area / truth | PSNR exact | PSNR tracked | tracked + its missed pixels | exact grown to the "
+                    "tracked area (px) | cost of the misses dB | cost of the area dB |\n|---|---|---|---|---|---|---|---|")
+
+
+def decompose_row(r: dict) -> str:
+    """One row of :data:`DECOMPOSE_HEADER`: misses = PSNR(tracked + missed) - PSNR(tracked);
+    area = PSNR(exact) - PSNR(exact grown to the tracked area)."""
+    return (f"| {r['case']} | {r['area_ratio']:.2f} | {r['psnr_exact']:.2f} | {r['psnr_tracked']:.2f} | "
+            f"{r['psnr_covered']:.2f} | {r['psnr_grown']:.2f} ({r['grown_px']}) | "
+            f"{r['psnr_covered'] - r['psnr_tracked']:.2f} | {r['psnr_exact'] - r['psnr_grown']:.2f} |")
 
 
 def run_real(name: str, n: int, labels: tuple[int, ...] | None) -> dict:
@@ -351,6 +384,8 @@ def main() -> None:
     ap.add_argument("--no-real", action="store_true", help="skip the real bmx-trees / schoolgirls clips")
     ap.add_argument("--json", type=Path, help="also save every number here")
     ap.add_argument("--tight", action="store_true", help="track with --tight (the outline, as before issue 25)")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also split each gap into what the missed object pixels and the extra area cost")
     args = ap.parse_args()
     if args.tight:
         TRACK_EXTRA["tight"] = True
@@ -359,12 +394,15 @@ def main() -> None:
         return
     print("command: python benchmarks/removal.py " + " ".join(sys.argv[1:]))
     t0 = time.perf_counter()
-    rows = [run_case(c, args.frames, not args.no_inpaint) for c in CASES]
+    rows = [run_case(c, args.frames, not args.no_inpaint, args.decompose) for c in CASES]
     means = [m for m in (mean_row("articulated", [r for r in rows if r["object"] != "rigid"]),
                          mean_row("rigid", [r for r in rows if r["object"] == "rigid"])) if m]
     print(f"\ncomposites ({args.frames} frames each, {SIZE[0]}x{SIZE[1]}, seeded by the box of frame 0's exact mask; "
           f"PSNR dB over the exact mask grown {DILATE} px):")
     print_table(rows, means)
+    if args.decompose and not args.no_inpaint:
+        print("\nwhere each gap comes from (PSNR dB over the same region):")
+        print(DECOMPOSE_HEADER + "\n" + "\n".join(decompose_row(r) for r in rows))
     real = []
     if not args.no_real:
         real = [run_real("bmx-trees", args.frames, None), run_real("schoolgirls", args.frames, SG_LABELS),
