@@ -71,3 +71,23 @@ def test_an_outpainted_still_shot_keeps_its_new_area_steady():
     new[:, 16:16 + W] = False
     steps = np.abs(np.diff(out[:, new].astype(np.int16), axis=0))
     assert steps.max() == 0, f"the new area changed by up to {steps.max()} grey levels between frames"
+
+
+def test_outside_the_picture_takes_the_background_model_whatever_its_border_says():
+    """Past the picture's edge both directions take the background model: left to the border's
+    vote (a near object along the seam), one direction could take the model and the other the
+    smooth fill, and no vector there would pass Eq. 2."""
+    from tsam_cli.flow.complete import complete_flow
+
+    flow = np.zeros((H, W, 2), np.float32)
+    flow[:, :48, 0] = -3.0  # the background pans left...
+    flow[:, 48:, 0] = 0.5  # ...a near object along the right seam moves otherwise
+    model = np.zeros_like(flow)
+    model[..., 0] = -3.0
+    region = np.zeros((H, W), bool)
+    region[:, 84:] = True  # the new area on the right, bordered by the object
+    plain = complete_flow(flow, region, model)
+    forced = complete_flow(flow, region, model, beyond=region)
+    assert np.allclose(plain[region, 0], 0.5, atol=0.05)  # the border's vote: the object's layer
+    assert np.allclose(forced[region, 0], -3.0, atol=0.05)
+    assert np.array_equal(forced[~region], flow[~region])

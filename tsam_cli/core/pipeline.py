@@ -414,9 +414,10 @@ def _pair_flow(a: _Item, b: _Item, estimator, delta: float, need_flow: bool) -> 
         return None, False
     if a.hole.all() or b.hole.all():  # nothing of that frame to measure motion or cuts on
         return still_pair_flow(a.hole.shape), False
-    flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta)
+    beyond = None if a.outside is None or b.outside is None else (a.outside, b.outside)
+    flow = pair_flow(estimator, a.small, b.small, a.hole, b.hole, delta, outside=beyond)
     if is_cut(a.small, b.small, a.hole, b.hole, flow.valid_f):
         return None, True
-    if a.outside is not None and b.outside is not None:  # outpainting: past a still edge nothing moves
+    if beyond is not None:  # outpainting: past a still edge nothing moves
         flow = hold_still_beyond(flow, a.small, b.small, a.hole, b.hole, a.outside, b.outside)
     return flow, False

@@ -248,7 +248,8 @@ def bridged_layer(region: np.ndarray, follows: np.ndarray, radius: int = LAYER_B
     return region & (cv2.morphologyEx(other, cv2.MORPH_CLOSE, disc) > 0)
 
 
-def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None = None) -> np.ndarray:
+def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None = None,
+                  beyond: np.ndarray | None = None) -> np.ndarray:
     """Replace ``flow`` inside ``region`` by the motion of the surface behind it.
 
     Parts of ``region`` whose border partly follows ``model`` (the background's motion, see
@@ -263,6 +264,8 @@ def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None
         flow: ``(H, W, 2) float32`` measured flow.
         region: ``(H, W) bool``, True = flow to replace (:func:`untrusted`).
         model: ``(H, W, 2) float32`` flow of the background model (:class:`GlobalMotion`), or None.
+        beyond: ``(H, W) bool``, True = outside the picture (outpainting): there the model is
+            taken whatever the border says (see :mod:`tsam_cli.flow.beyond`).
     Returns:
         ``(H, W, 2) float32``.
     """
@@ -273,6 +276,8 @@ def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None
     d = flow - model
     follows = (np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2) < LAYER_INLIER_TOL) & ~region
     layered = background_holes(region, follows)
+    if beyond is not None:  # past the picture's edge: always the background model
+        layered |= region & beyond
     out = flow
     if layered.any():  # model + residual, the residual interpolated from the model's layer only
         out = np.where(layered[..., None], model + smooth_fill(d, ~follows), out)

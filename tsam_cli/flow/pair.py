@@ -29,7 +29,8 @@ class PairFlow:
 
 
 def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray,
-              delta: float = DEFAULT_DELTA, motion=None) -> PairFlow:
+              delta: float = DEFAULT_DELTA, motion=None,
+              outside: tuple[np.ndarray, np.ndarray] | None = None) -> PairFlow:
     """Flow both ways between two frames, completed inside the holes, with validity masks.
 
     Flow inside a hole describes the object being removed, not the background behind it,
@@ -47,6 +48,8 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
         delta: Eq. 2 threshold in pixels.
         motion: background-motion estimator (:class:`GlobalMotion`); ``None`` = the default
             (:data:`DEFAULT_MOTION`), ``False`` = none (every hole gets :func:`smooth_fill`).
+        outside: outpainting: ``(out_a, out_b)`` ``(H, W) bool``, True = outside the picture
+            (part of the holes); completed from the background model there in both directions.
     """
     motion = (DEFAULT_MOTION if motion is None else motion) or None
     raw_f, raw_b = estimator(img_a, img_b), estimator(img_b, img_a)
@@ -56,7 +59,8 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
     model_b = motion(raw_b, ~grown_b) if motion is not None and any_hole else None
     reg_a = untrusted(grown_a, raw_f, grown_b, raw_b, model_f, delta)
     reg_b = untrusted(grown_b, raw_b, grown_a, raw_f, model_b, delta)
-    fwd, bwd = complete_flow(raw_f, reg_a, model_f), complete_flow(raw_b, reg_b, model_b)
+    out_a, out_b = outside if outside is not None else (None, None)
+    fwd, bwd = complete_flow(raw_f, reg_a, model_f, out_a), complete_flow(raw_b, reg_b, model_b, out_b)
     meas_f, meas_b = nearest_outside(raw_f, reg_a), nearest_outside(raw_b, reg_b)
     valid_f = validity(fwd, bwd, delta) & same_layer(fwd, meas_b, reg_a, hole_b)
     valid_b = validity(bwd, fwd, delta) & same_layer(bwd, meas_f, reg_b, hole_a)
