@@ -22,24 +22,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+import fill_quality as fq
 import numpy as np
 from _common import clip_sets
-from fill_quality import (
-    CLIPS,
-    FAST,
-    KINDS,
-    MIN_PIXELS,
-    H,
-    W,
-    clip_source,
-    grey,
-    load_clip,
-    make_masks,
-    method_table,
-    run_method,
-    true_motion,
-    write_inputs,
-)
 
 LAYERS = ["background", "subject"]
 
@@ -50,7 +35,7 @@ def layer_of_truth(motion: dict, holes: np.ndarray) -> list[np.ndarray | None]:
     from tsam_cli.flow import GlobalMotion
     from tsam_cli.flow.complete import LAYER_INLIER_TOL
 
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+    gx, gy = np.meshgrid(np.arange(fq.W, dtype=np.float32), np.arange(fq.H, dtype=np.float32))
     fit, out = GlobalMotion(), []
     for t, (mx, my) in enumerate(motion["maps"]):
         fwd = np.stack([mx - gx, my - gy], axis=2)
@@ -63,12 +48,12 @@ def diffs(video: np.ndarray, motion: dict) -> list[np.ndarray]:
     """Per pair t: ``(H, W)`` |grey(v_t) - grey(v_t+1) warped back along the true flow|."""
     import cv2
 
-    return [np.abs(grey(video[t]) - cv2.remap(grey(video[t + 1]), mx, my, cv2.INTER_LINEAR))
+    return [np.abs(fq.grey(video[t]) - cv2.remap(fq.grey(video[t + 1]), mx, my, cv2.INTER_LINEAR))
             for t, (mx, my) in enumerate(motion["maps"])]
 
 
 def tally(acc: dict, key: tuple, res_d: np.ndarray, truth_d: np.ndarray, sel: np.ndarray) -> None:
-    if sel.sum() >= MIN_PIXELS:
+    if sel.sum() >= fq.MIN_PIXELS:
         a = acc.setdefault(key, [0.0, 0.0, 0])
         a[0] += float(res_d[sel].sum())
         a[1] += float(truth_d[sel].sum())
@@ -76,20 +61,20 @@ def tally(acc: dict, key: tuple, res_d: np.ndarray, truth_d: np.ndarray, sel: np
 
 
 def score_clip(name: str, frames: np.ndarray, methods: dict, tmp: Path, acc: dict) -> None:
-    motion = true_motion(frames)
+    motion = fq.true_motion(frames)
     truth_d = diffs(frames, motion)
-    for k, kind in enumerate(KINDS):
-        holes = make_masks(kind, len(frames), name, 0)
+    for k, kind in enumerate(fq.KINDS):
+        holes = fq.make_masks(kind, len(frames), name, 0)
         layers = layer_of_truth(motion, holes)
-        video, mask = write_inputs(tmp / name / str(k), frames, holes)
+        video, mask = fq.write_inputs(tmp / name / str(k), frames, holes)
         for label, (opts, root) in methods.items():
-            out, _ = run_method(opts, root, video, mask, tmp / name / str(k) / f"{label}.mkv")
+            out, _ = fq.run_method(opts, root, video, mask, tmp / name / str(k) / f"{label}.mkv")
             res_d = diffs(out, motion)
             for t, bg in enumerate(layers):
                 if bg is None:
                     continue
                 sel = holes[t] & motion["ok"][t]
-                fast = float(np.median(motion["speed"][t][holes[t]])) > FAST
+                fast = float(np.median(motion["speed"][t][holes[t]])) > fq.FAST
                 for layer, part in (("background", bg), ("subject", ~bg)):
                     for frames_kind in ["all", "fast"] if fast else ["all"]:
                         tally(acc, (kind, label, layer, frames_kind), res_d[t], truth_d[t], sel & part)
@@ -100,7 +85,7 @@ def score_clip(name: str, frames: np.ndarray, methods: dict, tmp: Path, acc: dic
 def table(acc: dict, methods: list[str]) -> str:
     lines = ["| mask | method | frames | background: ratio (share) | subject: ratio (share) | both |",
              "|---|---|---|---|---|---|"]
-    for kind in KINDS:
+    for kind in fq.KINDS:
         for label in methods:
             for frames_kind in ("all", "fast"):
                 both = acc.get((kind, label, "both", frames_kind))
@@ -121,14 +106,14 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--methods", default="default,telea")
     args = ap.parse_args()
-    names = CLIPS if args.set == "shared" else clip_sets()[args.set]
-    methods = method_table(args.methods.split(","), None, None)
+    names = fq.CLIPS if args.set == "shared" else clip_sets()[args.set]
+    methods = fq.method_table(args.methods.split(","), None, None)
     acc: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            src = clip_source(name)
+            src = fq.clip_source(name)
             if src is not None:
-                score_clip(name, load_clip(src, args.frames), methods, Path(tmp), acc)
+                score_clip(name, fq.load_clip(src, args.frames), methods, Path(tmp), acc)
     print(f"\n{args.set} set, {args.frames} frames; flicker ratio = result / original over the same pixels "
           "(pixel-weighted), share = the layer's part of the consistent hole pixels\n")
     print(table(acc, list(methods)))
