@@ -233,7 +233,7 @@ def still_table(names: list[str], frames_n: int) -> None:
     """Per clip, the 75 % crop's per-pair fraction of unchanged textured pixels along the seam
     (``tsam_cli.flow.beyond``'s still test: median, min, max over pairs) next to the true motion
     past the seam (median over pairs of the median true flow there): where STILL_FRACTION comes from."""
-    from tsam_cli.flow.beyond import STILL_BAND, STILL_FRACTION, grey, unchanged_fraction
+    from tsam_cli.flow.beyond import STILL_BAND, STILL_FRACTION, grey, textured, unchanged_fraction
 
     print(f"| clip | true motion past the seam (px/frame) | unchanged fraction median / min / max | "
           f"pairs held still (>= {STILL_FRACTION}) |\n|---|---|---|---|")
@@ -247,7 +247,8 @@ def still_table(names: list[str], frames_n: int) -> None:
         new, _ = new_area(crop.shape[2], x0)
         band = np.zeros(crop.shape[1:3], np.uint8)
         band[:, :STILL_BAND], band[:, -STILL_BAND:] = 1, 1
-        fr = [unchanged_fraction(grey(a), grey(b), band > 0) for a, b in zip(crop[:-1], crop[1:], strict=True)]
+        fr = [unchanged_fraction(grey(a), grey(b), (band > 0) & textured(grey(a)))
+              for a, b in zip(crop[:-1], crop[1:], strict=True)]
         fr = np.array([np.nan if f is None else f for f in fr])
         if np.isnan(fr).all():
             print(f"| {name} | | too little texture along the seam: never decided | 0% |")

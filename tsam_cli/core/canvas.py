@@ -112,20 +112,30 @@ class Canvas:
         return hole
 
     def outside(self, frame: np.ndarray) -> np.ndarray:
-        """``(H', W') bool``: True = no picture there (the new area and the borders to fill),
-        what :meth:`holes` gives without a user mask."""
-        return self.holes(frame, None)
-
-    def holes(self, frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """``(H', W') bool`` canvas holes (True = hole) for the input ``frame`` ``(H, W, 3)``
-        and the user's dilated ``mask`` ``(H, W) bool`` (or None)."""
-        inner = self.input_holes(frame, mask)
+        """``(H', W') bool``: True = no picture there: the new area, and the given bars and the
+        detected borders of the input ``frame`` ``(H, W, 3)``."""
+        inner = self.input_holes(frame, None)
         if not self.grows:
             return inner
         (w, h), (x, y) = self.in_size, self.offset
         out = self.new_area()
         out[y:y + h, x:x + w] = inner
         return out
+
+    def with_mask(self, outside: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """``outside`` (:meth:`outside`) joined with the user's dilated ``mask`` ``(H, W) bool``
+        (or None) placed on the canvas: the canvas holes, True = hole."""
+        if mask is None:
+            return outside
+        (w, h), (x, y) = self.in_size, self.offset
+        out = outside.copy()
+        out[y:y + h, x:x + w] |= mask
+        return out
+
+    def holes(self, frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """``(H', W') bool`` canvas holes (True = hole) for the input ``frame`` ``(H, W, 3)``
+        and the user's dilated ``mask`` ``(H, W) bool`` (or None)."""
+        return self.with_mask(self.outside(frame), mask)
 
     def describe(self, sar: Fraction | None, rotation: int) -> str:
         """One line: input and canvas size, display aspect, where the original sits."""

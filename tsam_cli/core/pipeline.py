@@ -273,7 +273,7 @@ def _windows(info, masks, proc, window: int, lookahead: int, rep, canvas: Canvas
             if canvas is not None:  # outpainting: the input placed on the canvas, the new area a hole
                 with rep.timed("place"):
                     full, outside = canvas.place(fr.rgb), canvas.outside(fr.rgb)
-                    mask = outside if mask is None else canvas.holes(fr.rgb, mask)
+                    mask = canvas.with_mask(outside, mask)
             with rep.timed("resize"):
                 small, hole = _reduce(full, mask, proc)
                 outside = None if outside is None else _reduce_mask(outside, proc)

@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 
 from tsam_cli.flow.pair import PairFlow
-from tsam_cli.flow.warp import in_bounds, sample
+from tsam_cli.flow.warp import grid, in_bounds, sample
 
 #: hop count given to pixels made up by the hole filler: they count ~nothing in blends
 FILLER_HOPS = 1000.0
@@ -254,10 +254,8 @@ class _Trail:
 
 
 def _grid(shape: tuple[int, int]) -> np.ndarray:
-    """``(H, W, 2) float32``: each pixel's own position ``(x, y)``."""
-    H, W = shape
-    gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
-    return np.stack([gx, gy], axis=-1)
+    """``(H, W, 2) float32``: each pixel's own position ``(x, y)`` (a new, writable array)."""
+    return np.stack(grid(*shape), axis=-1)
 
 
 def _chained(frame: np.ndarray, xy: np.ndarray, ys: np.ndarray, xs: np.ndarray, flow: np.ndarray):

@@ -48,13 +48,17 @@ def grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
 
 
-def unchanged_fraction(grey_a: np.ndarray, grey_b: np.ndarray, strip: np.ndarray) -> float | None:
-    """Fraction of the textured pixels of ``strip`` (``(H, W) bool``) whose grey level changes by
-    at most :data:`STILL_DIFF` from ``grey_a`` to ``grey_b``; None below :data:`STILL_MIN_SAMPLES`."""
+def textured(grey_img: np.ndarray) -> np.ndarray:
+    """``(H, W) bool``: pixels whose 3x3 Sobel magnitude is at least :data:`STILL_TEXTURE`."""
     import cv2
 
-    sobel = cv2.magnitude(cv2.Sobel(grey_a, cv2.CV_32F, 1, 0), cv2.Sobel(grey_a, cv2.CV_32F, 0, 1))
-    sel = strip & (sobel >= STILL_TEXTURE)
+    return cv2.magnitude(cv2.Sobel(grey_img, cv2.CV_32F, 1, 0), cv2.Sobel(grey_img, cv2.CV_32F, 0, 1)) >= STILL_TEXTURE
+
+
+def unchanged_fraction(grey_a: np.ndarray, grey_b: np.ndarray, sel: np.ndarray) -> float | None:
+    """Fraction of the pixels ``sel`` (``(H, W) bool``: the textured part of a strip) whose grey
+    level changes by at most :data:`STILL_DIFF` from ``grey_a`` to ``grey_b``; None below
+    :data:`STILL_MIN_SAMPLES`."""
     n = int(sel.sum())
     if n < STILL_MIN_SAMPLES:
         return None
@@ -81,10 +85,11 @@ def still_outside(img_a: np.ndarray, img_b: np.ndarray, known: np.ndarray, outsi
     if n < 2:
         return still
     ga, gb = grey(img_a), grey(img_b)
+    judged = known & textured(ga)  # the same for every part: computed once
     for label in range(1, n):
         part = labels == label
         dist = cv2.distanceTransform((~part).astype(np.uint8), cv2.DIST_L2, 5)
-        fraction = unchanged_fraction(ga, gb, known & (dist <= STILL_BAND))
+        fraction = unchanged_fraction(ga, gb, judged & (dist <= STILL_BAND))
         if fraction is not None and fraction >= STILL_FRACTION:
             still |= part
     return still

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsam_cli.flow.validity import validity
-from tsam_cli.flow.warp import grid, grow, sample
+from tsam_cli.flow.warp import grid, grow, magnitude, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 #: Flow is also discarded in a band of this many pixels around each hole before completion:
@@ -274,7 +274,7 @@ def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None
     if model is None:
         return smooth_fill(flow, region)
     d = flow - model
-    follows = (np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2) < LAYER_INLIER_TOL) & ~region
+    follows = (magnitude(d) < LAYER_INLIER_TOL) & ~region
     layered = background_holes(region, follows)
     if beyond is not None:  # past the picture's edge: always the background model
         layered |= region & beyond
