@@ -90,15 +90,16 @@ print((time.perf_counter() - t0) / len(crop))
 """
 
 
-def run_baseline(crop: np.ndarray, root: Path) -> tuple[np.ndarray, float]:
-    """``tsam``'s outpainting of ``crop`` by the ``tsam_cli`` of another checkout (``--baseline``)."""
+def run_baseline(crop: np.ndarray, root: Path, size: str = f"{W}x{H}") -> tuple[np.ndarray, float]:
+    """``tsam``'s outpainting of ``crop`` to ``size`` by the ``tsam_cli`` of the checkout ``root``
+    (another revision for ``--baseline``), in a fresh interpreter: ``(result, s/frame)``."""
     import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "crop.npy", Path(tmp) / "out.npy"
         np.save(src, crop)
-        r = subprocess.run([sys.executable, "-c", BASELINE_RUN, str(src), str(dst), f"{W}x{H}"],
+        r = subprocess.run([sys.executable, "-c", BASELINE_RUN, str(src), str(dst), size],
                            capture_output=True, text=True, cwd=root, check=True)
         return np.load(dst), float(r.stdout.strip().splitlines()[-1])
 
@@ -170,6 +171,31 @@ def means(rows: list[dict]) -> list[str]:
         out.append(_line({"clip": f"**mean of {len(sel)}**", "camera": camera, "speed": math.nan, "crop": crop,
                           "method": method, **m}).replace(" (nan)", ""))
     return out
+
+
+def speed_table(names: list[str], frames_n: int, base: tuple[str, Path] | None, repeats: int) -> None:
+    """s/frame of 432x240 -> 576x240 for this tree and ``base`` (a revision and its checkout), each
+    run in a fresh interpreter, alternating ``repeats`` times (wall time on a shared machine
+    drifts, so the two trees meet the same load), and whether their outputs are identical."""
+    from _common import ROOT
+
+    trees = [("this tree", ROOT)] + ([] if base is None else [(f"baseline {base[0]}", base[1])])
+    print("| clip | " + " | ".join(f"{t} s/frame" for t, _ in trees) + " | identical |")
+    print("|---" * (len(trees) + 2) + "|")
+    for name in names:
+        src = clip_source(name)
+        if src is None:
+            continue
+        frames = load_clip(src, frames_n)
+        times: dict[str, list[float]] = {t: [] for t, _ in trees}
+        outs = {}
+        for _ in range(repeats):
+            for t, root in trees:
+                outs[t], sec = run_baseline(frames, root, "576x240")
+                times[t].append(sec)
+        same = "" if base is None else ("yes" if np.array_equal(*outs.values()) else "no")
+        cells = " | ".join(" / ".join(f"{v:.3f}" for v in times[t]) for t, _ in trees)
+        print(f"| {name} | {cells} | {same} |", flush=True)
 
 
 def speed_check(frames: np.ndarray) -> float:
@@ -268,7 +294,13 @@ def main() -> None:
     ap.add_argument("--hd", action="store_true", help="memory check at 1920x1080 -> 2.4:1 (2592x1080)")
     ap.add_argument("--baseline", default=None, metavar="REV", help="also run tsam of this git revision")
     ap.add_argument("--still-table", action="store_true", help="only the seam still test's numbers per clip")
+    ap.add_argument("--speed", type=int, default=0, metavar="N",
+                    help="only the 576x240 speed, N alternating runs per tree (with --baseline), outputs compared")
     args = ap.parse_args()
+    if args.speed:
+        with baseline_tree(args.baseline) as tree:
+            speed_table(args.clips.split(","), args.frames, None if tree is None else (args.baseline, tree), args.speed)
+        return
     if args.still_table:
         still_table(args.clips.split(","), args.frames)
         return

@@ -139,3 +139,33 @@ def test_import_stays_light():
     code = "import sys, tsam_cli.core.texture; print('cv2' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_give_the_same_fill(monkeypatch, threads):
+    """The patch rows and the vote's image rows split over threads add up to the one-thread
+    result bit for bit (small ranges forced, so every level's gathers, distances and votes split)."""
+    import tsam_cli.core.rows as rows
+
+    rng = np.random.default_rng(5)
+    img = np.clip(checker(80, 120).astype(np.int16) + rng.integers(-30, 31, (80, 120, 3)), 0, 255).astype(np.uint8)
+    hole = disc(80, 120, 40, 30, 14) | disc(80, 120, 35, 95, 10)  # two parts: one crop spanning both
+    one = PatchFiller(threads=1)(img, hole)
+    monkeypatch.setattr(rows, "MIN_ROWS", 7)
+    split = rows.RowThreads(threads)
+    with split:
+        assert len(split._run(lambda a, b: (a, b), 100, split.min_rows)) == threads  # it does split
+    np.testing.assert_array_equal(PatchFiller(threads=threads)(img, hole), one)
+
+
+def test_row_threads_join_in_order():
+    from tsam_cli.core.rows import RowThreads
+
+    seen = []
+    with RowThreads(4, min_rows=3) as rows:
+        out = rows(lambda a, b: np.arange(a, b) * 2, 50)
+        rows.each(lambda a, b: seen.append((a, b)), 10, min_rows=4)  # 10 // 4: two ranges
+    np.testing.assert_array_equal(out, np.arange(50) * 2)
+    assert sorted(seen) == [(0, 5), (5, 10)]
+    with RowThreads(1) as rows:  # one thread: no pool, a single call
+        assert rows(lambda a, b: np.array([a, b]), 10).tolist() == [0, 10]

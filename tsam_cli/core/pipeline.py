@@ -231,7 +231,8 @@ def make_fill(opts: InpaintOptions, rep, runner=None):
     if runner is not None:
         return GeneratorFill(runner)
     # per-frame filling without propagation stays Telea: a texture fill re-made each frame flickers
-    return ClassicalFill(make_filler(opts.filler) if opts.propagation else TeleaFiller(), rep)
+    filler = make_filler(opts.filler, opts.threads or usable_cpus()) if opts.propagation else TeleaFiller()
+    return ClassicalFill(filler, rep)
 
 
 def _plan(info, opts: InpaintOptions, rep) -> tuple[tuple[int, int], int, int, bool]:

@@ -112,14 +112,15 @@ class KeyframeFiller:
         return self.fast(image, hole)
 
 
-def make_filler(name: str) -> HoleFiller:
+def make_filler(name: str, threads: int = 1) -> HoleFiller:
     """``--filler`` -> the filler of what propagation cannot reach: ``texture`` (exemplar
-    texture for large regions once per window, Telea for the rest) or ``telea``."""
+    texture for large regions once per window, Telea for the rest; its patch work split over
+    ``threads`` threads, the same result for any number) or ``telea``."""
     if name == "telea":
         return TeleaFiller()
     from tsam_cli.core.texture import PatchFiller
 
-    return KeyframeFiller(PatchFiller(), TeleaFiller())
+    return KeyframeFiller(PatchFiller(threads=threads), TeleaFiller())
 
 
 class ScaledFiller:

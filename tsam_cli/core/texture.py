@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsam_cli.core.rows import RowThreads
+
 # One target set at one pyramid level: flat arrays over the target patches (centres in crop coords).
 _Field = tuple[np.ndarray, np.ndarray]  # (sy, sx) source centre of each target patch
 
@@ -81,8 +83,9 @@ class PatchFiller:
 
     name = "patch"
 
-    def __init__(self, settings: PatchSettings | None = None) -> None:
+    def __init__(self, settings: PatchSettings | None = None, threads: int = 1) -> None:
         self.settings = settings or PatchSettings()
+        self.threads = threads  # the patch rows are split over this many threads: same result for any
 
     def __call__(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         import cv2
@@ -95,7 +98,8 @@ class PatchFiller:
         out = telea.copy()
         y0, y1, x0, x1 = crop_box(hole, s.margin + s.patch)
         crop, chole, ctelea = image[y0:y1, x0:x1], hole[y0:y1, x0:x1], telea[y0:y1, x0:x1]
-        patch = exemplar_fill(crop, chole, ctelea, s)
+        with RowThreads(self.threads) as rows:
+            patch = exemplar_fill(crop, chole, ctelea, s, rows)
         if patch is not None:
             out[y0:y1, x0:x1] = mix_with_telea(patch, ctelea, chole, s)
         out[~hole] = image[~hole]
@@ -127,9 +131,11 @@ def mix_with_telea(patch: np.ndarray, telea: np.ndarray, hole: np.ndarray, s: Pa
 # --------------------------------------------------------------------------- pyramid
 
 
-def exemplar_fill(crop: np.ndarray, hole: np.ndarray, telea: np.ndarray, s: PatchSettings) -> np.ndarray | None:
+def exemplar_fill(crop: np.ndarray, hole: np.ndarray, telea: np.ndarray, s: PatchSettings,
+                  rows: RowThreads | None = None) -> np.ndarray | None:
     """Coarse-to-fine PatchMatch + voting on a crop; ``(h, w, 3) float32`` 0-255, or None when no
-    patch of known pixels exists at the finest level. ``hole`` (h, w) bool, True = hole."""
+    patch of known pixels exists at the finest level. ``hole`` (h, w) bool, True = hole.
+    ``rows``: threads the per-patch work is split over (one thread when None)."""
     rng = np.random.default_rng(s.seed)
     images, holes = pyramid(crop.astype(np.float32), hole, levels_for(hole.shape, s))
     if not usable_sources(holes[0], s.patch).any():
@@ -138,7 +144,7 @@ def exemplar_fill(crop: np.ndarray, hole: np.ndarray, telea: np.ndarray, s: Patc
     field, img, dense = None, None, None
     for lv in range(len(images) - 1, -1, -1):
         start = with_texture(np.where(holes[lv][..., None], teleas[lv], images[lv]), holes[lv], s)
-        level = Level(start, holes[lv], s.patch, s.gamma)
+        level = Level(start, holes[lv], s.patch, s.gamma, rows)
         if not level.sources.any():  # the coarse hole swallowed every patch: start finer
             continue
         if dense is None:  # coarsest usable level: Telea in the hole, random field
@@ -221,13 +227,16 @@ class Level:
     Targets: every patch centre whose window overlaps the hole (the hole dilated by the patch
     radius). Sources: centres whose window lies fully on known pixels inside the crop.
     ``image`` (h, w, 5) float32: RGB 0-255 + the two texture features (``with_texture``), the
-    hole already holding a first estimate; ``hole`` (h, w) bool, True = hole.
+    hole already holding a first estimate; ``hole`` (h, w) bool, True = hole. ``rows`` splits the
+    per-patch gathers and distances over threads (:class:`RowThreads`; the same numbers).
     """
 
-    def __init__(self, image: np.ndarray, hole: np.ndarray, patch: int, gamma: float) -> None:
+    def __init__(self, image: np.ndarray, hole: np.ndarray, patch: int, gamma: float,
+                 rows: RowThreads | None = None) -> None:
         import cv2
 
         self.image, self.hole, self.patch, self.r = image, hole, patch, patch // 2
+        self.rows = rows or RowThreads(1)
         self.shape = hole.shape
         self.sources = usable_sources(hole, patch)
         self.src_y, self.src_x = np.nonzero(self.sources)
@@ -253,9 +262,14 @@ class Level:
         (crop coords): the window's RGB, then the centre's texture features repeated ``patch``
         times (the features are already window means, so the centre stands for the window at
         the weight of a full window's channel, for a third of the cost)."""
-        rgb = padded[y[:, None] + self.dy, x[:, None] + self.dx, :3].reshape(len(y), -1)
-        tex = padded[y + self.r, x + self.r, 3:]
-        return np.concatenate([rgb, np.tile(tex, self.patch)], axis=1)
+
+        def part(a: int, b: int) -> np.ndarray:
+            ya, xa = y[a:b], x[a:b]
+            rgb = padded[ya[:, None] + self.dy, xa[:, None] + self.dx, :3].reshape(b - a, -1)
+            tex = padded[ya + self.r, xa + self.r, 3:]
+            return np.concatenate([rgb, np.tile(tex, self.patch)], axis=1)
+
+        return self.rows(part, len(y))
 
     def with_hole(self, fill: np.ndarray) -> np.ndarray:
         """The level's image with ``fill`` (h, w, 5) float32 in the hole."""
@@ -295,8 +309,13 @@ class Level:
     def distance(self, targets: np.ndarray, idx: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
         """Mean squared difference (per pixel and channel) between target windows
         ``targets[idx]`` (N, P) and the source windows centred on ``(sy, sx)``."""
-        diff = targets[idx] - self.src_features[self.src_index[sy, sx]]
-        return np.einsum("ij,ij->i", diff, diff) / diff.shape[1]
+        src = self.src_index[sy, sx]
+
+        def part(a: int, b: int) -> np.ndarray:
+            diff = targets[idx[a:b]] - self.src_features[src[a:b]]
+            return np.einsum("ij,ij->i", diff, diff) / diff.shape[1]
+
+        return self.rows(part, len(idx))
 
     def try_candidates(self, targets, field, best, sy, sx, idx=None) -> None:
         """Replace (in place) the field entries ``idx`` (default: all) by ``(sy, sx)`` where that is a
@@ -360,9 +379,14 @@ class Level:
         acc = np.zeros((h + 2 * r, w + 2 * r, padded.shape[2]), np.float32)
         wsum = np.zeros((h + 2 * r, w + 2 * r), np.float32)
         wcol = weight[:, None]
-        for dy, dx in zip(self.dy, self.dx, strict=True):  # one vectorised scatter per window offset
-            acc[self.ty + dy, self.tx + dx] += wcol * padded[field[0] + dy, field[1] + dx]
-            wsum[self.ty + dy, self.tx + dx] += weight
+
+        def add(a: int, b: int) -> None:  # one vectorised scatter per window offset
+            for dy, dx, k in self.offsets(a, b):
+                ys, xs = self.ty[k] + dy, self.tx[k] + dx
+                acc[ys, xs] += wcol[k] * padded[field[0][k] + dy, field[1][k] + dx]
+                wsum[ys, xs] += weight[k]
+
+        self.rows.each(add, h + 2 * r, self.patch)
         acc, wsum = acc[r:r + h, r:r + w], wsum[r:r + h, r:r + w]
         out = img.copy()
         sel = self.hole & (wsum > 0)
@@ -376,14 +400,27 @@ class Level:
         padded = self.pad(self.image)
         val = np.zeros((h + 2 * r, w + 2 * r, padded.shape[2]), np.float32)
         top = np.full((h + 2 * r, w + 2 * r), -1.0, np.float32)
-        for dy, dx in zip(self.dy, self.dx, strict=True):
-            ys, xs = self.ty + dy, self.tx + dx
-            win = weight > top[ys, xs]
-            val[ys[win], xs[win]] = padded[field[0][win] + dy, field[1][win] + dx]
-            top[ys[win], xs[win]] = weight[win]
+
+        def pick(a: int, b: int) -> None:
+            for dy, dx, k in self.offsets(a, b):
+                ys, xs, wk = self.ty[k] + dy, self.tx[k] + dx, weight[k]
+                win = wk > top[ys, xs]
+                val[ys[win], xs[win]] = padded[field[0][k][win] + dy, field[1][k][win] + dx]
+                top[ys[win], xs[win]] = wk[win]
+
+        self.rows.each(pick, h + 2 * r, self.patch)
         out = img.copy()
         out[self.hole] = val[r:r + h, r:r + w][self.hole]
         return out
+
+    def offsets(self, a: int, b: int):
+        """``(dy, dx, targets)`` for every window offset in order, ``targets`` the slice of target
+        patches whose pixel at that offset lies on padded rows ``a..b-1`` (``ty`` is sorted, as
+        ``np.nonzero`` returns it). Each pixel thus sees the offsets in the same order whatever
+        the row ranges, so votes split over threads add up exactly as in one pass."""
+        for dy, dx in zip(self.dy, self.dx, strict=True):
+            lo, hi = np.searchsorted(self.ty, (a - dy, b - dy))
+            yield dy, dx, slice(int(lo), int(hi))
 
     def em(self, img: np.ndarray, field: _Field, iters: int, s, rng: np.random.Generator, finest: bool):
         """``iters`` rounds of (match, vote); returns the final ``(image, field)``."""
