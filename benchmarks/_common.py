@@ -97,11 +97,12 @@ print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "timings": rep
 """
 
 
-def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, **opts) -> dict:
+def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, prefix: tuple[str, ...] = (), **opts) -> dict:
     """Run one ``inpaint`` in a fresh interpreter (so peak RSS is this run's alone), with the
-    ``tsam_cli`` of the source tree ``root`` (another checkout for a baseline)."""
+    ``tsam_cli`` of the source tree ``root`` (another checkout for a baseline); ``prefix``: a
+    command the interpreter runs under (``("taskset", "-c", "0")``)."""
     opts = {"mask": str(mask), "overwrite": True, "quiet": True, **opts}
-    r = subprocess.run([sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts)],
+    r = subprocess.run([*prefix, sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts)],
                        capture_output=True, text=True, cwd=root)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)

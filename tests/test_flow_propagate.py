@@ -302,3 +302,58 @@ def test_samplers_take_more_positions_than_remap_has_rows():
     ref = cv2.remap(grey, xy[:, :1].reshape(-1, 1)[:30000], xy[:, 1:].reshape(-1, 1)[:30000], cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_CONSTANT, borderValue=0).ravel()
     assert np.array_equal(lin[:30000], ref)
+
+
+def _window_with_small_holes(kind: str, T: int = 8, H: int = 150, W: int = 220):
+    """A window whose holes cover a small part of the frame, and a completed frame before it.
+
+    ``noisy``: a blurred random texture, box holes wandering in the middle, noisy flows (std 6 px)
+    with random validity. ``pan``: a texture panning ~5 px a frame with matching sub-pixel flows
+    and a still 50x90 hole, so chains run through the hole for several frames, are followed to
+    their roots, and leave it across the box's edge (where the box's lookups take over)."""
+    import cv2
+
+    from tsam_cli.flow.pair import PairFlow
+
+    r = np.random.default_rng(1)
+    holes = np.zeros((T, H, W), bool)
+    pf = r.normal(0, 5, (H, W, 2)).astype(np.float32)
+    prev = (r.integers(0, 256, (H, W, 3), dtype=np.uint8), r.integers(0, 5, (H, W)).astype(np.float32),
+            PairFlow(pf, -pf, r.random((H, W)) > 0.2, r.random((H, W)) > 0.2))
+    if kind == "pan":
+        frames = translating_video(T, H, W, dx=5, dy=1, seed=3)
+        holes[:, 50:100, 65:155] = True
+        fwd = np.broadcast_to(np.array([-5.3, -1.2], np.float32), (H, W, 2))
+        ones = np.ones((H, W), bool)
+        return frames, holes, [PairFlow(fwd, -fwd, ones, ones) for _ in range(T - 1)], prev
+    base = cv2.GaussianBlur(r.integers(0, 256, (H + 40, W + 40, 3), dtype=np.uint8), (0, 0), 2)
+    frames = np.stack([base[t:t + H, 2 * t:2 * t + W] for t in range(T)])
+    for t in range(T):
+        cy, cx = r.integers(60, 90), r.integers(80, 140)
+        holes[t, cy - 18:cy + 18, cx - 26:cx + 26] = True
+    flows = []
+    for _ in range(T - 1):
+        fwd = (r.normal(0, 6, (H, W, 2)) + [2.0, 1.0]).astype(np.float32)
+        bwd = (-fwd + r.normal(0, 0.3, (H, W, 2))).astype(np.float32)
+        flows.append(PairFlow(fwd, bwd, r.random((H, W)) > 0.1, r.random((H, W)) > 0.1))
+    return frames, holes, flows, prev
+
+
+@pytest.mark.parametrize("kind", ["noisy", "pan"])
+@pytest.mark.parametrize("filler", ["none", "telea", "texture"])
+def test_computing_on_the_holes_box_gives_the_whole_frame_result(monkeypatch, filler, kind):
+    """Propagation computes only the box around the window's holes (sources stay whole frames):
+    the result must be bit for bit the one of computing every pixel of the frame."""
+    import tsam_cli.core.propagate as prop
+
+    frames, holes, flows, prev = _window_with_small_holes(kind)
+    make = {"none": lambda: None, "telea": TeleaFiller, "texture": lambda: prop.make_filler("texture")}[filler]
+    box = prop._Box.around(holes)
+    assert (box.y1 - box.y0) * (box.x1 - box.x0) < 0.5 * holes[0].size  # a real crop of the frame
+    small = propagate(frames, holes, flows, make(), prev=prev)
+    monkeypatch.setattr(prop, "BOX_MARGIN", 10**6)  # the box becomes the whole frame
+    assert prop._Box.around(holes) == prop._Box(0, 150, 0, 220, 150, 220)
+    whole = propagate(frames, holes, flows, make(), prev=prev)
+    for a, b in zip(small, whole, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (small[1] >= prop.FOLLOW_HOPS).any()  # chains long enough to be followed to their roots

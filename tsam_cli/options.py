@@ -94,8 +94,9 @@ class InpaintOptions:
     window: int = _opt(40, "--window", "Frames completed per temporal window (memory grows with it).")
     lookahead: int = _opt(10, "--lookahead", "Extra future frames each window may copy content from.")
     device: str = _opt("auto", "--device", "auto, cpu, cuda or cuda:N.")
-    # pair flows are independent and OpenCV releases the GIL: one per CPU at a time
-    threads: int | None = _opt(None, "--threads", "CPU threads for the flow stage and the generator on the CPU "
+    # pair flows are independent and the texture filler's patch rows too, and OpenCV/numpy release
+    # the GIL: one per CPU at a time
+    threads: int | None = _opt(None, "--threads", "CPU threads for the flow stage, the texture filler and the generator on the CPU "
                                "(default: every CPU this process may use); the classical path's results are "
                                "identical for any number.", cli_type=int | None)
     overwrite: bool = _opt(False, "--overwrite", "Replace an existing output (a file, or a folder of frames tsam "

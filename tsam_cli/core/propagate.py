@@ -26,6 +26,7 @@ Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -146,19 +147,78 @@ class ScaledFiller:
         return out
 
 
+#: px around the window's holes that propagation computes (:class:`_Box`): one, so that the ring of
+#: known pixels next to every hole is in the box. The nearest known pixel of a hole pixel always
+#: lies in that ring or nearer (clamping a farther one to the ring brings it closer), so the
+#: distance transform behind "deep inside" reads the same on the box as on the whole frame
+BOX_MARGIN = 1
+
+
+@dataclass(frozen=True)
+class _Box:
+    """The part of the frames propagation computes: the bounding box of every hole of the window
+    grown by :data:`BOX_MARGIN` (whole frames when that is most of them anyway). Known pixels never
+    change, so outside it the result is the input; what is sampled (the source frames) stays whole,
+    since a flow may point anywhere. Per-pixel work then scales with the holes, not the frame."""
+
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+    H: int
+    W: int
+
+    @classmethod
+    def around(cls, holes: np.ndarray) -> _Box:
+        """The box of ``holes`` (T, H, W) bool; the whole frame when there is no hole."""
+        T, H, W = holes.shape
+        rows, cols = holes.any(axis=(0, 2)), holes.any(axis=(0, 1))
+        if not rows.any():
+            return cls(0, H, 0, W, H, W)
+        (ys,), (xs,) = np.nonzero(rows), np.nonzero(cols)
+        m = BOX_MARGIN
+        return cls(max(0, int(ys[0]) - m), min(H, int(ys[-1]) + m + 1), max(0, int(xs[0]) - m),
+                   min(W, int(xs[-1]) + m + 1), H, W)
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """The box of a frame-sized array ``(H, W, ...)`` (a view)."""
+        return a[self.y0:self.y1, self.x0:self.x1]
+
+    @property
+    def at(self) -> tuple[int, int]:
+        return self.y0, self.x0
+
+    def grid(self) -> np.ndarray:
+        """``(h, w, 2) float32``: the box's pixels' positions ``(x, y)`` in the frame (a new array)."""
+        return np.stack([self(g) for g in grid(self.H, self.W)], axis=-1)
+
+    def lookup(self, frame: np.ndarray, xy: np.ndarray, iy: np.ndarray, ix: np.ndarray, outside: int):
+        """Entries of box-sized ``frame`` (h, w) int32 and ``xy`` (h, w, 2) float32 at frame pixels
+        ``(iy, ix)``: outside the box, ``outside`` and the pixel's own position (a known pixel
+        that is its own root). Returns ``(root (N,) int32, position (N, 2) float32)``."""
+        inside = (iy >= self.y0) & (iy < self.y1) & (ix >= self.x0) & (ix < self.x1)
+        root = np.full(len(iy), outside, np.int32)
+        pos = np.stack([ix, iy], axis=-1).astype(np.float32)
+        ly, lx = iy[inside] - self.y0, ix[inside] - self.x0
+        root[inside], pos[inside] = frame[ly, lx], xy[ly, lx]
+        return root, pos
+
+
 def _take_from(src: np.ndarray, src_ok: np.ndarray, src_dist: np.ndarray, flow: np.ndarray,
-               valid: np.ndarray, want: np.ndarray):
+               valid: np.ndarray, want: np.ndarray, box: _Box):
     """Sample ``src`` at ``p + flow(p)`` for pixels in ``want`` with a valid correspondence.
 
-    The source location must be fully available (all 4 bilinear neighbours in ``src_ok``).
-    Returns ``(values (H,W,3) float32, ok (H,W) bool, dist (H,W) float32)``.
+    ``src`` (H, W, 3), ``src_ok`` (H, W) bool, ``src_dist`` (H, W): whole frames; ``flow``,
+    ``valid``, ``want``: the ``box`` of the target frame. The source location must be fully
+    available (all 4 bilinear neighbours in ``src_ok``).
+    Returns ``(values (h,w,3) float32, ok (h,w) bool, dist (h,w) float32)`` on the box.
     """
-    avail = sample(src_ok.astype(np.float32), flow)
-    ok = want & valid & in_bounds(flow) & (avail > 0.999)
+    avail = sample(src_ok.astype(np.float32), flow, at=box.at)
+    ok = want & valid & in_bounds(flow, box.at, (box.H, box.W)) & (avail > 0.999)
     if not ok.any():
         return None, ok, None
-    values = sample(src, flow)
-    dist = sample(src_dist, flow, interpolation=0) + 1.0  # nearest: hop counts don't average
+    values = sample(src, flow, at=box.at)
+    dist = sample(src_dist, flow, interpolation=0, at=box.at) + 1.0  # nearest: hop counts don't average
     return values, ok, dist
 
 
@@ -187,21 +247,23 @@ def propagate(
     T = frames.shape[0]
     if len(flows) != T - 1:
         raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
-    deep = _deep_inside(holes)
-    back = _backward_sweep(frames, holes, flows, deep)
+    box = _Box.around(holes)
+    deep = _deep_inside(holes[:, box.y0:box.y1, box.x0:box.x1])
+    back = _backward_sweep(frames, holes, flows, deep, box)
     out = frames.copy()
     hops = np.zeros(holes.shape, np.float32)
     unfilled = np.zeros_like(holes)
     prev_img, prev_hops, prev_flow = (None, None, None) if prev is None else prev
     prev_ok = None if prev is None else np.ones(prev_img.shape[:2], bool)
-    trail = _Trail(holes.shape[1:], prev_img)
+    trail = _Trail(box, prev_img)
     for t in range(T):
-        carried = np.zeros_like(holes[t])
+        carried = np.zeros(deep.shape[1:], bool)
         if holes[t].any():
             before = None if prev_img is None else (prev_img, prev_ok, prev_hops, prev_flow)
-            out[t], hops[t], unfilled[t], carried = _forward_step(frames[t], holes[t], back, t, before, filler)
-        made = hops[t] >= FILLER_HOPS
-        trail.step(out[t], carried & (made | _followed(hops[t], deep[t])), made & ~carried, prev_flow)
+            img, hop, rest, carried = _forward_step(frames[t], holes[t], back, t, before, filler, box)
+            box(out[t])[...], box(hops[t])[...], box(unfilled[t])[...] = img, hop, rest
+        made = box(hops[t]) >= FILLER_HOPS
+        trail.step(out[t], carried & (made | _followed(box(hops[t]), deep[t])), made & ~carried, prev_flow)
         prev_img, prev_hops, prev_ok = out[t], hops[t], ~unfilled[t]
         prev_flow = flows[t] if t < T - 1 else None
     return out, hops, unfilled
@@ -223,29 +285,31 @@ class _Trail:
     smooth Telea fills with nothing to keep sharp; they are carried like propagated colours.
     """
 
-    def __init__(self, shape: tuple[int, int], prev_img: np.ndarray | None) -> None:
-        self.grid = _grid(shape)
+    def __init__(self, box: _Box, prev_img: np.ndarray | None) -> None:
+        self.box, self.grid = box, box.grid()
         self.images: list[np.ndarray] = []  # completed frames (not copies), by root index
-        self.frame = np.full(shape, -1, np.int32)  # root index of each pixel of the last frame, -1 none
-        self.xy = self.grid.copy()  # its position in that frame
+        # root index of each pixel of the box in the last frame (-1 none), and its position there;
+        # outside the box every pixel is known, so a root of the last frame (see :meth:`_chained`)
+        self.frame = np.full(self.grid.shape[:2], -1, np.int32)
+        self.xy = self.grid.copy()
         if prev_img is not None:  # the frame before the window: every pixel is a root there
             self.images.append(prev_img)
             self.frame[:] = 0
 
     def step(self, img: np.ndarray, follow: np.ndarray, made: np.ndarray, flow: PairFlow | None) -> None:
-        """Frame ``img`` (H, W, 3) uint8 was just completed; ``follow`` (H, W) bool = its pixels
-        copied from the previous frame only, to be resampled from their roots (in place);
+        """Frame ``img`` (H, W, 3) uint8 was just completed; ``follow`` (h, w) bool (the box) = its
+        pixels copied from the previous frame only, to be resampled from their roots (in place);
         ``made`` = its pixels the filler made. The pixels not followed are roots here."""
         frame, xy = np.full_like(self.frame, -1), self.grid.copy()
         if follow.any() and flow is not None:
             ys, xs = np.nonzero(follow)
-            src, pos, _ = _chained(self.frame, self.xy, ys, xs, flow.bwd)
+            src, pos, _ = _chained(self.frame, self.xy, ys, xs, self.box(flow.bwd), self.box, len(self.images) - 1)
             ok = src >= 0
             frame[ys[ok], xs[ok]] = src[ok]
             xy[ys[ok], xs[ok]] = pos[ok]
             for k in np.unique(src[ok]):
                 sel = frame == k
-                img[sel] = _sample_cubic(self.images[k], xy[sel])
+                self.box(img)[sel] = _sample_cubic(self.images[k], xy[sel])
         self.images.append(img)
         root = ~follow
         if made.sum() < MIN_TEXTURE_AREA:
@@ -254,25 +318,24 @@ class _Trail:
         self.frame, self.xy = frame, xy
 
 
-def _grid(shape: tuple[int, int]) -> np.ndarray:
-    """``(H, W, 2) float32``: each pixel's own position ``(x, y)`` (a new, writable array)."""
-    return np.stack(grid(*shape), axis=-1)
+def _chained(frame: np.ndarray, xy: np.ndarray, ys: np.ndarray, xs: np.ndarray, flow: np.ndarray,
+             box: _Box, outside: int):
+    """One hop of a colour chain, for both sweeps: pixels ``(ys, xs)`` of the box copy the frame
+    described by ``frame`` / ``xy`` (the box's pixels' root index, -1 none, and their positions
+    there, ``(h, w)`` and ``(h, w, 2)``; a pixel that is its own root holds its own position; a
+    pixel outside the box is a known pixel with root ``outside``) at ``q = p + flow(p)``, ``flow``
+    the box's ``(h, w, 2)``.
 
-
-def _chained(frame: np.ndarray, xy: np.ndarray, ys: np.ndarray, xs: np.ndarray, flow: np.ndarray):
-    """One hop of a colour chain, for both sweeps: pixels ``(ys, xs)`` copy the frame described
-    by ``frame`` / ``xy`` (its pixels' root index, -1 none, and their positions there, ``(H, W)``
-    and ``(H, W, 2)``; a pixel that is its own root holds its own position) at ``q = p + flow(p)``.
-
-    Returns ``(root (N,), position (N, 2), q (N, 2))``: the root and position of the pixel nearest
-    to ``q`` plus the sub-pixel remainder ``q - nearest`` (as FGVC follows trajectories).
+    Returns ``(root (N,), position (N, 2), q (N, 2))`` in frame coordinates: the root and position
+    of the pixel nearest to ``q`` plus the sub-pixel remainder ``q - nearest`` (as FGVC follows
+    trajectories).
     """
-    H, W = frame.shape
-    qx, qy = xs + flow[ys, xs, 0], ys + flow[ys, xs, 1]
-    ix = np.clip(np.rint(qx).astype(np.int64), 0, W - 1)
-    iy = np.clip(np.rint(qy).astype(np.int64), 0, H - 1)
-    pos = xy[iy, ix] + np.stack([qx - ix, qy - iy], axis=-1)
-    return frame[iy, ix], pos, np.stack([qx, qy], axis=-1)
+    qx, qy = (xs + box.x0) + flow[ys, xs, 0], (ys + box.y0) + flow[ys, xs, 1]
+    ix = np.clip(np.rint(qx).astype(np.int64), 0, box.W - 1)
+    iy = np.clip(np.rint(qy).astype(np.int64), 0, box.H - 1)
+    root, at = box.lookup(frame, xy, iy, ix, outside)
+    pos = at + np.stack([qx - ix, qy - iy], axis=-1)
+    return root, pos, np.stack([qx, qy], axis=-1)
 
 
 def _followed(hops: np.ndarray, deep: np.ndarray) -> np.ndarray:
@@ -320,29 +383,30 @@ def _deep_inside(holes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow], deep: np.ndarray):
+def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairFlow], deep: np.ndarray, box: _Box):
     """Content from the future, chained through filled pixels (last frame to first).
 
-    Colours of ``deep`` pixels (``(T, H, W) bool``) that travelled ``FOLLOW_HOPS`` frames or more
-    are sampled once from the frame they were copied from (:class:`_Roots`).
+    Colours of ``deep`` pixels (``(T, h, w) bool``, the ``box``) that travelled ``FOLLOW_HOPS``
+    frames or more are sampled once from the frame they were copied from (:class:`_Roots`).
     Returns ``(values (T,H,W,3) float32, ok (T,H,W) bool, hops (T,H,W) float32)``: hole
     pixels reached have ``ok`` set and the number of frames their colour travelled.
     """
     b_val = frames.astype(np.float32)
     b_ok = ~holes
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
-    roots = _Roots(holes)
+    roots = _Roots(holes[:, box.y0:box.y1, box.x0:box.x1], box)
     for t in range(frames.shape[0] - 2, -1, -1):
-        want, vals = holes[t], None
+        want, vals = box(holes[t]), None
+        fwd = box(flows[t].fwd)
         if want.any():
-            vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], flows[t].fwd, flows[t].valid_f, want)
+            vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], fwd, box(flows[t].valid_f), want, box)
         if vals is None:
             roots.skip(t)
             continue
-        roots.trace(t, flows[t].fwd, ok, ok & _followed(dist, deep[t]), vals, b_val, b_ok)
-        b_val[t][ok] = vals[ok]
-        b_dist[t][ok] = dist[ok]
-        b_ok[t] = b_ok[t] | ok
+        roots.trace(t, fwd, ok, ok & _followed(dist, deep[t]), vals, b_val, b_ok)
+        box(b_val[t])[ok] = vals[ok]
+        box(b_dist[t])[ok] = dist[ok]
+        box(b_ok[t])[...] |= ok
     return b_val, b_ok, b_dist
 
 
@@ -354,16 +418,19 @@ class _Roots:
     trajectories, Gao et al. ECCV 2020) and the colour sampled from its root frame once.
     """
 
-    def __init__(self, holes: np.ndarray) -> None:
-        self.holes, self.grid = holes, _grid(holes.shape[1:])
+    def __init__(self, holes: np.ndarray, box: _Box | None = None) -> None:
+        """``holes`` (T, h, w) bool: the window's holes on ``box`` (default: the whole frames)."""
+        self.box = box or _Box(0, holes.shape[1], 0, holes.shape[2], *holes.shape[1:])
+        self.holes, self.grid = holes, self.box.grid()
         self.skip(len(holes) - 1)
 
     def skip(self, t: int) -> None:
         """Frame ``t`` took nothing from the next one: its known pixels are their own roots.
 
-        Only the last traced frame is kept (the sweep reads no other): ``frame`` (H, W) int32 = the
-        root frame of each of its pixels, -1 for hole pixels not reached; ``xy`` (H, W, 2) float32
-        = their positions there (their own position until traced)."""
+        Only the last traced frame is kept (the sweep reads no other): ``frame`` (h, w) int32 = the
+        root frame of each pixel of the box, -1 for hole pixels not reached; ``xy`` (h, w, 2)
+        float32 = their positions there (their own position until traced). Outside the box every
+        pixel is known, its own root: :meth:`trace` reads it as -1, which it treats alike."""
         self.frame = np.where(self.holes[t], -1, t).astype(np.int32)
         self.xy = self.grid.copy()
 
@@ -376,8 +443,8 @@ class _Roots:
         the one-hop value but pass their roots on: a chain is followed from where it began."""
         s = t + 1
         ys, xs = np.nonzero(ok)
-        root, pos, q = _chained(self.frame, self.xy, ys, xs, flow)
-        root = np.where(root < 0, s, root)  # an unreached neighbour (bilinear footprint at an edge): at q
+        root, pos, q = _chained(self.frame, self.xy, ys, xs, flow, self.box, -1)
+        root = np.where(root < 0, s, root)  # its own root, or an unreached neighbour (bilinear footprint at an edge): at q
         want = follow[ys, xs] & (root != s)
         for k in np.unique(root[want]):
             sel = np.flatnonzero(want & (root == k))
@@ -400,30 +467,32 @@ def _sample_linear(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
                      borderValue=0).ravel()[:len(xy)]
 
 
-def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, filler):
-    """Complete frame ``t``: the backward result, blended by inverse hop count with what the
-    completed previous frame (``before`` = ``(image, ok, hops, PairFlow)`` or None) gives;
-    the rest goes to ``filler`` (or is reported as unfilled when it is None).
+def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, filler, box: _Box):
+    """Complete frame ``t`` (``frame`` (H, W, 3) uint8, ``hole`` (H, W) bool) on ``box``: the
+    backward result, blended by inverse hop count with what the completed previous frame
+    (``before`` = ``(image, ok, hops, PairFlow)``, whole frames, or None) gives; the rest goes
+    to ``filler`` (or is reported as unfilled when it is None).
 
-    Returns ``(image (H,W,3) uint8, hops (H,W) float32, unfilled (H,W) bool, carried (H,W) bool)``:
-    ``carried`` = the pixels copied from the previous frame only.
+    Returns, on the box, ``(image (h,w,3) uint8, hops (h,w) float32, unfilled (h,w) bool,
+    carried (h,w) bool)``: ``carried`` = the pixels copied from the previous frame only.
     """
-    b_val, b_ok, b_dist = back
-    cur = frame.astype(np.float32)
+    b_val, b_ok, b_dist = (box(a[t]) for a in back)
+    known, hole = box(frame), box(hole)
+    cur = known.astype(np.float32)
     cur_hops = np.zeros(hole.shape, np.float32)
-    from_b = hole & b_ok[t]
-    cur[from_b] = b_val[t][from_b]
-    cur_hops[from_b] = b_dist[t][from_b]
+    from_b = hole & b_ok
+    cur[from_b] = b_val[from_b]
+    cur_hops[from_b] = b_dist[from_b]
     done = ~hole | from_b
     if before is not None:
         prev_img, prev_ok, prev_hops, prev_flow = before
-        vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, prev_flow.bwd,
-                                    prev_flow.valid_b, hole)
+        vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, box(prev_flow.bwd),
+                                    box(prev_flow.valid_b), hole, box)
         if vals is not None:
             both, only_f = ok & from_b, ok & ~from_b
-            wf, wb = FORWARD_WEIGHT / dist[both], 1.0 / b_dist[t][both]
-            cur[both] = (vals[both] * wf[:, None] + b_val[t][both] * wb[:, None]) / (wf + wb)[:, None]
-            cur_hops[both] = np.minimum(dist[both], b_dist[t][both])
+            wf, wb = FORWARD_WEIGHT / dist[both], 1.0 / b_dist[both]
+            cur[both] = (vals[both] * wf[:, None] + b_val[both] * wb[:, None]) / (wf + wb)[:, None]
+            cur_hops[both] = np.minimum(dist[both], b_dist[both])
             cur[only_f] = vals[only_f]
             cur_hops[only_f] = dist[only_f]
             done |= ok
@@ -433,9 +502,17 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
     carried = hole & ~from_b & done  # copied from the previous frame only
     if rest.any():
         if filler is not None:
-            img[rest] = filler(img, rest)[rest]
+            img[rest] = box(_fill_whole(filler, frame, img, rest, box))[rest]
             cur_hops[rest] = FILLER_HOPS
         else:
             unfilled = rest
-    img[~hole] = frame[~hole]  # known pixels stay bit-exact
+    img[~hole] = known[~hole]  # known pixels stay bit-exact
     return img, cur_hops, unfilled, carried
+
+
+def _fill_whole(filler, frame: np.ndarray, img: np.ndarray, rest: np.ndarray, box: _Box) -> np.ndarray:
+    """``filler`` on the whole frame (it looks at context around the region, wherever that is):
+    ``frame`` (H, W, 3) with the box's ``img`` in place, the hole ``rest`` of the box."""
+    whole, hole = frame.copy(), np.zeros((box.H, box.W), bool)
+    box(whole)[...], box(hole)[...] = img, rest
+    return filler(whole, hole)

@@ -29,16 +29,30 @@ def grow(hole: np.ndarray, pixels: int) -> np.ndarray:
     return cv2.dilate(hole.astype(np.uint8), np.ones((2 * pixels + 1,) * 2, np.uint8)) > 0
 
 
-def sample(img: np.ndarray, flow: np.ndarray, interpolation: int | None = None) -> np.ndarray:
+def _grid_of(flow: np.ndarray, at: tuple[int, int] | None, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of ``flow``'s pixels: its own grid, or (``at`` = its top-left ``(y0, x0)``
+    in an image of ``size`` = ``(H, W)``) that crop of the image's grid (the same float32 values)."""
+    h, w = flow.shape[:2]
+    if at is None:
+        return grid(h, w)
+    (y0, x0), (H, W) = at, size
+    gx, gy = grid(H, W)
+    return gx[y0:y0 + h, x0:x0 + w], gy[y0:y0 + h, x0:x0 + w]
+
+
+def sample(img: np.ndarray, flow: np.ndarray, interpolation: int | None = None,
+           at: tuple[int, int] | None = None) -> np.ndarray:
     """Backward-warp: ``out[y, x] = img[y + dy, x + dx]`` (bilinear; zeros outside).
 
     Args:
         img: ``(H, W[, C])`` float32 (or uint8) image on the target grid.
-        flow: ``(H, W, 2) float32`` pointing from the output grid into ``img``.
+        flow: ``(H, W, 2) float32`` pointing from the output grid into ``img``; with ``at``,
+            the flow of a crop ``(h, w, 2)`` of that grid whose top-left pixel is ``at = (y0, x0)``
+            (the output is that crop, each pixel exactly as sampling the whole grid gives it).
     """
     import cv2
 
-    gx, gy = grid(*flow.shape[:2])
+    gx, gy = _grid_of(flow, at, img.shape[:2])
     mx, my = gx + flow[..., 0], gy + flow[..., 1]
     interp = cv2.INTER_LINEAR if interpolation is None else interpolation
     return cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
@@ -51,9 +65,10 @@ def magnitude(v: np.ndarray) -> np.ndarray:
     return np.sqrt(v[..., 0] * v[..., 0] + v[..., 1] * v[..., 1])
 
 
-def in_bounds(flow: np.ndarray) -> np.ndarray:
-    """``(H, W) bool``: True where ``p + flow(p)`` lands inside the image (bilinear-safe)."""
-    h, w = flow.shape[:2]
-    gx, gy = grid(h, w)
+def in_bounds(flow: np.ndarray, at: tuple[int, int] | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``(H, W) bool``: True where ``p + flow(p)`` lands inside the image (bilinear-safe); with
+    ``at`` and ``size = (H, W)``, for the crop of an ``H x W`` grid at ``at`` (as :func:`sample`)."""
+    h, w = size or flow.shape[:2]
+    gx, gy = _grid_of(flow, at, (h, w))
     x, y = gx + flow[..., 0], gy + flow[..., 1]
     return (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
