@@ -9,10 +9,10 @@ to 1920x1080 (``--hd-frames``; masks scaled with it). Each run is a fresh interp
 * ``all``: every CPU allowed, the default thread count (``usable_cpus()``).
 
 Runs alternate between trees and modes ``--repeats`` times, so drifting machine load meets
-every column alike; the best of the repeats is printed with all of them. Outputs are the
-default H.264 mp4; the decoded frames of ``--threads 1`` and ``all`` are compared (the encoder
-sees the same CPUs in both, so they must be identical; ``taskset`` changes x264's own threading,
-so the ``1 cpu`` output is not compared).
+every column alike; the best of the repeats is printed with all of them. Timed runs write the
+default H.264 mp4. Then ``--threads 1`` and ``all`` run once more with ``--lossless`` (FFV1)
+and their frames are compared: they must be identical (x264's own output is not compared: two
+runs of this machine's libx264 with the same frames and settings were seen to differ).
 
     python benchmarks/scaling.py [--frames 80] [--hd-frames 30] [--skip-hd] [--repeats 3] [--baseline REV]
 """
@@ -37,20 +37,20 @@ def frames_of(path: Path) -> np.ndarray:
 
 
 def measure(video: Path, mask: Path, tmp: Path, trees: list[tuple[str, Path]], repeats: int) -> dict:
-    """``{(tree, mode): [s/frame, ...]}``, plus ``(tree, "same")``: --threads 1 and all identical.
-    Each output is read back before the next run replaces it (first repeat only)."""
+    """``{(tree, mode): [s/frame, ...]}``, plus ``(tree, "same")``: the lossless frames of
+    ``--threads 1`` and ``all`` identical."""
     times: dict = {}
-    for rep in range(repeats):
+    for _ in range(repeats):
         for tree, root in trees:
             for mode, (prefix, opts) in MODES.items():
-                out = tmp / f"{tree.split()[0]}_{mode.strip('-').replace(' ', '_')}.mp4"
-                r = run_inpaint(video, mask, out, root=root, prefix=prefix, **opts)
+                r = run_inpaint(video, mask, tmp / "timed.mp4", root=root, prefix=prefix, **opts)
                 times.setdefault((tree, mode), []).append(r["seconds"] / r["frames"])
-                if rep == 0 and mode != "1 cpu":
-                    times.setdefault((tree, "outputs"), []).append(frames_of(out))
-    for tree, _ in trees:
-        a, b = times.pop((tree, "outputs"))
-        times[(tree, "same")] = bool(np.array_equal(a, b))
+    for tree, root in trees:
+        outs = []
+        for mode in ("--threads 1", "all"):
+            run_inpaint(video, mask, tmp / "same.mkv", root=root, lossless=True, **MODES[mode][1])
+            outs.append(frames_of(tmp / "same.mkv"))
+        times[(tree, "same")] = bool(np.array_equal(*outs))
     return times
 
 
