@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tsam_cli.flow.beyond import picture_flows
 from tsam_cli.flow.complete import DEFAULT_MOTION, FLOW_MARGIN, complete_flow, untrusted
 from tsam_cli.flow.validity import nearest_outside, same_layer, validity
 from tsam_cli.flow.warp import grow
@@ -52,7 +53,10 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
             (part of the holes); completed from the background model there in both directions.
     """
     motion = (DEFAULT_MOTION if motion is None else motion) or None
-    raw_f, raw_b = estimator(img_a, img_b), estimator(img_b, img_a)
+    if outside is not None:  # outpainting: measured on the picture, not the edge-replicated canvas
+        raw_f, raw_b = picture_flows(estimator, img_a, img_b, *outside)
+    else:
+        raw_f, raw_b = estimator(img_a, img_b), estimator(img_b, img_a)
     grown_a, grown_b = grow(hole_a, FLOW_MARGIN), grow(hole_b, FLOW_MARGIN)
     any_hole = grown_a.any() or grown_b.any()
     model_f = motion(raw_f, ~grown_a) if motion is not None and any_hole else None
