@@ -273,3 +273,42 @@ def test_untrusted_adds_vectors_matched_into_the_other_hole():
     for m in (only_raw, with_model):
         assert not m[:, 38:].any() and not m[:10].any() and not m[20:].any()
         assert m[grown_a].all()
+
+
+def test_layer_bridging_and_layer_check_on_a_box_match_the_whole_frame():
+    """``bridged_layer`` closes the other layer on the region's box grown by what the close and
+    open read, and ``same_layer`` samples only the completed pixels' box: both must give
+    exactly what the same operations on the whole frame give (here written out in full)."""
+    import cv2
+
+    from tsam_cli.flow.complete import LAYER_BRIDGE, bridged_layer
+    from tsam_cli.flow.validity import LAYER_MIN_WEIGHT, LAYER_TOL
+    from tsam_cli.flow.warp import sample
+
+    def whole_bridged(region, follows):
+        other = cv2.morphologyEx((~region & ~follows).astype(np.uint8), cv2.MORPH_OPEN,
+                                 cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * LAYER_BRIDGE + 1,) * 2)
+        return region & (cv2.morphologyEx(other, cv2.MORPH_CLOSE, disc) > 0)
+
+    def whole_same(flow, measured, completed, hole_b):
+        known = (~hole_b).astype(np.float32)
+        weight = sample(known, flow)
+        d = flow + sample(measured * known[..., None], flow) / np.maximum(weight, 1e-6)[..., None]
+        return ~(completed & (weight > LAYER_MIN_WEIGHT) & (d[..., 0] ** 2 + d[..., 1] ** 2 >= LAYER_TOL ** 2))
+
+    rng = np.random.default_rng(7)
+    H, W = 160, 240
+    for i in range(40):
+        region = np.zeros((H, W), bool)
+        cy, cx, hh, ww = rng.integers(0, H), rng.integers(0, W), rng.integers(3, 50), rng.integers(3, 70)
+        region[max(0, cy - hh):cy + hh, max(0, cx - ww):cx + ww] = True
+        if i % 4 == 0:
+            region[:] = False  # nothing to complete
+        smooth = cv2.GaussianBlur(rng.random((H, W)).astype(np.float32), (0, 0), float(rng.uniform(1, 10)))
+        follows = (smooth > np.median(smooth)) & ~region
+        assert np.array_equal(bridged_layer(region, follows), whole_bridged(region, follows))
+        flow = rng.normal(0, 8, (H, W, 2)).astype(np.float32)
+        measured = rng.normal(0, 8, (H, W, 2)).astype(np.float32)
+        hole_b = np.roll(region, int(rng.integers(-20, 20)), axis=1)
+        assert np.array_equal(same_layer(flow, measured, region, hole_b), whole_same(flow, measured, region, hole_b))

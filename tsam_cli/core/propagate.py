@@ -32,7 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from tsam_cli.flow.pair import PairFlow
-from tsam_cli.flow.warp import grid, in_bounds, sample
+from tsam_cli.flow.warp import bounding_box, grid, in_bounds, sample
 
 #: hop count given to pixels made up by the hole filler: they count ~nothing in blends
 FILLER_HOPS = 1000.0
@@ -172,13 +172,8 @@ class _Box:
     def around(cls, holes: np.ndarray) -> _Box:
         """The box of ``holes`` (T, H, W) bool; the whole frame when there is no hole."""
         T, H, W = holes.shape
-        rows, cols = holes.any(axis=(0, 2)), holes.any(axis=(0, 1))
-        if not rows.any():
-            return cls(0, H, 0, W, H, W)
-        (ys,), (xs,) = np.nonzero(rows), np.nonzero(cols)
-        m = BOX_MARGIN
-        return cls(max(0, int(ys[0]) - m), min(H, int(ys[-1]) + m + 1), max(0, int(xs[0]) - m),
-                   min(W, int(xs[-1]) + m + 1), H, W)
+        box = bounding_box(holes.any(axis=0), BOX_MARGIN)
+        return cls(*(box or (0, H, 0, W)), H, W)
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The box of a frame-sized array ``(H, W, ...)`` (a view)."""

@@ -108,10 +108,9 @@ class PatchFiller:
 
 def crop_box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
     """``(y0, y1, x0, x1)``: bounding box of ``hole`` (H, W) bool grown by ``margin`` px, in the frame."""
-    ys, xs = np.nonzero(hole.any(axis=1))[0], np.nonzero(hole.any(axis=0))[0]
-    H, W = hole.shape
-    return (max(0, ys[0] - margin), min(H, ys[-1] + margin + 1),
-            max(0, xs[0] - margin), min(W, xs[-1] + margin + 1))
+    from tsam_cli.flow.warp import bounding_box
+
+    return bounding_box(hole, margin)
 
 
 def mix_with_telea(patch: np.ndarray, telea: np.ndarray, hole: np.ndarray, s: PatchSettings) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from tsam_cli.flow.validity import validity
-from tsam_cli.flow.warp import grid, grow, magnitude, sample
+from tsam_cli.flow.warp import bounding_box, grid, grow, magnitude, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 #: Flow is also discarded in a band of this many pixels around each hole before completion:
@@ -241,11 +241,19 @@ def bridged_layer(region: np.ndarray, follows: np.ndarray, radius: int = LAYER_B
     (:data:`LAYER_BRIDGE`), e.g. a stroke across a moving object. True = not background."""
     import cv2
 
-    other = (~region & ~follows).astype(np.uint8)
+    # the result at a pixel reads the layer within 2 * radius (close) + 4 px (the 5x5 open): on
+    # the region's box grown by that, the crop's edge is never read for a pixel of the region
+    box = bounding_box(region, 2 * radius + 5)
+    out = np.zeros_like(region)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
+    other = (~region[y0:y1, x0:x1] & ~follows[y0:y1, x0:x1]).astype(np.uint8)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     other = cv2.morphologyEx(other, cv2.MORPH_OPEN, disc)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return region & (cv2.morphologyEx(other, cv2.MORPH_CLOSE, disc) > 0)
+    out[y0:y1, x0:x1] = region[y0:y1, x0:x1] & (cv2.morphologyEx(other, cv2.MORPH_CLOSE, disc) > 0)
+    return out
 
 
 def complete_flow(flow: np.ndarray, region: np.ndarray, model: np.ndarray | None = None,

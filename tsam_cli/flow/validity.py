@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tsam_cli.flow.warp import in_bounds, magnitude, sample
+from tsam_cli.flow.warp import bounding_box, in_bounds, magnitude, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 
@@ -88,10 +88,15 @@ def same_layer(flow_ab: np.ndarray, measured_ba: np.ndarray, completed_a: np.nda
     Returns:
         ``(H, W) bool`` on a's grid, True = no layer conflict.
     """
-    if not completed_a.any():
-        return np.ones(completed_a.shape, bool)
+    box = bounding_box(completed_a)
+    out = np.ones(completed_a.shape, bool)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box  # only completed pixels are judged: sample their box of b (exactly as the whole)
+    flow, at = flow_ab[y0:y1, x0:x1], (y0, x0)
     known_b = (~hole_b).astype(np.float32)
-    weight = sample(known_b, flow_ab)  # bilinear weight of b's known pixels at B
-    judged = completed_a & (weight > LAYER_MIN_WEIGHT)
-    d = flow_ab + sample(measured_ba * known_b[..., None], flow_ab) / np.maximum(weight, 1e-6)[..., None]
-    return ~(judged & (d[..., 0] ** 2 + d[..., 1] ** 2 >= tol * tol))
+    weight = sample(known_b, flow, at=at)  # bilinear weight of b's known pixels at B
+    judged = completed_a[y0:y1, x0:x1] & (weight > LAYER_MIN_WEIGHT)
+    d = flow + sample(measured_ba * known_b[..., None], flow, at=at) / np.maximum(weight, 1e-6)[..., None]
+    out[y0:y1, x0:x1] = ~(judged & (d[..., 0] ** 2 + d[..., 1] ** 2 >= tol * tol))
+    return out

@@ -20,6 +20,17 @@ def grid(h: int, w: int, dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def bounding_box(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the bounding box of ``mask`` ``(H, W) bool`` grown by ``margin`` px and
+    clipped to the frame (``mask[y0:y1, x0:x1]`` holds every True pixel); None when it has none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return None
+    H, W = mask.shape
+    return (max(0, int(rows[0]) - margin), min(H, int(rows[-1]) + margin + 1),
+            max(0, int(cols[0]) - margin), min(W, int(cols[-1]) + margin + 1))
+
+
 def grow(hole: np.ndarray, pixels: int) -> np.ndarray:
     """Dilate a ``(H, W) bool`` mask by ``pixels`` (square kernel); returns a new mask."""
     import cv2

@@ -63,7 +63,7 @@ from pathlib import Path
 import numpy as np  # this module is loaded by the commands, not by `tsam --help`; cv2 and av in functions
 
 from tsam_cli.errors import MaskError, UsageError
-from tsam_cli.flow.warp import magnitude
+from tsam_cli.flow.warp import bounding_box, magnitude
 from tsam_cli.masking.options import TrackOptions
 from tsam_cli.ui import plural
 
@@ -277,11 +277,8 @@ def disk(radius: int) -> np.ndarray:
 
 
 def _crop_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Bounding box of ``mask`` grown by ``margin`` px, clipped to the frame."""
-    ys, xs = np.nonzero(mask)
-    h, w = mask.shape
-    y0, y1 = max(0, ys.min() - margin), min(h, ys.max() + margin + 1)
-    x0, x1 = max(0, xs.min() - margin), min(w, xs.max() + margin + 1)
+    """Bounding box of ``mask`` (not empty) grown by ``margin`` px, clipped to the frame."""
+    y0, y1, x0, x1 = bounding_box(mask, margin)
     return slice(y0, y1), slice(x0, x1)
 
 
