@@ -157,9 +157,10 @@ BOX_MARGIN = 1
 @dataclass(frozen=True)
 class _Box:
     """The part of the frames propagation computes: the bounding box of every hole of the window
-    grown by :data:`BOX_MARGIN` (whole frames when that is most of them anyway). Known pixels never
-    change, so outside it the result is the input; what is sampled (the source frames) stays whole,
-    since a flow may point anywhere. Per-pixel work then scales with the holes, not the frame."""
+    grown by :data:`BOX_MARGIN` (the whole frame when the holes reach every side, as outpainting's
+    strips do). Known pixels never change, so outside it the result is the input; what is sampled
+    (the source frames) stays whole, since a flow may point anywhere. Per-pixel work then scales
+    with the holes, not the frame."""
 
     y0: int
     y1: int
@@ -171,13 +172,17 @@ class _Box:
     @classmethod
     def around(cls, holes: np.ndarray) -> _Box:
         """The box of ``holes`` (T, H, W) bool; the whole frame when there is no hole."""
-        T, H, W = holes.shape
+        _, H, W = holes.shape
         box = bounding_box(holes.any(axis=0), BOX_MARGIN)
         return cls(*(box or (0, H, 0, W)), H, W)
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The box of a frame-sized array ``(H, W, ...)`` (a view)."""
         return a[self.y0:self.y1, self.x0:self.x1]
+
+    def of_window(self, a: np.ndarray) -> np.ndarray:
+        """The box of every frame of a window-sized array ``(T, H, W, ...)`` (a view)."""
+        return a[:, self.y0:self.y1, self.x0:self.x1]
 
     @property
     def at(self) -> tuple[int, int]:
@@ -243,7 +248,7 @@ def propagate(
     if len(flows) != T - 1:
         raise ValueError(f"need {T - 1} pair flows for {T} frames, got {len(flows)}")
     box = _Box.around(holes)
-    deep = _deep_inside(holes[:, box.y0:box.y1, box.x0:box.x1])
+    deep = _deep_inside(box.of_window(holes))
     back = _backward_sweep(frames, holes, flows, deep, box)
     out = frames.copy()
     hops = np.zeros(holes.shape, np.float32)
@@ -284,7 +289,7 @@ class _Trail:
         self.box, self.grid = box, box.grid()
         self.images: list[np.ndarray] = []  # completed frames (not copies), by root index
         # root index of each pixel of the box in the last frame (-1 none), and its position there;
-        # outside the box every pixel is known, so a root of the last frame (see :meth:`_chained`)
+        # outside the box every pixel is known, so a root of the last frame (as `_chained` reads it)
         self.frame = np.full(self.grid.shape[:2], -1, np.int32)
         self.xy = self.grid.copy()
         if prev_img is not None:  # the frame before the window: every pixel is a root there
@@ -389,7 +394,7 @@ def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairF
     b_val = frames.astype(np.float32)
     b_ok = ~holes
     b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
-    roots = _Roots(holes[:, box.y0:box.y1, box.x0:box.x1], box)
+    roots = _Roots(box.of_window(holes), box)
     for t in range(frames.shape[0] - 2, -1, -1):
         want, vals = box(holes[t]), None
         fwd = box(flows[t].fwd)
