@@ -19,6 +19,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from tsam_cli.flow.warp import bounding_box
+
 #: Width (px) of the strip of picture along each outside region that decides whether it is
 #: still: the pixels next to the seam are the ones the new area continues; further in, the
 #: subject of a still shot moves (``sam2_coffee_pour``: arms within 48 px of a 75 % crop's edge).
@@ -58,14 +60,11 @@ def picture_flows(estimator, img_a: np.ndarray, img_b: np.ndarray, out_a: np.nda
     source video. Outside the box the zeros are never used: that area is all hole, completed.
     ``out_a``, ``out_b`` ``(H, W) bool``, True = outside the picture; flows ``(H, W, 2) float32``.
     """
-    picture = ~(out_a & out_b)
-    rows, cols = np.flatnonzero(picture.any(axis=1)), np.flatnonzero(picture.any(axis=0))
-    H, W = picture.shape
-    if len(rows) == 0 or rows[-1] - rows[0] + 1 < MIN_PICTURE or cols[-1] - cols[0] + 1 < MIN_PICTURE:
+    box = bounding_box(~(out_a & out_b))
+    H, W = out_a.shape
+    if box is None or box == (0, H, 0, W) or min(box[1] - box[0], box[3] - box[2]) < MIN_PICTURE:
         return estimator(img_a, img_b), estimator(img_b, img_a)
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    if (y0, y1, x0, x1) == (0, H, 0, W):
-        return estimator(img_a, img_b), estimator(img_b, img_a)
+    y0, y1, x0, x1 = box
     a, b = (np.ascontiguousarray(img[y0:y1, x0:x1]) for img in (img_a, img_b))
     flows = []
     for src, dst in ((a, b), (b, a)):
@@ -73,6 +72,7 @@ def picture_flows(estimator, img_a: np.ndarray, img_b: np.ndarray, out_a: np.nda
         full[y0:y1, x0:x1] = estimator(src, dst)
         flows.append(full)
     return flows[0], flows[1]
+
 
 def grey(rgb: np.ndarray) -> np.ndarray:
     """``(H, W, 3) uint8`` RGB -> ``(H, W) float32`` grey."""
