@@ -312,3 +312,29 @@ def test_layer_bridging_and_layer_check_on_a_box_match_the_whole_frame():
         measured = rng.normal(0, 8, (H, W, 2)).astype(np.float32)
         hole_b = np.roll(region, int(rng.integers(-20, 20)), axis=1)
         assert np.array_equal(same_layer(flow, measured, region, hole_b), whole_same(flow, measured, region, hole_b))
+
+
+@pytest.mark.parametrize("small,full,cropped", [((960, 540), (1920, 1080), True), ((960, 540), (1280, 720), True),
+                                                ((480, 270), (1920, 1080), True), ((640, 360), (960, 540), False),
+                                                ((96, 54), (191, 108), False)])
+def test_upscaled_flow_on_a_box_matches_the_whole(small, full, cropped):
+    """Propagation at full size reads its holes' box only, so the flows are brought to full size
+    there only: inside the box every vector and validity bit must be what resizing the whole
+    frame gives (2x, 4x and 4/3x take the part; 3/2x and odd sizes fall back to the whole)."""
+    from tsam_cli.flow.pair import PairFlow, upscale_pair_flow
+
+    rng = np.random.default_rng(3)
+    (w, h), (W, H) = small, full
+    pf = PairFlow(*(rng.normal(0, 3, (h, w, 2)).astype(np.float32) for _ in range(2)),
+                  rng.random((h, w)) > 0.3, rng.random((h, w)) > 0.3)
+    whole = upscale_pair_flow(pf, full)
+    for _ in range(8):
+        y0, x0 = int(rng.integers(0, H - 1)), int(rng.integers(0, W - 1))
+        box = (y0, int(rng.integers(y0 + 1, H + 1)), x0, int(rng.integers(x0 + 1, W + 1)))
+        part = upscale_pair_flow(pf, full, box)
+        for a, b in zip((whole.fwd, whole.bwd, whole.valid_f, whole.valid_b),
+                        (part.fwd, part.bwd, part.valid_f, part.valid_b), strict=True):
+            np.testing.assert_array_equal(a[box[0]:box[1], box[2]:box[3]], b[box[0]:box[1], box[2]:box[3]])
+    tiny = upscale_pair_flow(pf, full, (0, 1, 0, 1))  # only a corner is computed where that is exact
+    computed = np.count_nonzero(tiny.fwd[..., 0]) / (W * H)
+    assert computed < 0.01 if cropped else computed > 0.01

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, propagate
+from tsam_cli.core.propagate import FILLER_HOPS, ScaledFiller, holes_box, propagate
 from tsam_cli.flow.pair import PairFlow, unlinked_pair_flow, upscale_pair_flow
 
 
@@ -140,16 +140,18 @@ def complete_window(win: Window, fill, propagation: bool, rep) -> tuple[np.ndarr
 def _flows_at_size(win: Window) -> list[PairFlow]:
     """The window's pair flows at the size it is completed at; a pair without flow becomes
     "nothing valid" (hole-free frames: never sampled)."""
-    return [_at_size(f, win) if f is not None else unlinked_pair_flow(win.holes.shape[1:]) for f in win.flows]
+    box = holes_box(win.holes)
+    return [_at_size(f, win, box) if f is not None else unlinked_pair_flow(win.holes.shape[1:]) for f in win.flows]
 
 
 def _before_at_size(win: Window) -> tuple[np.ndarray, np.ndarray, PairFlow] | None:
     b = win.before
-    return None if b is None else (b.completed, b.hops, _at_size(b.flow, win))
+    return None if b is None else (b.completed, b.hops, _at_size(b.flow, win, holes_box(win.holes)))
 
 
-def _at_size(flow: PairFlow, win: Window) -> PairFlow:
-    return upscale_pair_flow(flow, win.size) if win.full_res_from else flow
+def _at_size(flow: PairFlow, win: Window, box) -> PairFlow:
+    """At full size only the part propagation reads is resized (``box``, :func:`holes_box`)."""
+    return upscale_pair_flow(flow, win.size, box) if win.full_res_from else flow
 
 
 def resize(img: np.ndarray, size: tuple[int, int], cubic: bool = False) -> np.ndarray:

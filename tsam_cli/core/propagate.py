@@ -154,6 +154,13 @@ class ScaledFiller:
 BOX_MARGIN = 1
 
 
+def holes_box(holes: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the part of a window's frames :func:`propagate` reads its flows and
+    validity on (the bounding box of ``holes`` (T, H, W) bool grown by :data:`BOX_MARGIN`);
+    None without holes. Flows brought to full size need be computed there only."""
+    return bounding_box(holes.any(axis=0), BOX_MARGIN)
+
+
 @dataclass(frozen=True)
 class _Box:
     """The part of the frames propagation computes: the bounding box of every hole of the window
@@ -173,8 +180,7 @@ class _Box:
     def around(cls, holes: np.ndarray) -> _Box:
         """The box of ``holes`` (T, H, W) bool; the whole frame when there is no hole."""
         _, H, W = holes.shape
-        box = bounding_box(holes.any(axis=0), BOX_MARGIN)
-        return cls(*(box or (0, H, 0, W)), H, W)
+        return cls(*(holes_box(holes) or (0, H, 0, W)), H, W)
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The box of a frame-sized array ``(H, W, ...)`` (a view)."""

@@ -89,22 +89,59 @@ def unlinked_pair_flow(shape: tuple[int, int]) -> PairFlow:
     return PairFlow(zero, zero, none, none)
 
 
-def upscale_pair_flow(pf: PairFlow, size: tuple[int, int]) -> PairFlow:
+def upscale_pair_flow(pf: PairFlow, size: tuple[int, int], box: tuple[int, int, int, int] | None = None) -> PairFlow:
     """A pair flow computed at a small size, brought to ``size = (W, H)``.
 
     Vectors are resized bilinearly and scaled by the size ratio (a vector of 1 px at half
     size is 2 px at full size); validity masks are resized with nearest neighbour.
+    ``box = (y0, y1, x0, x1)`` of the full size: only a part covering it is resized (zero flow,
+    nothing valid elsewhere; for propagation, which reads its holes' box only), each pixel
+    exactly as resizing the whole gives it; see :func:`_source_span`.
     """
     import cv2
 
     h, w = pf.fwd.shape[:2]
     W, H = size
     scale = np.array([W / w, H / h], np.float32)
+    (sy0, sy1, dy0, dy1), (sx0, sx1, dx0, dx1) = _source_span(box, (h, w), (H, W))
+
+    def part(a, interp):
+        out = np.zeros((H, W) + a.shape[2:], a.dtype)
+        resized = cv2.resize(a[sy0:sy1, sx0:sx1], (dx1 - dx0, dy1 - dy0), interpolation=interp)
+        out[dy0:dy1, dx0:dx1] = resized.reshape(out[dy0:dy1, dx0:dx1].shape)
+        return out
 
     def vec(f):
-        return cv2.resize(f, (W, H), interpolation=cv2.INTER_LINEAR) * scale
+        return part(f, cv2.INTER_LINEAR) * scale
 
     def val(v):
-        return cv2.resize(v.astype(np.uint8), (W, H), interpolation=cv2.INTER_NEAREST) > 0
+        return part(v.astype(np.uint8), cv2.INTER_NEAREST) > 0
 
     return PairFlow(vec(pf.fwd), vec(pf.bwd), val(pf.valid_f), val(pf.valid_b))
+
+
+def _source_span(box, small: tuple[int, int], full: tuple[int, int]) -> tuple[tuple[int, int, int, int], ...]:
+    """Per axis ``(s0, s1, d0, d1)``: the source rows (columns) ``s0..s1`` whose resize is the
+    full-size ``d0..d1``, which covers ``box`` (the whole axis when ``box`` is None).
+
+    OpenCV maps output pixel ``d`` to source ``(d + 0.5) * n / N - 0.5`` (``n`` source, ``N`` output
+    pixels). A part starting at source ``s0`` and output ``d0 = s0 * N / n``, of sizes in the same
+    ratio, maps its pixels to the same source positions less ``s0``: exactly, when ``n / N`` has a
+    power-of-two denominator (2x, 4x, 4/3x: the float arithmetic is then exact; a 3/2x upscale
+    differed by 1e-4 in a trial) and ``s0`` is a multiple of ``N / n``'s denominator. Two source
+    pixels of margin keep the bilinear footprint off the part's edges; otherwise the whole axis.
+    """
+    from fractions import Fraction
+
+    spans = []
+    for axis, (n, N) in enumerate(zip(small, full, strict=True)):
+        ratio, lo, hi = Fraction(N, n), (None if box is None else box[2 * axis]), (None if box is None else box[2 * axis + 1])
+        inv = Fraction(n, N).denominator
+        if lo is None or inv & (inv - 1):  # no box, or a ratio whose float arithmetic is inexact
+            spans.append((0, n, 0, N))
+            continue
+        q = ratio.denominator
+        s0 = max(0, (int(lo / ratio) - 2) // q * q)
+        s1 = min(n, -(-(int(hi / ratio) + 3) // q) * q)
+        spans.append((s0, s1, int(s0 * ratio), N if s1 == n else int(s1 * ratio)))
+    return tuple(spans)
