@@ -159,7 +159,7 @@ def test_threads_give_the_same_fill(monkeypatch, threads):
 
 
 def test_row_threads_join_in_order():
-    from tsam_cli.core.rows import RowThreads
+    from tsam_cli.core.rows import MAX_ROWS, RowThreads
 
     seen = []
     with RowThreads(4, min_rows=3) as rows:
@@ -169,3 +169,8 @@ def test_row_threads_join_in_order():
     assert sorted(seen) == [(0, 5), (5, 10)]
     with RowThreads(1) as rows:  # one thread: no pool, a single call
         assert rows(lambda a, b: np.array([a, b]), 10).tolist() == [0, 10]
+        calls = []  # ... unless the rows are many: then calls of at most MAX_ROWS, joined in order
+        n = 3 * MAX_ROWS + 5
+        out = rows(lambda a, b: calls.append(b - a) or np.arange(a, b), n)
+        np.testing.assert_array_equal(out, np.arange(n))
+        assert len(calls) == 4 and max(calls) <= MAX_ROWS

@@ -17,10 +17,15 @@ import numpy as np
 #: fewer rows than this a thread are done on the calling thread: below ~2,000 patch rows a
 #: call takes well under a millisecond and handing it to a thread costs about as much
 MIN_ROWS = 2048
+#: at most this many rows a call: the gathers of one call are then ~5 MB (161 float32 a patch
+#: row) instead of tens of MB, which the allocator kept per thread (outpainting to 576x240
+#: peaked 50-100 MiB higher with whole halves on 2 threads; `benchmarks/outpaint.py --memory`)
+MAX_ROWS = 8192
 
 
 class RowThreads:
-    """``rows(fn, n)`` -> ``fn(0, n)``, computed as ``fn(a, b)`` on row ranges on ``threads`` threads.
+    """``rows(fn, n)`` -> ``fn(0, n)``, computed as ``fn(a, b)`` on row ranges (at most
+    :data:`MAX_ROWS` rows each) on ``threads`` threads.
 
     ``fn(a, b)`` returns an array whose first axis holds rows ``a..b-1``. Use as a context
     manager: the threads exist from ``__enter__`` to ``__exit__`` only (none with one thread).
@@ -42,7 +47,7 @@ class RowThreads:
             self._pool = None
 
     def __call__(self, fn: Callable[[int, int], np.ndarray], n: int) -> np.ndarray:
-        parts = self._run(fn, n, self.min_rows)
+        parts = self._run(fn, n, self.min_rows, MAX_ROWS)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def each(self, fn: Callable[[int, int], object], n: int, min_rows: int = 1) -> None:
@@ -50,10 +55,14 @@ class RowThreads:
         side effects: each call must write only rows ``a..b-1`` of whatever it fills."""
         self._run(fn, n, min_rows)
 
-    def _run(self, fn: Callable[[int, int], object], n: int, min_rows: int) -> list:
-        parts = min(self.threads, n // min_rows)
-        if self._pool is None or parts < 2:
+    def _run(self, fn: Callable[[int, int], object], n: int, min_rows: int, max_rows: int | None = None) -> list:
+        parts = max(1, min(self.threads if self._pool is not None else 1, n // min_rows))
+        if max_rows:
+            parts = max(parts, -(-n // max_rows))
+        if parts < 2:
             return [fn(0, n)]
         bounds = np.linspace(0, n, parts + 1).astype(int)
         ranges = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+        if self._pool is None:
+            return [fn(a, b) for a, b in ranges]
         return list(self._pool.map(lambda ab: fn(*ab), ranges))
