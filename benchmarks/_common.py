@@ -37,6 +37,13 @@ def bmx_frames(limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     return frames[:n], masks[:n]
 
 
+def read_frames(path: Path) -> np.ndarray:
+    """A video file's frames as ``(T, H, W, 3) uint8`` RGB."""
+    from tsam_cli.media import iter_frames, probe
+
+    return np.stack([f.rgb for f in iter_frames(probe(path))])
+
+
 def clip_sets() -> dict[str, list[str]]:
     """``{"dev": [...], "held-out": [...]}``: the clips of :data:`CLIP_DIR` by the ``set`` column
     of its ``SOURCES.md`` (tuning looks at ``dev`` only; ``held-out`` is reported apart)."""

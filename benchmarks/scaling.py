@@ -25,15 +25,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import baseline_tree, bmx_frames, run_inpaint, write_inputs
+from _common import baseline_tree, bmx_frames, read_frames, run_inpaint, write_inputs
 
 MODES = {"1 cpu": (("taskset", "-c", "0"), {}), "--threads 1": ((), {"threads": 1}), "all": ((), {})}
-
-
-def frames_of(path: Path) -> np.ndarray:
-    from tsam_cli.media import iter_frames, probe
-
-    return np.stack([f.rgb for f in iter_frames(probe(path))])
 
 
 def measure(video: Path, mask: Path, tmp: Path, trees: list[tuple[str, Path]], repeats: int) -> dict:
@@ -49,7 +43,7 @@ def measure(video: Path, mask: Path, tmp: Path, trees: list[tuple[str, Path]], r
         outs = []
         for mode in ("--threads 1", "all"):
             run_inpaint(video, mask, tmp / "same.mkv", root=root, lossless=True, **MODES[mode][1])
-            outs.append(frames_of(tmp / "same.mkv"))
+            outs.append(read_frames(tmp / "same.mkv"))
         times[(tree, "same")] = bool(np.array_equal(*outs))
     return times
 

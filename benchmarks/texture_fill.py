@@ -80,7 +80,8 @@ def settings(spec: str):
 def run_fillers(data, mixes: list[tuple[float, float, float]], s) -> dict[str, list[tuple[float, float, float]]]:
     """``{row: [(hole PSNR, sharpness, seconds), ...]}`` over the frames (seconds NaN: not timed)."""
     from tsam_cli.core.propagate import TeleaFiller
-    from tsam_cli.core.texture import PatchFiller, crop_box, exemplar_fill, mix_with_telea
+    from tsam_cli.core.texture import PatchFiller, exemplar_fill, mix_with_telea
+    from tsam_cli.flow.warp import bounding_box
 
     rows: dict[str, list] = {"telea": [], "patch": [], "patch raw (m=1, d=0)": []}
     rows.update({f"mix m={m} d={d} sigma={g}": [] for m, d, g in mixes})
@@ -91,7 +92,7 @@ def run_fillers(data, mixes: list[tuple[float, float, float]], s) -> dict[str, l
             dt = time.perf_counter() - t0
             rows[name].append((hole_psnr(out, img, hole), float(sharpness(out[None], img[None], hole[None])[0]), dt))
         telea = TeleaFiller()(img, hole)
-        y0, y1, x0, x1 = crop_box(hole, s.margin + s.patch)
+        y0, y1, x0, x1 = bounding_box(hole, s.margin + s.patch)
         crop, chole, ctelea = img[y0:y1, x0:x1], hole[y0:y1, x0:x1], telea[y0:y1, x0:x1]
         raw = exemplar_fill(crop, chole, ctelea, s)  # seeded: the same fill the timed call made
         for (m, d, g), name in zip([(1.0, 0.0, 1.5), *mixes], list(rows)[2:], strict=True):

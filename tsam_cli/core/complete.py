@@ -130,23 +130,23 @@ def complete_window(win: Window, fill, propagation: bool, rep) -> tuple[np.ndarr
         return win.frames, np.zeros(win.holes.shape, np.float32)
     if propagation:
         with rep.timed("propagate"):
-            frames, hops, rest = propagate(win.frames, win.holes, _flows_at_size(win), fill.in_sweep(win),
-                                           prev=_before_at_size(win))
+            box = holes_box(win.holes) if win.full_res_from else None  # what propagation reads
+            frames, hops, rest = propagate(win.frames, win.holes, _flows_at_size(win, box), fill.in_sweep(win),
+                                           prev=_before_at_size(win, box))
     else:
         frames, hops, rest = win.frames, np.where(win.holes, FILLER_HOPS, 0.0).astype(np.float32), win.holes
     return fill.fill_rest(win, frames, rest, rep), hops
 
 
-def _flows_at_size(win: Window) -> list[PairFlow]:
+def _flows_at_size(win: Window, box) -> list[PairFlow]:
     """The window's pair flows at the size it is completed at; a pair without flow becomes
     "nothing valid" (hole-free frames: never sampled)."""
-    box = holes_box(win.holes)
     return [_at_size(f, win, box) if f is not None else unlinked_pair_flow(win.holes.shape[1:]) for f in win.flows]
 
 
-def _before_at_size(win: Window) -> tuple[np.ndarray, np.ndarray, PairFlow] | None:
+def _before_at_size(win: Window, box) -> tuple[np.ndarray, np.ndarray, PairFlow] | None:
     b = win.before
-    return None if b is None else (b.completed, b.hops, _at_size(b.flow, win, holes_box(win.holes)))
+    return None if b is None else (b.completed, b.hops, _at_size(b.flow, win, box))
 
 
 def _at_size(flow: PairFlow, win: Window, box) -> PairFlow:

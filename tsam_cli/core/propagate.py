@@ -179,8 +179,13 @@ class _Box:
     @classmethod
     def around(cls, holes: np.ndarray) -> _Box:
         """The box of ``holes`` (T, H, W) bool; the whole frame when there is no hole."""
-        _, H, W = holes.shape
-        return cls(*(holes_box(holes) or (0, H, 0, W)), H, W)
+        box = holes_box(holes)
+        return cls.whole(*holes.shape[1:]) if box is None else cls(*box, *holes.shape[1:])
+
+    @classmethod
+    def whole(cls, H: int, W: int) -> _Box:
+        """The whole ``H x W`` frame."""
+        return cls(0, H, 0, W, H, W)
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         """The box of a frame-sized array ``(H, W, ...)`` (a view)."""
@@ -426,7 +431,7 @@ class _Roots:
 
     def __init__(self, holes: np.ndarray, box: _Box | None = None) -> None:
         """``holes`` (T, h, w) bool: the window's holes on ``box`` (default: the whole frames)."""
-        self.box = box or _Box(0, holes.shape[1], 0, holes.shape[2], *holes.shape[1:])
+        self.box = box or _Box.whole(*holes.shape[1:])
         self.holes, self.grid = holes, self.box.grid()
         self.skip(len(holes) - 1)
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tsam_cli.core.rows import RowThreads
+from tsam_cli.flow.warp import bounding_box
 
 # One target set at one pyramid level: flat arrays over the target patches (centres in crop coords).
 _Field = tuple[np.ndarray, np.ndarray]  # (sy, sx) source centre of each target patch
@@ -96,7 +97,7 @@ class PatchFiller:
             return image.copy()
         telea = cv2.inpaint(image, hole.astype(np.uint8), s.telea_radius, cv2.INPAINT_TELEA)
         out = telea.copy()
-        y0, y1, x0, x1 = crop_box(hole, s.margin + s.patch)
+        y0, y1, x0, x1 = bounding_box(hole, s.margin + s.patch)
         crop, chole, ctelea = image[y0:y1, x0:x1], hole[y0:y1, x0:x1], telea[y0:y1, x0:x1]
         with RowThreads(self.threads) as rows:
             patch = exemplar_fill(crop, chole, ctelea, s, rows)
@@ -104,13 +105,6 @@ class PatchFiller:
             out[y0:y1, x0:x1] = mix_with_telea(patch, ctelea, chole, s)
         out[~hole] = image[~hole]
         return out
-
-
-def crop_box(hole: np.ndarray, margin: int) -> tuple[int, int, int, int]:
-    """``(y0, y1, x0, x1)``: bounding box of ``hole`` (H, W) bool grown by ``margin`` px, in the frame."""
-    from tsam_cli.flow.warp import bounding_box
-
-    return bounding_box(hole, margin)
 
 
 def mix_with_telea(patch: np.ndarray, telea: np.ndarray, hole: np.ndarray, s: PatchSettings) -> np.ndarray:

@@ -43,7 +43,6 @@ STILL_FRACTION = 0.5
 STILL_MIN_SAMPLES = 64
 
 
-
 #: A picture narrower or lower than this (px) is measured on the whole canvas: DIS needs a few
 #: of its 8x8 patches across
 MIN_PICTURE = 32

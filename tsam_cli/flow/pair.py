@@ -106,6 +106,8 @@ def upscale_pair_flow(pf: PairFlow, size: tuple[int, int], box: tuple[int, int, 
     (sy0, sy1, dy0, dy1), (sx0, sx1, dx0, dx1) = _source_span(box, (h, w), (H, W))
 
     def part(a, interp):
+        if (sy0, sy1, sx0, sx1) == (0, h, 0, w):  # the whole frame: no part to place
+            return cv2.resize(a, (W, H), interpolation=interp)
         out = np.zeros((H, W) + a.shape[2:], a.dtype)
         resized = cv2.resize(a[sy0:sy1, sx0:sx1], (dx1 - dx0, dy1 - dy0), interpolation=interp)
         out[dy0:dy1, dx0:dx1] = resized.reshape(out[dy0:dy1, dx0:dx1].shape)
