@@ -24,6 +24,7 @@ from tsam_cli.masking.track import (
     nearest_seed,
     object_motion,
     own_shift,
+    regained,
     splat_mask,
     track_frames,
     track_seeded,
@@ -360,6 +361,7 @@ def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     monkeypatch.setattr(track, "RECALL_BIAS", -1.0)
     monkeypatch.setattr(track, "MARGIN_MIN", 1)
     monkeypatch.setattr(track, "MARGIN_MAX", 6)
+    monkeypatch.setattr(track, "REGAIN_DROP", 0.0)  # no frame regains (issue 25, later)
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True
@@ -369,6 +371,22 @@ def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     frames, gt = occluded_clip()
     res = track_frames(iter(frames), len(frames), (W, H), gt[7], 7, TrackOptions(seed="x", net_steps=20), NullReporter())
     assert _packed_digest(res) == "144c4fb7a7d5a8d3"
+
+
+def test_regained_only_where_the_core_shrank():
+    """A core that dropped under REGAIN_DROP x its recent largest area takes back the object-like
+    pixels of the seed box's extent around it; one that did not, or without log-odds, takes none."""
+    core = np.zeros((60, 60), bool)
+    core[20:30, 20:30] = True  # 100 px, the seed box was 20 x 20
+    log_odds = np.full((60, 60), -3.0, np.float32)
+    log_odds[30:38, 20:30] = 1.0  # a leg below the core, back from behind an occluder
+    log_odds[50:58, 50:58] = 5.0  # object-like, but outside the seed box's extent
+    log_odds[12:14, 12:14] = 5.0  # a speck of background inside it (under REGAIN_MIN_PX)
+    assert not regained(core, log_odds, (20, 20), [110, 105]).any()  # no drop
+    assert not regained(core, None, (20, 20), [200]).any()
+    assert not regained(core, log_odds, (20, 20), []).any()  # first tracked frame
+    extra = regained(core, log_odds, (20, 20), [200, 120])
+    assert extra[30:38, 20:30].all() and extra.sum() == 80
 
 
 def test_frame_confidence_is_the_weakest_signal():
