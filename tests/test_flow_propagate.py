@@ -357,3 +357,55 @@ def test_computing_on_the_holes_box_gives_the_whole_frame_result(monkeypatch, fi
     for a, b in zip(small, whole, strict=True):
         np.testing.assert_array_equal(a, b)
     assert (small[1] >= prop.FOLLOW_HOPS).any()  # chains long enough to be followed to their roots
+
+
+def _window_left_to_the_filler(linked: bool = True):
+    """Two 20x30 frames moving 2 px to the right; frame 1 has a hole no valid flow reaches (the
+    filler fills it). Frame 0 is grey 100, with a column band of 200 that lands in the hole's
+    left part. ``linked``: the pair's flow is valid outside the hole (False: a shot cut)."""
+    from tsam_cli.flow.pair import PairFlow
+
+    frames = np.full((2, 20, 30, 3), 100, np.uint8)
+    frames[0, :, 6:10] = 200
+    holes = np.zeros((2, 20, 30), bool)
+    holes[1, 5:15, 8:20] = True
+    fwd = np.zeros((20, 30, 2), np.float32)
+    fwd[..., 0] = 2.0
+    bwd = -fwd
+    valid = ~holes[1] if linked else np.zeros((20, 30), bool)
+    return frames, holes, [PairFlow(fwd, bwd, valid.copy(), valid.copy())]
+
+
+class _Flat:
+    """A filler that paints every hole pixel one grey level."""
+
+    name = "flat"
+
+    def __init__(self, level: int) -> None:
+        self.level = level
+
+    def __call__(self, image, hole):
+        out = image.copy()
+        out[hole] = self.level
+        return out
+
+
+def test_the_filler_is_steadied_by_the_previous_frame_where_its_colour_is_close():
+    from tsam_cli.core import propagate as prop
+
+    frames, holes, flows = _window_left_to_the_filler()
+    out, hops, _ = propagate(frames, holes, flows, _Flat(130))
+    w = prop.FILLER_PAST_WEIGHT
+    hole = holes[1]
+    assert (hops[1][hole] == FILLER_HOPS).all()
+    # frame 0 seen at p - (2, 0): grey 100 from column 12 on (30 levels from the fill: blended),
+    # its band of 200 at columns 8-11 (70 levels away, another surface: the fill stays)
+    assert (out[1, 5:15, 12:20] == round(w * 100 + (1 - w) * 130)).all()
+    assert (out[1, 5:15, 8:12] == 130).all()
+    assert (out[1][~hole] == frames[1][~hole]).all()
+
+
+def test_the_filler_is_not_steadied_across_a_cut():
+    frames, holes, flows = _window_left_to_the_filler(linked=False)
+    out, _, _ = propagate(frames, holes, flows, _Flat(130))
+    assert (out[1][holes[1]] == 130).all()
