@@ -51,13 +51,14 @@ FORWARD_WEIGHT = 0.5
 #: made for them each frame, and two fills differ: on removal from fast footage they were 20 % of
 #: the hole at 2.9x the original's flicker. A recursive blend with the past (as the blind temporal
 #: consistency filters do: Bonneel et al., "Blind video temporal consistency", ACM TOG 34(6),
-#: 2015) steadies them. Measured (docs/benchmarks.md, "Steadier fills"): removal flicker on the
-#: fast clips 1.82x -> 1.71x (dev) and 1.82x -> 1.63x (held-out); 0.3: 1.73x (dev); 0.8 worse
+#: 2015) steadies them. Measured (docs/benchmarks.md, "Fifth session: what the layer check costs
+#: removal, and steadier fills"): removal flicker on the fast clips 1.82x -> 1.71x (dev) and
+#: 1.82x -> 1.63x (held-out); 0.3: 1.73x (dev); 0.8 was worse than 0.5 (with a 6 px layer check)
 FILLER_PAST_WEIGHT = 0.5
 #: ... only where the two colours differ by less than this (grey levels, largest channel): a
 #: larger difference is another surface (the chain was refused for a reason: a subject next to a
 #: hole ring), not the fill's frame-to-frame noise. Without it a ring around the bmx rider lost
-#: 0.4-0.6 dB; 60 keeps it within 0.1 dB and the whole removal gain; 30 keeps half of it
+#: 0.4-0.6 dB; 60 keeps it within 0.1 dB and the whole removal gain; 30 keeps less (1.75x)
 FILLER_PAST_MAX_DIFF = 60.0
 
 #: a colour that travelled at least this many frames, at a pixel :data:`FOLLOW_DEPTH` px or more
