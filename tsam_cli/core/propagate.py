@@ -510,7 +510,7 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
     from_b = hole & b_ok
     cur[from_b] = b_val[from_b]
     cur_hops[from_b] = b_dist[from_b]
-    done = ~hole | from_b
+    done, vals = ~hole | from_b, None
     if before is not None:
         prev_img, prev_ok, prev_hops, prev_flow = before
         vals, ok, dist = _take_from(prev_img.astype(np.float32), prev_ok, prev_hops, box(prev_flow.bwd),
@@ -532,24 +532,26 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
             img[rest] = box(_fill_whole(filler, frame, img, rest, box))[rest]
             cur_hops[rest] = FILLER_HOPS
             if before is not None:
-                _steady_fill(img, rest, before, box)
+                _steady_fill(img, rest, before, box, vals)
         else:
             unfilled = rest
     img[~hole] = known[~hole]  # known pixels stay bit-exact
     return img, cur_hops, unfilled, carried
 
 
-def _steady_fill(img: np.ndarray, made: np.ndarray, before, box: _Box) -> None:
+def _steady_fill(img: np.ndarray, made: np.ndarray, before, box: _Box, past: np.ndarray | None = None) -> None:
     """Blend the filler's pixels ``made`` (``(h, w) bool`` on the ``box``) of ``img`` (``(h, w, 3)
     uint8``, in place) with the completed previous frame seen along the completed flow
     (``before`` = ``(image, ok, hops, PairFlow)``), by :data:`FILLER_PAST_WEIGHT`, where the two
     colours are within :data:`FILLER_PAST_MAX_DIFF`; nothing when no pixel of the box links the
-    two frames (a shot cut)."""
+    two frames (a shot cut). ``past`` (``(h, w, 3) float32``): that frame already sampled along
+    the flow on the box (the forward sweep's own sample, when it made one); else sampled here."""
     prev_img, _, _, prev_flow = before
-    if not box(prev_flow.valid_b).any():
-        return
     flow = box(prev_flow.bwd)
-    past = sample(prev_img.astype(np.float32), flow, at=box.at)
+    if past is None:
+        if not box(prev_flow.valid_b).any():
+            return
+        past = sample(prev_img.astype(np.float32), flow, at=box.at)
     sel = made & in_bounds(flow, box.at, (box.H, box.W)) & (np.abs(past - img).max(axis=2) < FILLER_PAST_MAX_DIFF)
     mixed = FILLER_PAST_WEIGHT * past[sel] + (1 - FILLER_PAST_WEIGHT) * img[sel]
     img[sel] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
