@@ -14,7 +14,10 @@ the hole (warped along the clean clip's true motion) over the clean clip's own t
 ("x original"), sharpness; all frames and fast-motion frames (median true motion over the hole
 above 4 px/frame); frame-weighted means over every frame of every clip of the set.
 
-    python benchmarks/fast_removal.py [--set dev|held-out] [--frames 60] [--methods default,telea]
+    python benchmarks/fast_removal.py [--set dev|held-out] [--frames 60] [--methods default,telea,baseline]
+                                      [--baseline REV]
+
+``baseline`` (with ``--baseline REV``): the defaults of that git revision, in the same run.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import clip_sets, loop_index
+from _common import baseline_tree, clip_sets, loop_index
 from fill_quality import (
     clip_source,
     fast_frames,
@@ -92,11 +95,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--set", default="dev", choices=["dev", "held-out"])
     ap.add_argument("--frames", type=int, default=60)
-    ap.add_argument("--methods", default="default,telea")
+    ap.add_argument("--methods", default="default,telea", help="default, telea, baseline (with --baseline)")
+    ap.add_argument("--baseline", default=None, metavar="REV", help="also run the defaults of this git revision")
     args = ap.parse_args()
-    methods = method_table(args.methods.split(","), None, None)
+    names = args.methods.split(",") + (["baseline"] if args.baseline and "baseline" not in args.methods else [])
     runs = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with baseline_tree(args.baseline) as tree, tempfile.TemporaryDirectory() as tmp:
+        methods = method_table(names, args.baseline, tree)
         for clip in clip_sets()[args.set]:
             src = clip_source(clip)
             if src is None:

@@ -308,13 +308,24 @@ def method_table(methods: list[str], rev: str | None, tree: Path | None) -> dict
     return {(f"baseline {rev}" if m == "baseline" else m): spec[m] for m in methods if m != "baseline" or rev}
 
 
-def evaluate_clip(clip: str, frames: np.ndarray, methods: dict, seed: int, tmp: Path) -> dict:
-    """Every mask kind x method on one clip: ``{kind: {"floor":…, "fast":…, method: per-frame…}}``."""
+def shown_in_holes(frames: np.ndarray, holes: np.ndarray, content: str) -> np.ndarray:
+    """The input video: ``frames`` ``(T, H, W, 3) uint8`` with ``holes`` ``(T, H, W) bool`` showing
+    ``content``: ``truth`` (the frames as they are) or ``grey`` (mid grey, 128)."""
+    if content == "truth":
+        return frames
+    shown = frames.copy()
+    shown[holes] = 128
+    return shown
+
+
+def evaluate_clip(clip: str, frames: np.ndarray, methods: dict, seed: int, tmp: Path, content: str = "truth") -> dict:
+    """Every mask kind x method on one clip: ``{kind: {"floor":…, "fast":…, method: per-frame…}}``.
+    ``content``: what the input shows inside the holes (:func:`shown_in_holes`)."""
     motion = true_motion(frames)
     res = {}
     for k, kind in enumerate(KINDS):
         holes = make_masks(kind, len(frames), clip, seed)
-        video, mask = write_inputs(tmp / f"{k}", frames, holes)
+        video, mask = write_inputs(tmp / f"{k}", shown_in_holes(frames, holes, content), holes)
         res[kind] = {"floor": flicker(frames, holes, motion), "fast": fast_frames(motion, holes),
                      "hole_ratio": float(holes.mean())}
         for label, (opts, root) in methods.items():
@@ -445,6 +456,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--methods", default=",".join(METHODS), help="subset of " + ",".join(METHODS))
     ap.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows and per-clip means here")
+    ap.add_argument("--hole-content", default="truth", choices=["truth", "grey"],
+                    help="what the input shows in the holes: the original frames (default: their flow is "
+                         "then measured on the truth) or mid grey (nothing of the truth, as in a real removal)")
     args = ap.parse_args()
     pool = CLIPS if args.set == "shared" else clip_sets()[args.set]
     if args.clips is None:
@@ -472,13 +486,15 @@ def main() -> None:
             if src is None:
                 print(f"  {clip}: not in {SHARED}, skipped", file=sys.stderr)
                 continue
-            per_clip[clip] = evaluate_clip(clip, load_clip(src, args.frames), methods, args.seed, Path(tmp) / clip)
+            per_clip[clip] = evaluate_clip(clip, load_clip(src, args.frames), methods, args.seed, Path(tmp) / clip,
+                                           args.hole_content)
     if not per_clip:
         print("fill_quality: none of the clips found (skipped)")
         return
     rows = summary(per_clip, list(methods))
     n = sum(len(next(iter(r.values()))["fast"]) for r in per_clip.values())
-    print(f"clips: {len(per_clip)} ({n} frames, 432x240), masks seed {args.seed}, --dilate 0, lossless in/out; "
+    print(f"clips: {len(per_clip)} ({n} frames, 432x240), masks seed {args.seed}, holes show {args.hole_content}, "
+          "--dilate 0, lossless in/out; "
           f"{time.time() - t0:.0f} s\n")
     print(markdown(rows))
     print("\nper clip: flicker over the originals' own on the same frames, all frames / fast-motion frames "

@@ -23,7 +23,7 @@ from tsam_cli.flow.complete import (
     untrusted,
 )
 from tsam_cli.flow.estimate import DISFlow
-from tsam_cli.flow.pair import pair_flow
+from tsam_cli.flow.pair import hidden, pair_flow
 from tsam_cli.flow.validity import nearest_outside, same_layer
 from tsam_cli.flow.warp import grow
 from tsam_cli.metrics.psnr import psnr_pixels
@@ -147,9 +147,10 @@ def test_correspondences_landing_on_the_subject_are_invalid():
     subject in frame t+1 (content moves left), so those correspondences must not be valid.
     Eq. 2 alone accepts them: the subject's pixels in the band around t+1's hole were
     completed with the background's flow too. Above and below the subject, farther than one
-    DIS patch (8 px) from it, they stay valid (nearer, DIS mixes the two motions)."""
-    subject = (slice(60, 70), slice(40, 80))
-    hole_box = (slice(40, 90), slice(80, 120))
+    DIS patch (8 px) from it, they stay valid (nearer, DIS mixes the two motions). The subject
+    is 20 rows tall: DIS reads a 10-row bar as the panning background around it."""
+    subject = (slice(55, 75), slice(40, 80))
+    hole_box = (slice(25, 105), slice(80, 120))
     _, damaged, subj, hole = pan_clip(subject=subject, hole=hole_box, T=3)
     pf = pair_flow(DISFlow(), damaged[0], damaged[1], hole, hole)
     ys, xs = np.nonzero(hole)
@@ -159,6 +160,55 @@ def test_correspondences_landing_on_the_subject_are_invalid():
     assert on_subject.sum() > 50 and on_background.sum() > 100
     assert not pf.valid_f[ys, xs][on_subject].any()
     assert pf.valid_f[ys, xs][on_background].mean() > 0.95
+
+
+def moving_object_clip(T=4, speed=8):
+    """A textured object (40 x 40 px) moving ``speed`` px/frame to the right over a still textured
+    background: ``(frames (T, H, W, 3) uint8, holes (T, H, W) bool)``, the hole = the object."""
+    bg, obj = texture(H, W, seed=1), texture(40, 40, seed=7)
+    frames, holes = np.repeat(bg[None], T, axis=0), np.zeros((T, H, W), bool)
+    for t in range(T):
+        x = 50 + speed * t
+        frames[t, 44:84, x:x + 40] = obj
+        holes[t, 44:84, x:x + 40] = True
+    return frames, holes
+
+
+def test_hidden_replaces_only_the_hole_and_keeps_the_picture_edge():
+    frames, holes = moving_object_clip(T=1)
+    img, hole = frames[0], holes[0]
+    out = hidden(img, hole)
+    assert np.array_equal(out[~hole], img[~hole])
+    assert not np.array_equal(out[hole], img[hole])
+    assert hidden(img, np.zeros_like(hole)) is img  # nothing to hide: the frame itself
+    outside = np.zeros_like(hole)
+    outside[:, 60:] = True  # outpainting: right of column 60 lies outside the picture (and in the hole)
+    out2 = hidden(img, hole | outside, outside)
+    assert np.array_equal(out2[outside], img[outside])  # the canvas past the picture is left as it is
+    assert not np.array_equal(out2[hole & ~outside], img[hole & ~outside])
+
+
+def test_the_flow_estimator_never_sees_what_is_removed():
+    """pair_flow measures motion on the frames with the hole hidden: the removed object's texture
+    reaches the estimator nowhere, and the background next to it reads still instead of being
+    dragged along with the object (which the raw frames show)."""
+    frames, holes = moving_object_clip()
+    est, seen = DISFlow(), []
+
+    def recording(a, b):
+        seen.append((a, b))
+        return est(a, b)
+
+    pair_flow(recording, frames[1], frames[2], holes[1], holes[2])
+    h1, h2 = hidden(frames[1], holes[1]), hidden(frames[2], holes[2])
+    assert len(seen) == 2  # both directions, each on the two hidden frames
+    assert np.array_equal(seen[0][0], h1) and np.array_equal(seen[0][1], h2)
+    assert np.array_equal(seen[1][0], h2) and np.array_equal(seen[1][1], h1)
+    band = grow(holes[1], 14) & ~grow(holes[1], FLOW_MARGIN)  # beyond the band the pipeline discards
+    drag_hidden = np.linalg.norm(est(seen[0][0], seen[0][1])[band], axis=1).mean()
+    drag_raw = np.linalg.norm(est(frames[1], frames[2])[band], axis=1).mean()
+    print(f"background flow next to the object: raw frames {drag_raw:.3f} px, hidden {drag_hidden:.3f} px")
+    assert drag_hidden < 0.5 * drag_raw
 
 
 def test_same_layer_reads_the_measured_flow_where_it_lands():

@@ -15,7 +15,7 @@ import numpy as np
 from tsam_cli.flow.beyond import picture_flows
 from tsam_cli.flow.complete import DEFAULT_MOTION, FLOW_MARGIN, complete_flow, untrusted
 from tsam_cli.flow.validity import nearest_outside, same_layer, validity
-from tsam_cli.flow.warp import grow
+from tsam_cli.flow.warp import bounding_box, grow
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 
@@ -53,6 +53,8 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
             (part of the holes); completed from the background model there in both directions.
     """
     motion = (DEFAULT_MOTION if motion is None else motion) or None
+    out_a, out_b = outside if outside is not None else (None, None)
+    img_a, img_b = hidden(img_a, hole_a, out_a), hidden(img_b, hole_b, out_b)
     if outside is not None:  # outpainting: measured on the picture, not the edge-replicated canvas
         raw_f, raw_b = picture_flows(estimator, img_a, img_b, *outside)
     else:
@@ -63,12 +65,44 @@ def pair_flow(estimator, img_a: np.ndarray, img_b: np.ndarray, hole_a: np.ndarra
     model_b = motion(raw_b, ~grown_b) if motion is not None and any_hole else None
     reg_a = untrusted(grown_a, raw_f, grown_b, raw_b, model_f, delta)
     reg_b = untrusted(grown_b, raw_b, grown_a, raw_f, model_b, delta)
-    out_a, out_b = outside if outside is not None else (None, None)
     fwd, bwd = complete_flow(raw_f, reg_a, model_f, out_a), complete_flow(raw_b, reg_b, model_b, out_b)
     meas_f, meas_b = nearest_outside(raw_f, reg_a), nearest_outside(raw_b, reg_b)
     valid_f = validity(fwd, bwd, delta) & same_layer(fwd, meas_b, reg_a, hole_b)
     valid_b = validity(bwd, fwd, delta) & same_layer(bwd, meas_f, reg_b, hole_a)
     return PairFlow(fwd, bwd, valid_f, valid_b)
+
+
+#: :func:`hidden` fills the hole from the known pixels within this many pixels of the holes'
+#: bounding box (more than DIS's 8 px patch, so every patch that overlaps a hole sees a fill
+#: made from its own neighbourhood); the rest of the frame is not looked at, which keeps the
+#: cost at the box's size.
+HIDE_REACH = 16
+
+
+def hidden(img: np.ndarray, hole: np.ndarray, outside: np.ndarray | None = None) -> np.ndarray:
+    """The frame as the flow estimator sees it: each hole pixel takes the colour of the nearest
+    known pixel (:func:`nearest_outside`), so the object being removed is not there to be tracked.
+
+    DIS matches patches and smooths its field coarse to fine, so a moving object drags the
+    flow of the background around it along with it, beyond ``FLOW_MARGIN``. Those vectors fail
+    the layer check (:func:`same_layer`) against the completed flow and cut the propagation
+    chains next to the hole, which leaves that area to the filler, and the filler flickers.
+    Measured on removal composites in docs/benchmarks.md, "The hole hidden from the flow estimator".
+
+    Args:
+        img: ``(H, W, 3) uint8`` RGB frame; ``hole`` ``(H, W) bool``, True = hole.
+        outside: outpainting: ``(H, W) bool``, True = outside the picture; left as it is (it is
+            never measured: :func:`picture_flows`).
+    Returns ``(H, W, 3) uint8``: a copy, or ``img`` itself when nothing is to be hidden.
+    """
+    region = hole & ~outside if outside is not None else hole
+    box = bounding_box(region, HIDE_REACH)
+    if box is None:
+        return img
+    y0, y1, x0, x1 = box
+    out = img.copy()
+    out[y0:y1, x0:x1] = nearest_outside(img[y0:y1, x0:x1], region[y0:y1, x0:x1])
+    return out
 
 
 def still_pair_flow(shape: tuple[int, int]) -> PairFlow:
