@@ -65,6 +65,7 @@ import numpy as np  # this module is loaded by the commands, not by `tsam --help
 
 from tsam_cli.errors import MaskError, UsageError
 from tsam_cli.flow.warp import bounding_box, magnitude
+from tsam_cli.masking.backdrop import Backdrop
 from tsam_cli.masking.options import TrackOptions
 from tsam_cli.ui import plural
 
@@ -947,7 +948,8 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
     forward = _track_forward(frames, n_frames, small, seed_small, seed_index, opts, estimator, reporter, is_box)
     lost_b, n_back = _track_backward(forward, seed_index, opts, estimator, reporter)
     spf = (time.perf_counter() - t0) / max(forward.n_tracked + n_back, 1)
-    return TrackResult(forward.packed, small, size, forward.lost, lost_b, spf, forward.scores, [seed_index])
+    packed = _peel_still(forward.packed, forward.backdrop, small)
+    return TrackResult(packed, small, size, forward.lost, lost_b, spf, forward.scores, [seed_index])
 
 
 def _seed_small(seed: np.ndarray, index: int, small: tuple[int, int], opts: TrackOptions) -> np.ndarray:
@@ -987,6 +989,11 @@ class _SeededPass:
         self.packed: list = []
         self.scores: list = []
         self.stash, self.forward, self.n_tracked = _JpegStash(), None, 0
+        self.backdrop: Backdrop | None = None  # set by the caller in removal mode
+
+    def _keep(self, i: int, img: np.ndarray, mask: np.ndarray) -> None:
+        if self.backdrop is not None:
+            self.backdrop.keep(i, img, mask)
 
     def frame(self, i: int, img: np.ndarray) -> None:
         """Take frame ``i`` (``(h, w, 3) uint8`` at the tracking size), in order."""
@@ -994,6 +1001,7 @@ class _SeededPass:
             self._seed(i, img)
         elif nearest_seed(i, self.order) < i:
             m = self.forward.step(img)
+            self._keep(i, img, m)
             self.packed.append(np.packbits(m))
             self.scores.append(self.forward.confidence)
             self.n_tracked += 1
@@ -1007,12 +1015,17 @@ class _SeededPass:
         mask, outline = _fit_seed(img, self.seeds[i][0], self.opts, self.seeds[i][1])
         back = MaskTracker(img, mask, self.opts, self.estimator, train_mask=outline)
         for j in range(i - 1, i - 1 - len(self.stash.items), -1):
-            self.packed[j] = np.packbits(back.step(self.stash.pop()))
+            before = self.stash.pop()
+            m = back.step(before)
+            self._keep(j, before, m)
+            self.packed[j] = np.packbits(m)
             self.scores[j] = back.confidence
             self.n_tracked += 1
         # the appearance the backward track trained (None if it never stepped: trained on first use)
         self.forward = MaskTracker(img, mask, self.opts, self.estimator, back.seed_appearance, outline)
-        self.packed.append(np.packbits(saved_seed(mask, self.opts)))
+        saved = saved_seed(mask, self.opts)
+        self._keep(i, img, saved)
+        self.packed.append(np.packbits(saved))
         self.scores.append((1.0, "seed"))
 
 
@@ -1020,6 +1033,17 @@ def saved_seed(mask: np.ndarray, opts: TrackOptions) -> np.ndarray:
     """The mask saved for a seed frame: ``mask`` (``(h, w) bool``) as it is with ``--tight``,
     else with the removal mode's :func:`adaptive_margin` at its sure-outline width."""
     return mask if opts.tight else adaptive_margin(mask, None, None)
+
+
+def _peel_still(packed: list, backdrop: Backdrop | None, small: tuple[int, int]) -> list:
+    """The packed masks with a still camera's background peeled off their margin
+    (:meth:`Backdrop.peeled`; removal mode only: ``backdrop`` is None with ``--tight``)."""
+    if backdrop is None:
+        return packed
+    w, h = small
+    masks = [np.unpackbits(p, count=w * h).reshape(h, w).astype(bool) for p in packed]
+    peeled = backdrop.peeled(masks)
+    return packed if peeled is masks else [np.packbits(m) for m in peeled]
 
 
 def _first_lost(scores: list, start: int, step: int) -> int | None:
@@ -1042,6 +1066,7 @@ def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts
     small = tracking_size(*size, opts.max_size)
     run = _SeededPass({i: (_seed_small(m, i, small, opts), is_box) for i, (m, is_box) in seeds.items()},
                       opts, make_estimator(opts.flow))
+    run.backdrop = None if opts.tight else Backdrop(n_frames)
     t0 = time.perf_counter()
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
@@ -1052,8 +1077,8 @@ def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts
                         f"give frames from 0 to {len(run.packed) - 1}")
     first = run.order[0]
     spf = (time.perf_counter() - t0) / max(run.n_tracked, 1)
-    return TrackResult(run.packed, small, size, _first_lost(run.scores, first, 1), _first_lost(run.scores, first, -1),
-                       spf, run.scores, run.order)
+    return TrackResult(_peel_still(run.packed, run.backdrop, small), small, size, _first_lost(run.scores, first, 1),
+                       _first_lost(run.scores, first, -1), spf, run.scores, run.order)
 
 
 @dataclass
@@ -1069,12 +1094,14 @@ class _Forward:
     n_tracked: int
     train_mask: np.ndarray | None = None  # what the appearance is learned from, when not seed_mask
     scores: list = field(default_factory=list)  # per frame (confidence, weakest signal), None before the seed
+    backdrop: Backdrop | None = None  # removal mode: what the still-camera peel needs
 
 
 def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
                    is_box: bool) -> _Forward:
     """Decode every frame once: stash those before the seed, track from the seed to the end."""
     stash, packed, tracker, lost, n_tracked, outline, scores = _JpegStash(), [], None, None, 0, None, []
+    backdrop = None if opts.tight else Backdrop(n_frames)
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
         img = _shrink(rgb, small)
@@ -1084,18 +1111,21 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
         elif i == seed_index:
             seed_small, outline = _fit_seed(img, seed_small, opts, is_box)
             tracker, seed_img = MaskTracker(img, seed_small, opts, estimator, train_mask=outline), img
-            packed.append(np.packbits(saved_seed(seed_small, opts)))
+            m = saved_seed(seed_small, opts)
+            packed.append(np.packbits(m))
         else:
             m = tracker.step(img)
             n_tracked += 1
             lost = i if lost is None and not m.any() else lost
             packed.append(np.packbits(m))
+        if backdrop is not None and i >= seed_index:
+            backdrop.keep(i, img, m)
         scores.append(None if tracker is None else tracker.confidence)
         reporter.advance("track")
     if tracker is None:
         raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
-    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline, scores)
+    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline, scores, backdrop)
 
 
 def _fit_seed(img: np.ndarray, seed: np.ndarray, opts: TrackOptions, is_box: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -1118,7 +1148,10 @@ def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) ->
     lost = None
     reporter.start("track back", seed_index)
     for i in range(seed_index - 1, -1, -1):
-        m = tracker.step(fw.stash.pop())
+        img = fw.stash.pop()
+        m = tracker.step(img)
+        if fw.backdrop is not None:
+            fw.backdrop.keep(i, img, m)
         lost = i if lost is None and not m.any() else lost
         fw.packed[i], fw.scores[i] = np.packbits(m), tracker.confidence
         reporter.advance("track back")
