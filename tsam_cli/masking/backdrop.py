@@ -53,7 +53,7 @@ class Backdrop:
     """
 
     def __init__(self, n_frames: int) -> None:
-        self.every = max(1, n_frames // BACKDROP_SAMPLES)
+        self.every = max(1, -(-n_frames // BACKDROP_SAMPLES))  # ceil: at most BACKDROP_SAMPLES
         self.samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.parts: dict[int, tuple[int, int, bytes]] = {}
 
@@ -111,13 +111,16 @@ def backdrop(samples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
         return None
     frames = np.stack([f for f, _ in samples.values()]).astype(np.float32)
     covered = np.stack([grow(m, COVER_GROW) for _, m in samples.values()])
-    frames[covered] = np.nan
-    trusted = (~covered).sum(axis=0) >= MIN_SEEN
+    seen = (~covered).sum(axis=0)
+    trusted = seen >= MIN_SEEN
     if not trusted.any():
         return None
-    median = np.nanmedian(frames[:, trusted], axis=0)
+    frames[covered] = np.inf  # sorted last, never read: a pixel's median is over its first `seen` values
+    ranked = np.sort(frames[:, trusted], axis=0)  # (S, N, 3); np.nanmedian is ~20x slower here
+    k = seen[trusted]
+    cols = np.arange(len(k))
     full = np.zeros(frames.shape[1:], np.float32)
-    full[trusted] = median
+    full[trusted] = 0.5 * (ranked[(k - 1) // 2, cols] + ranked[k // 2, cols])
     return full, trusted
 
 
