@@ -6,7 +6,7 @@ import numpy as np
 from conftest import texture
 
 from tsam_cli.flow.warp import grow
-from tsam_cli.masking.backdrop import Backdrop, peel
+from tsam_cli.masking.backdrop import Backdrop, pack_mask, peel, unpack_mask
 
 H, W, T = 96, 160, 24
 OBJ = 24  # the object's side, px
@@ -37,7 +37,7 @@ def peeled(frames, masks):
     b = Backdrop(len(frames))
     for i, (f, m) in enumerate(zip(frames, masks, strict=True)):
         b.keep(i, f, m)
-    return b.peeled(list(masks))
+    return [unpack_mask(p, (W, H)) for p in b.peeled([pack_mask(m) for m in masks], (W, H))]
 
 
 def test_a_still_camera_loses_the_margin_and_keeps_the_object():

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tsam_cli.flow.warp import bounding_box, grow
+
 #: frames sampled, evenly over the clip, for the per-pixel median (24 x a 480x270 frame = 9 MB)
 BACKDROP_SAMPLES = 24
 #: a pixel within this many grey levels (largest channel) of the backdrop shows the background.
@@ -50,9 +52,11 @@ class Backdrop:
     ``keep(i, frame, mask)`` once per frame, in any order, as soon as its mask is known. It keeps
     every ``every``-th frame whole (for the median) and, of every frame, the part under its mask
     (JPEG, quality 95: a few kB; the peel decides by 20 grey levels, far above JPEG's error).
+    ``enabled=False`` (``--tight``: the outline is wanted as it is) keeps nothing and peels nothing.
     """
 
-    def __init__(self, n_frames: int) -> None:
+    def __init__(self, n_frames: int, enabled: bool = True) -> None:
+        self.enabled = enabled
         self.every = max(1, -(-n_frames // BACKDROP_SAMPLES))  # ceil: at most BACKDROP_SAMPLES
         self.samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.parts: dict[int, tuple[int, int, bytes]] = {}
@@ -60,8 +64,8 @@ class Backdrop:
     def keep(self, i: int, frame: np.ndarray, mask: np.ndarray) -> None:
         import cv2
 
-        from tsam_cli.flow.warp import bounding_box
-
+        if not self.enabled:
+            return
         if i % self.every == 0:
             self.samples[i] = (frame, mask)
             if len(self.samples) > 2 * BACKDROP_SAMPLES:  # the clip is longer than announced
@@ -70,33 +74,46 @@ class Backdrop:
         box = bounding_box(mask, RING_OUT)  # with the ring that :func:`agreement` reads
         if box is not None:
             y0, y1, x0, x1 = box
-            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            _, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[y0:y1, x0:x1, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
             self.parts[i] = (y0, x0, buf.tobytes())
 
-    def peeled(self, masks: list[np.ndarray]) -> list[np.ndarray]:
-        """``masks`` (frame order, ``(h, w) bool``) with the still background peeled off their
-        outer edge (:func:`peel`); the same list when the camera is not still."""
-        model = backdrop(self.samples)
+    def peeled(self, packed: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+        """``packed`` masks (frame order, :func:`pack_mask` of ``(h, w) bool``, ``size`` = ``(w, h)``)
+        with the still background peeled off their outer edge (:func:`peel`); ``packed`` itself
+        when the camera is not still. One mask is unpacked at a time."""
+        model = backdrop(self.samples) if self.enabled else None
         if model is None:
-            return masks
-        judged = [self._judge(i, m, model) for i, m in enumerate(masks)]
+            return packed
+        judged = [self._judge(i, unpack_mask(p, size), model) for i, p in enumerate(packed)]
         if float(np.median([a for a, _ in judged])) < STILL_AGREEMENT:
-            return masks
-        return [p if a >= STILL_AGREEMENT else m for (a, p), m in zip(judged, masks, strict=True)]
+            return packed
+        return [p if a >= STILL_AGREEMENT and p is not None else old
+                for (a, p), old in zip(judged, packed, strict=True)]
 
-    def _judge(self, i: int, mask: np.ndarray, model: tuple[np.ndarray, np.ndarray]) -> tuple[float, np.ndarray]:
-        """``(agreement of frame i's ring, its mask peeled)`` (0 and the mask when nothing was kept)."""
+    def _judge(self, i: int, mask: np.ndarray, model: tuple[np.ndarray, np.ndarray]) -> tuple[float, np.ndarray | None]:
+        """``(agreement of frame i's ring, its mask peeled and packed)`` (0 and None when nothing was kept)."""
         import cv2
 
         if i not in self.parts or not mask.any():
-            return 0.0, mask
+            return 0.0, None
         y0, x0, buf = self.parts[i]
         part = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
         y1, x1 = y0 + part.shape[0], x0 + part.shape[1]
         m, median, trusted = mask[y0:y1, x0:x1], model[0][y0:y1, x0:x1], model[1][y0:y1, x0:x1]
         out = mask.copy()
         out[y0:y1, x0:x1] = peel(part, m, median, trusted)
-        return agreement(part, m, median, trusted), out
+        return agreement(part, m, median, trusted), pack_mask(out)
+
+
+def pack_mask(mask: np.ndarray) -> np.ndarray:
+    """``(h, w) bool`` -> 1 bit a pixel (``uint8``), as the tracker keeps every frame's mask."""
+    return np.packbits(mask)
+
+
+def unpack_mask(packed: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """:func:`pack_mask`'s inverse: ``(h, w) bool`` for ``size`` = ``(w, h)``."""
+    w, h = size
+    return np.unpackbits(packed, count=w * h).reshape(h, w).astype(bool)
 
 
 def backdrop(samples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -105,8 +122,6 @@ def backdrop(samples: dict[int, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
 
     ``samples``: frame index -> ``(frame, mask)``; each sample counts only where it is farther
     than :data:`COVER_GROW` px from its mask."""
-    from tsam_cli.flow.warp import grow
-
     if len(samples) < MIN_SEEN:
         return None
     frames = np.stack([f for f, _ in samples.values()]).astype(np.float32)
@@ -129,8 +144,6 @@ def agreement(frame: np.ndarray, mask: np.ndarray, median: np.ndarray, trusted: 
     whose colour is the backdrop's (every channel within :data:`PEEL_TOL`): how well the backdrop
     describes this frame where it is known to show the background. 0 for a ring under
     :data:`RING_MIN_PX` pixels. Arrays as in :func:`peel`."""
-    from tsam_cli.flow.warp import grow
-
     ring = grow(mask, RING_OUT) & ~grow(mask, COVER_GROW + 2) & trusted
     if int(ring.sum()) < RING_MIN_PX:
         return 0.0

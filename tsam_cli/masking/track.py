@@ -65,7 +65,7 @@ import numpy as np  # this module is loaded by the commands, not by `tsam --help
 
 from tsam_cli.errors import MaskError, UsageError
 from tsam_cli.flow.warp import bounding_box, magnitude
-from tsam_cli.masking.backdrop import Backdrop
+from tsam_cli.masking.backdrop import Backdrop, pack_mask, unpack_mask
 from tsam_cli.masking.options import TrackOptions
 from tsam_cli.ui import plural
 
@@ -910,8 +910,7 @@ class TrackResult:
 
     def mask(self, i: int) -> np.ndarray:
         """``(h, w) bool`` mask of frame ``i`` at the tracking size."""
-        w, h = self.small_size
-        return np.unpackbits(self.packed[i], count=w * h).reshape(h, w).astype(bool)
+        return unpack_mask(self.packed[i], self.small_size)
 
     def full_masks(self, dilate: int = 0) -> Iterator[np.ndarray]:
         """``(H, W) bool`` masks at the video size, one at a time, grown by ``dilate`` px."""
@@ -948,7 +947,7 @@ def track_frames(frames, n_frames: int, size: tuple[int, int], seed: np.ndarray,
     forward = _track_forward(frames, n_frames, small, seed_small, seed_index, opts, estimator, reporter, is_box)
     lost_b, n_back = _track_backward(forward, seed_index, opts, estimator, reporter)
     spf = (time.perf_counter() - t0) / max(forward.n_tracked + n_back, 1)
-    packed = _peel_still(forward.packed, forward.backdrop, small)
+    packed = forward.backdrop.peeled(forward.packed, small)
     return TrackResult(packed, small, size, forward.lost, lost_b, spf, forward.scores, [seed_index])
 
 
@@ -983,17 +982,13 @@ class _SeededPass:
     So each seed's track runs to halfway to its neighbours, and a seed on a later frame takes
     over from the earlier seed's track there (a corrected seed overrides a slipped track)."""
 
-    def __init__(self, seeds: dict, opts: TrackOptions, estimator) -> None:
+    def __init__(self, seeds: dict, opts: TrackOptions, estimator, backdrop: Backdrop) -> None:
         self.seeds, self.order = seeds, sorted(seeds)  # frame -> (mask at the tracking size, is_box)
         self.opts, self.estimator = opts, estimator
         self.packed: list = []
         self.scores: list = []
         self.stash, self.forward, self.n_tracked = _JpegStash(), None, 0
-        self.backdrop: Backdrop | None = None  # set by the caller in removal mode
-
-    def _keep(self, i: int, img: np.ndarray, mask: np.ndarray) -> None:
-        if self.backdrop is not None:
-            self.backdrop.keep(i, img, mask)
+        self.backdrop = backdrop  # what the still-camera peel needs (off with --tight)
 
     def frame(self, i: int, img: np.ndarray) -> None:
         """Take frame ``i`` (``(h, w, 3) uint8`` at the tracking size), in order."""
@@ -1001,8 +996,8 @@ class _SeededPass:
             self._seed(i, img)
         elif nearest_seed(i, self.order) < i:
             m = self.forward.step(img)
-            self._keep(i, img, m)
-            self.packed.append(np.packbits(m))
+            self.backdrop.keep(i, img, m)
+            self.packed.append(pack_mask(m))
             self.scores.append(self.forward.confidence)
             self.n_tracked += 1
         else:
@@ -1017,15 +1012,15 @@ class _SeededPass:
         for j in range(i - 1, i - 1 - len(self.stash.items), -1):
             before = self.stash.pop()
             m = back.step(before)
-            self._keep(j, before, m)
-            self.packed[j] = np.packbits(m)
+            self.backdrop.keep(j, before, m)
+            self.packed[j] = pack_mask(m)
             self.scores[j] = back.confidence
             self.n_tracked += 1
         # the appearance the backward track trained (None if it never stepped: trained on first use)
         self.forward = MaskTracker(img, mask, self.opts, self.estimator, back.seed_appearance, outline)
         saved = saved_seed(mask, self.opts)
-        self._keep(i, img, saved)
-        self.packed.append(np.packbits(saved))
+        self.backdrop.keep(i, img, saved)
+        self.packed.append(pack_mask(saved))
         self.scores.append((1.0, "seed"))
 
 
@@ -1033,17 +1028,6 @@ def saved_seed(mask: np.ndarray, opts: TrackOptions) -> np.ndarray:
     """The mask saved for a seed frame: ``mask`` (``(h, w) bool``) as it is with ``--tight``,
     else with the removal mode's :func:`adaptive_margin` at its sure-outline width."""
     return mask if opts.tight else adaptive_margin(mask, None, None)
-
-
-def _peel_still(packed: list, backdrop: Backdrop | None, small: tuple[int, int]) -> list:
-    """The packed masks with a still camera's background peeled off their margin
-    (:meth:`Backdrop.peeled`; removal mode only: ``backdrop`` is None with ``--tight``)."""
-    if backdrop is None:
-        return packed
-    w, h = small
-    masks = [np.unpackbits(p, count=w * h).reshape(h, w).astype(bool) for p in packed]
-    peeled = backdrop.peeled(masks)
-    return packed if peeled is masks else [np.packbits(m) for m in peeled]
 
 
 def _first_lost(scores: list, start: int, step: int) -> int | None:
@@ -1065,8 +1049,7 @@ def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts
     cv2.setRNGSeed(0)
     small = tracking_size(*size, opts.max_size)
     run = _SeededPass({i: (_seed_small(m, i, small, opts), is_box) for i, (m, is_box) in seeds.items()},
-                      opts, make_estimator(opts.flow))
-    run.backdrop = None if opts.tight else Backdrop(n_frames)
+                      opts, make_estimator(opts.flow), Backdrop(n_frames, enabled=not opts.tight))
     t0 = time.perf_counter()
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
@@ -1077,7 +1060,7 @@ def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts
                         f"give frames from 0 to {len(run.packed) - 1}")
     first = run.order[0]
     spf = (time.perf_counter() - t0) / max(run.n_tracked, 1)
-    return TrackResult(_peel_still(run.packed, run.backdrop, small), small, size, _first_lost(run.scores, first, 1),
+    return TrackResult(run.backdrop.peeled(run.packed, small), small, size, _first_lost(run.scores, first, 1),
                        _first_lost(run.scores, first, -1), spf, run.scores, run.order)
 
 
@@ -1085,7 +1068,7 @@ def track_seeded(frames, n_frames: int, size: tuple[int, int], seeds: dict, opts
 class _Forward:
     """What the pass from the seed frame to the end leaves for the pass back."""
 
-    packed: list  # per frame: np.packbits of its mask, None before the seed frame
+    packed: list  # per frame: pack_mask of its mask, None before the seed frame
     stash: _JpegStash  # the frames before the seed frame, for the pass back
     tracker: MaskTracker
     seed_img: np.ndarray  # the seed frame at the tracking size
@@ -1094,14 +1077,14 @@ class _Forward:
     n_tracked: int
     train_mask: np.ndarray | None = None  # what the appearance is learned from, when not seed_mask
     scores: list = field(default_factory=list)  # per frame (confidence, weakest signal), None before the seed
-    backdrop: Backdrop | None = None  # removal mode: what the still-camera peel needs
+    backdrop: Backdrop = field(default_factory=lambda: Backdrop(0, enabled=False))  # the still-camera peel (off with --tight)
 
 
 def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
                    is_box: bool) -> _Forward:
     """Decode every frame once: stash those before the seed, track from the seed to the end."""
     stash, packed, tracker, lost, n_tracked, outline, scores = _JpegStash(), [], None, None, 0, None, []
-    backdrop = None if opts.tight else Backdrop(n_frames)
+    backdrop = Backdrop(n_frames, enabled=not opts.tight)
     reporter.start("track", n_frames)
     for i, rgb in enumerate(frames):
         img = _shrink(rgb, small)
@@ -1112,13 +1095,13 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
             seed_small, outline = _fit_seed(img, seed_small, opts, is_box)
             tracker, seed_img = MaskTracker(img, seed_small, opts, estimator, train_mask=outline), img
             m = saved_seed(seed_small, opts)
-            packed.append(np.packbits(m))
+            packed.append(pack_mask(m))
         else:
             m = tracker.step(img)
             n_tracked += 1
             lost = i if lost is None and not m.any() else lost
-            packed.append(np.packbits(m))
-        if backdrop is not None and i >= seed_index:
+            packed.append(pack_mask(m))
+        if i >= seed_index:
             backdrop.keep(i, img, m)
         scores.append(None if tracker is None else tracker.confidence)
         reporter.advance("track")
@@ -1150,10 +1133,9 @@ def _track_backward(fw: _Forward, seed_index: int, opts, estimator, reporter) ->
     for i in range(seed_index - 1, -1, -1):
         img = fw.stash.pop()
         m = tracker.step(img)
-        if fw.backdrop is not None:
-            fw.backdrop.keep(i, img, m)
+        fw.backdrop.keep(i, img, m)
         lost = i if lost is None and not m.any() else lost
-        fw.packed[i], fw.scores[i] = np.packbits(m), tracker.confidence
+        fw.packed[i], fw.scores[i] = pack_mask(m), tracker.confidence
         reporter.advance("track back")
     return lost, seed_index
 
