@@ -16,6 +16,7 @@ from tsam_cli.masking.save import confidence_json, confidence_path, read_confide
 from tsam_cli.masking.track import (
     LOW_CONFIDENCE,
     TrackOptions,
+    attached_motion,
     frame_confidence,
     iou,
     learned_refit,
@@ -24,6 +25,7 @@ from tsam_cli.masking.track import (
     nearest_seed,
     object_motion,
     own_shift,
+    recall_refit,
     regained,
     splat_mask,
     track_frames,
@@ -362,6 +364,7 @@ def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     monkeypatch.setattr(track, "MARGIN_MIN", 1)
     monkeypatch.setattr(track, "MARGIN_MAX", 6)
     monkeypatch.setattr(track, "REGAIN_DROP", 0.0)  # no frame regains (issue 25, later)
+    monkeypatch.setattr(track, "ATTACHED_INSIDE", 0.0)  # every moving part counts (later)
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True
@@ -387,6 +390,40 @@ def test_regained_only_where_the_core_shrank():
     assert not regained(core, log_odds, (20, 20), []).any()  # first tracked frame
     extra = regained(core, log_odds, (20, 20), [200, 120])
     assert extra[30:38, 20:30].all() and extra.sum() == 80
+
+
+def test_attached_motion_keeps_only_parts_lying_where_the_object_may_be():
+    allowed = np.zeros((60, 80), bool)
+    allowed[10:40, 10:40] = True
+    moving = np.zeros_like(allowed)
+    moving[20:30, 28:36] = True  # a limb: wholly inside
+    moving[35:39, 8:18] = True  # a foot over the edge: 32 of 40 px inside (0.8)
+    moving[5:50, 38:80] = True  # a car: its first two columns inside, the rest outside
+    kept = attached_motion(moving, allowed)
+    assert kept[20:30, 28:36].all() and kept[35:39, 8:18].all()
+    assert not kept[5:50, 38:80].any()
+    assert not attached_motion(np.zeros_like(allowed), allowed).any()
+
+
+def test_recall_refit_does_not_take_in_a_mover_passing_the_object(monkeypatch):
+    """A person with a moving arm; a car drives past inside the seed box's extent. The arm,
+    beside the body, joins the mask; the car, one moving part mostly outside where the person
+    may be, does not, although its nearest pixels are in the box."""
+    located = np.zeros((80, 120), np.float32)
+    located[20:60, 30:50] = 1.0  # the carried body
+    log_odds = np.full(located.shape, -4.0, np.float32)  # the appearance says background everywhere...
+    log_odds[20:60, 30:50] = 3.0  # ...except on the body
+    moving = np.zeros(located.shape, bool)
+    moving[30:34, 50:55] = True  # the arm, 5 px out of the body
+    moving[45:75, 58:120] = True  # the car: enters the box (up to x = 66) from the right
+    out = recall_refit(log_odds, located, moving, extent=(40, 36))
+    assert out[31:33, 50:55].all()  # (the 1 px opening rounds the arm's corners)
+    assert not out[45:75, 58:120].any()
+    assert out[22:58, 32:48].all()
+    from tsam_cli.masking import track
+
+    monkeypatch.setattr(track, "ATTACHED_INSIDE", 0.0)  # every moving part counts: the car joins
+    assert recall_refit(log_odds, located, moving, extent=(40, 36))[46:62, 58:63].all()
 
 
 def test_frame_confidence_is_the_weakest_signal():
