@@ -144,6 +144,30 @@ def test_appearance_model_scores_object_above_background():
     assert np.array_equal(twin.log_odds(frames[5]), model.log_odds(frames[5]))
 
 
+def test_augmented_crop_is_the_augmented_frame_cut():
+    """The seed frame's training crops are made on the crop only; they are the whole frame
+    augmented and cut, from the same random draws: the same mask, pixels within 2 levels (the
+    warp's and the blur's rounding differ with the image's size), on frames whose crops touch
+    the edges and hold mirrored, blurred and shifted parts."""
+    import cv2
+
+    from tsam_cli.masking.appearance import augment, augmented_crop, crop_origin
+
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (120, 200, 3)).astype(np.uint8), (0, 0), 2)
+    mask = np.zeros((120, 200), bool)
+    mask[20:100, 60:110] = True
+    for seed in range(40):
+        whole, whole_mask = augment(img, mask, np.random.default_rng(seed))
+        r = np.random.default_rng(seed)
+        augment(img, mask, r)  # the same draws, then the crop's
+        y0, x0, ch, cw = crop_origin(whole_mask, r)
+        crop, crop_mask = augmented_crop(img, mask, np.random.default_rng(seed))
+        assert crop.shape == (ch, cw, 3) == (96, 96, 3)
+        assert np.array_equal(crop_mask, whole_mask[y0 : y0 + ch, x0 : x0 + cw])
+        assert np.abs(crop.astype(int) - whole[y0 : y0 + ch, x0 : x0 + cw]).max() <= 2, seed
+
+
 # ---------------------------------------------------------------------------- tracking
 def test_box_on_first_frame_is_followed(clip, tmp_path):
     video, gt = clip
