@@ -268,17 +268,19 @@ def _packed_digest(res) -> str:
 
 def test_tight_is_unchanged():
     """--tight is the tracker as it was before the removal mode: the packed masks of two fixed
-    synthetic cases (a box, and a seed mask with an occluder) hash to what the code before gave."""
+    synthetic cases (a box, and a seed mask with an occluder) hash to what the code before gave.
+    (Digests renewed once when the seed frame's training crops began to be augmented on the crop
+    alone: the same draws, pixels within 2 levels, so the net trains on slightly other values.)"""
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True
     res = track_frames(iter(frames), T, (W, H), box, 0, TrackOptions(box="20,30,24,24", net_steps=20, tight=True),
                        NullReporter(), is_box=True)
-    assert _packed_digest(res) == "9b1c5a7e54a86372"
+    assert _packed_digest(res) == "c1976b5ad03078d9"
     frames, gt = occluded_clip()
     res = track_frames(iter(frames), len(frames), (W, H), gt[0], 0, TrackOptions(seed="x", net_steps=20, tight=True),
                        NullReporter())
-    assert _packed_digest(res) == "51aa41b002603b35"
+    assert _packed_digest(res) == "28d9e71182615bba"
 
 
 def articulated_clip(T=16):
@@ -381,7 +383,8 @@ def test_cli_one_line_errors_and_png_folder_output(clip, tmp_path, capsys):
 def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     """Confidence and several seeds changed nothing for one seed: the packed masks of the default
     (removal) mode hash to what the code before them gave (HEAD before issue 25 item 3), with the
-    removal constants of that code (the defaults were retuned afterwards)."""
+    removal constants of that code (the defaults were retuned afterwards). Digests renewed with
+    the crop-only augmentation, as in :func:`test_tight_is_unchanged`."""
     from tsam_cli.masking import track
 
     monkeypatch.setattr(track, "RECALL_BIAS", -1.0)
@@ -394,10 +397,10 @@ def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     box[30:54, 20:44] = True
     res = track_frames(iter(frames), T, (W, H), box, 0, TrackOptions(box="20,30,24,24", net_steps=20),
                        NullReporter(), is_box=True)
-    assert _packed_digest(res) == "6d8f8714ef60d009"
+    assert _packed_digest(res) == "77e222648aa53224"
     frames, gt = occluded_clip()
     res = track_frames(iter(frames), len(frames), (W, H), gt[7], 7, TrackOptions(seed="x", net_steps=20), NullReporter())
-    assert _packed_digest(res) == "144c4fb7a7d5a8d3"
+    assert _packed_digest(res) == "cb510892e4911401"
 
 
 def test_regained_only_where_the_core_shrank():
