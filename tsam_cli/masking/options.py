@@ -120,8 +120,11 @@ class TrackOptions(OutputFlags):
     # 0.55 / 0.35) but mean IoU 0.197 / 0.477 vs learned's 0.397 / 0.745 (bmx-trees / schoolgirls,
     # docs/benchmarks.md "Mask tracking and preview")
     refit: str = _opt("learned", "--refit", "How the mask is re-fitted: learned (seed-frame appearance) or grabcut.")
-    # 150 steps: 100 measured 0.397 / 0.765, 150 0.403 / 0.767 (bmx-trees / schoolgirls)
-    net_steps: int = _opt(150, "--net-steps", "Training steps of the appearance net on the seed frame "
+    # 100 steps: the outline mode measured 0.397 / 0.765 against 150's 0.403 / 0.767 (bmx-trees /
+    # schoolgirls IoU); the removal composites, mean of three training seeds, 24.61 dB against
+    # 24.49 (articulated) and 22.87 against 23.09 (rigid), while one seed alone swings a case by
+    # up to 4.5 dB; a third less of the seed frame's training (docs/benchmarks.md)
+    net_steps: int = _opt(100, "--net-steps", "Training steps of the appearance net on the seed frame "
                           "(0 = colour only; --refit learned).")
     # every 5 frames, 10 steps on the frame's far background (OnAVOS-style negatives)
     update_every: int = _opt(5, "--update-every", "Teach the appearance net the new background every N frames "

@@ -867,7 +867,7 @@ class MaskTracker:
 
 def appearance_model(frame: np.ndarray, mask: np.ndarray, opts: TrackOptions):
     """The seed frame's :class:`~tsam_cli.masking.appearance.AppearanceModel` (trains the net:
-    ``net_steps`` steps, ~0.07 CPU s each: 10 s for the default 150 at 432x240)."""
+    ``net_steps`` steps, ~0.05 CPU s each: 5 s for the default 100 at 432x240)."""
     from tsam_cli.masking.appearance import AppearanceModel
 
     return AppearanceModel(frame, mask, opts.net_steps, opts.update_every)
