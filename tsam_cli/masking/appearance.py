@@ -221,7 +221,10 @@ class AppearanceModel:
         if net_steps > 0:
             with _one_thread(), torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's RNG
                 torch.manual_seed(0)
-                self.net = PixelNet()
+                # channels-last: oneDNN's training kernels for 16 channels run ~15 % faster
+                # so (0.042 against 0.049-0.055 s a step of 4 crops, one thread); the whole-frame
+                # scoring gains nothing and takes the usual layout
+                self.net = PixelNet().to(memory_format=torch.channels_last)
                 self.optimiser = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE)
                 for _ in range(net_steps):
                     self._train_step(None)
@@ -268,6 +271,7 @@ class AppearanceModel:
         """One Adam step on :data:`BATCH` crops: all from the seed frame, or half from ``current``."""
         items = [self._batch_item(current if current is not None and k % 2 else None) for k in range(BATCH)]
         x, y, valid = (torch.stack(t) for t in zip(*items, strict=True))
+        x = x.contiguous(memory_format=torch.channels_last)
         loss = _balanced_loss(self.net(x), y, valid)
         self.optimiser.zero_grad()
         loss.backward()
