@@ -266,11 +266,14 @@ def _packed_digest(res) -> str:
     return hashlib.sha256(b"".join(p.tobytes() for p in res.packed)).hexdigest()[:16]
 
 
-def test_tight_is_unchanged():
+def test_tight_is_unchanged(monkeypatch):
     """--tight is the tracker as it was before the removal mode: the packed masks of two fixed
     synthetic cases (a box, and a seed mask with an occluder) hash to what the code before gave.
     (Digests renewed once when the seed frame's training crops began to be augmented on the crop
     alone: the same draws, pixels within 2 levels, so the net trains on slightly other values.)"""
+    from tsam_cli.masking import appearance
+
+    monkeypatch.setattr(appearance, "UPDATE_STEPS", 10)  # the online update of that code
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True
@@ -386,13 +389,14 @@ def test_removal_mode_with_one_seed_is_unchanged(monkeypatch):
     removal constants of that code (the defaults were retuned afterwards). Digests renewed with
     the crop-only augmentation, as in :func:`test_tight_is_unchanged`, and with the net trained in
     the channels-last layout (float rounding only; the tight mode's two cases kept their masks)."""
-    from tsam_cli.masking import track
+    from tsam_cli.masking import appearance, track
 
     monkeypatch.setattr(track, "RECALL_BIAS", -1.0)
     monkeypatch.setattr(track, "MARGIN_MIN", 1)
     monkeypatch.setattr(track, "MARGIN_MAX", 6)
     monkeypatch.setattr(track, "REGAIN_DROP", 0.0)  # no frame regains (issue 25, later)
     monkeypatch.setattr(track, "ATTACHED_INSIDE", 0.0)  # every moving part counts (later)
+    monkeypatch.setattr(appearance, "UPDATE_STEPS", 10)  # (later: 5)
     frames, _ = object_clip()
     box = np.zeros((H, W), bool)
     box[30:54, 20:44] = True

@@ -126,7 +126,7 @@ class TrackOptions(OutputFlags):
     # up to 4.5 dB; a third less of the seed frame's training (docs/benchmarks.md)
     net_steps: int = _opt(100, "--net-steps", "Training steps of the appearance net on the seed frame "
                           "(0 = colour only; --refit learned).")
-    # every 5 frames, 10 steps on the frame's far background (OnAVOS-style negatives)
+    # every 5 frames, 5 steps on the frame's far background (OnAVOS-style negatives)
     update_every: int = _opt(5, "--update-every", "Teach the appearance net the new background every N frames "
                              "(0 = never; --refit learned).")
     # 3 graph-cut rounds: GrabCut's energy barely changes after the third
