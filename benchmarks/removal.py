@@ -45,7 +45,7 @@ Means are printed over the articulated and the rigid cases separately. The first
 frames of every clip are used (default 48; a background shorter than that is played back
 and forth, :func:`_common.loop_index`).
 
-    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--tight] [--decompose] [--json PATH]
+    python benchmarks/removal.py [--frames 48] [--no-inpaint] [--tight] [--decompose] [--seeds N] [--json PATH]
 
 ``--decompose`` splits each gap: the tracked mask plus every object pixel it missed (so the
 difference to the tracked run is what the misses cost: object pixels left in the video, and
@@ -396,26 +396,42 @@ def print_table(rows: list[dict], means: list[dict]) -> None:
         print(table_row(r), flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--frames", type=int, default=48, help="frames per case (40-60 keeps the run to minutes)")
-    ap.add_argument("--no-inpaint", action="store_true", help="masks only: skip the tsam inpaint runs")
-    ap.add_argument("--no-real", action="store_true", help="skip the real bmx-trees / schoolgirls clips")
-    ap.add_argument("--json", type=Path, help="also save every number here")
-    ap.add_argument("--tight", action="store_true", help="track with --tight (the outline, as before issue 25)")
-    ap.add_argument("--decompose", action="store_true",
-                    help="also split each gap into what the missed object pixels and the extra area cost")
-    args = ap.parse_args()
-    if args.tight:
-        TRACK_EXTRA["tight"] = True
-    if not SHARED.is_dir():
-        print(f"skipped: {SHARED} is absent (composites, inpainting and real clips all need it)")
-        return
-    print("command: python benchmarks/removal.py " + " ".join(sys.argv[1:]))
-    t0 = time.perf_counter()
+def seed_mean(runs: list[list[dict]]) -> list[dict]:
+    """Per case, the mean of every number of :data:`NUMBERS` (and of the damage) over the runs
+    of several training seeds (``runs[k]`` = seed k's rows, cases in the same order), with the
+    tracked PSNR's range across the seeds in ``psnr_range``."""
+    out = []
+    for same in zip(*runs, strict=True):
+        row = {k: v for k, v in same[0].items() if not k.endswith("_frame")}  # a worst frame is one seed's
+        for k in [*NUMBERS, "damage_tracked"]:
+            vals = [r[k] for r in same if r.get(k) is not None]
+            if vals:
+                row[k] = float(np.mean(vals))
+        psnrs = [r["psnr_tracked"] for r in same if "psnr_tracked" in r]
+        if psnrs:
+            row["psnr_range"] = (min(psnrs), max(psnrs))
+        out.append(row)
+    return out
+
+
+def run_seed(args, seed: int) -> tuple[list[dict], list[dict], list[dict]]:
+    """Every case at one training seed (``--net-seed``): ``(rows, means, real rows)``."""
+    TRACK_EXTRA["net_seed"] = seed
     rows = [run_case(c, args.frames, not args.no_inpaint, args.decompose) for c in CASES]
-    means = [m for m in (mean_row("articulated", [r for r in rows if r["object"] != "rigid"]),
-                         mean_row("rigid", [r for r in rows if r["object"] == "rigid"])) if m]
+    real = [] if args.no_real else [run_real("bmx-trees", args.frames, None),
+                                    run_real("schoolgirls", args.frames, SG_LABELS),
+                                    run_real("schoolgirls", args.frames, None)]
+    return rows, means_of(rows), real
+
+
+def means_of(rows: list[dict]) -> list[dict]:
+    """The articulated and the rigid mean rows (:func:`mean_row`) that have cases."""
+    return [m for m in (mean_row("articulated", [r for r in rows if r["object"] != "rigid"]),
+                        mean_row("rigid", [r for r in rows if r["object"] == "rigid"])) if m]
+
+
+def print_results(args, rows: list[dict], means: list[dict], real: list[dict]) -> None:
+    """The composites' table, their damage outside the object, the decomposition and the real clips."""
     print(f"\ncomposites ({args.frames} frames each, {SIZE[0]}x{SIZE[1]}, seeded by the box of frame 0's exact mask; "
           f"PSNR dB over the exact mask grown {DILATE} px):")
     print_table(rows, means)
@@ -425,19 +441,51 @@ def main() -> None:
         print("| case | tracked | exact |\n|---|---|---|")
         for r in rows:
             print(f"| {r['case']} | {r['damage_tracked']:.0f} | {r['damage_exact']:.0f} |")
+        if any("psnr_range" in r for r in rows):
+            print("\ntracked PSNR across the seeds, lowest - highest: " +
+                  "; ".join(f"{r['case']} {r['psnr_range'][0]:.2f} - {r['psnr_range'][1]:.2f}" for r in rows))
     if args.decompose and not args.no_inpaint:
         print("\nwhere each gap comes from (PSNR dB over the same region):")
         print(DECOMPOSE_HEADER + "\n" + "\n".join(decompose_row(r) for r in rows))
-    real = []
-    if not args.no_real:
-        real = [run_real("bmx-trees", args.frames, None), run_real("schoolgirls", args.frames, SG_LABELS),
-                run_real("schoolgirls", args.frames, None)]
+    if real:
         print(f"\nreal clips ({args.frames} frames, against their ground truth; no inpainting):")
         print_table(real, [])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=48, help="frames per case (40-60 keeps the run to minutes)")
+    ap.add_argument("--no-inpaint", action="store_true", help="masks only: skip the tsam inpaint runs")
+    ap.add_argument("--no-real", action="store_true", help="skip the real bmx-trees / schoolgirls clips")
+    ap.add_argument("--json", type=Path, help="also save every number here")
+    ap.add_argument("--tight", action="store_true", help="track with --tight (the outline, as before issue 25)")
+    ap.add_argument("--decompose", action="store_true",
+                    help="also split each gap into what the missed object pixels and the extra area cost")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="run every case with --net-seed 0..N-1 and print each and their mean (one seed "
+                         "alone moved a case by up to 4.5 dB)")
+    args = ap.parse_args()
+    if args.tight:
+        TRACK_EXTRA["tight"] = True
+    if not SHARED.is_dir():
+        print(f"skipped: {SHARED} is absent (composites, inpainting and real clips all need it)")
+        return
+    print("command: python benchmarks/removal.py " + " ".join(sys.argv[1:]))
+    t0 = time.perf_counter()
+    runs = []
+    for seed in range(max(args.seeds, 1)):
+        runs.append(run_seed(args, seed))
+        if args.seeds > 1:
+            print(f"\n## training seed {seed}")
+        print_results(args, *runs[-1])
+    if args.seeds > 1:
+        rows, real = seed_mean([r[0] for r in runs]), seed_mean([r[2] for r in runs]) if runs[0][2] else []
+        print(f"\n## mean over the {args.seeds} seeds")
+        print_results(args, rows, means_of(rows), real)
     print(f"\ntotal {time.perf_counter() - t0:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({"frames": args.frames, "dilate": DILATE, "cases": rows, "means": means,
-                                         "real": real}, indent=1))
+        args.json.write_text(json.dumps({"frames": args.frames, "dilate": DILATE, "seeds": [
+            {"cases": r, "means": m, "real": x} for r, m, x in runs]}, indent=1))
         print(f"wrote {args.json}")
 
 

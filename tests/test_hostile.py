@@ -482,6 +482,8 @@ NUMBER_ROWS = [
     row("track--frame=past-the-end", track("--frame", "8"), err(2)),
     row("track--max-size=31", track("--max-size", "31"), err(2)),
     row("track--net-steps=neg", track("--net-steps", "-1"), err(2)),
+    row("track--net-seed=neg", track("--net-seed", "-1"), err(2)),
+    row("track--net-seed=2^31", track("--net-seed", str(2**31)), err(2)),
     row("track--iterations=0", track("--refit", "grabcut", "--iterations", "0"), err(2)),
     row("track--ring=0", track("--ring", "0"), err(2)),
     *numbers("track", track, "--area-change", ("nan", "inf")),

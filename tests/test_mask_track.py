@@ -144,6 +144,22 @@ def test_appearance_model_scores_object_above_background():
     assert np.array_equal(twin.log_odds(frames[5]), model.log_odds(frames[5]))
 
 
+def test_net_seed_repeats_a_run_and_another_seed_trains_another_net():
+    from tsam_cli.masking.track import appearance_model
+
+    frames, gt = object_clip(T=2)
+
+    def scores(seed):
+        opts = TrackOptions(box="20,30,24,24", net_steps=5, net_seed=seed)
+        return appearance_model(frames[0], gt[0], opts).log_odds(frames[1])
+
+    assert np.array_equal(scores(0), scores(0)) and np.array_equal(scores(7), scores(7))
+    assert not np.array_equal(scores(0), scores(7))
+    state = np.random.get_state()[1].copy()
+    scores(3)
+    assert np.array_equal(np.random.get_state()[1], state)  # the caller's random state is untouched
+
+
 def test_augmented_crop_is_the_augmented_frame_cut():
     """The seed frame's training crops are made on the crop only; they are the whole frame
     augmented and cut, from the same random draws: the same mask, pixels within 2 levels (the

@@ -870,7 +870,7 @@ def appearance_model(frame: np.ndarray, mask: np.ndarray, opts: TrackOptions):
     ``net_steps`` steps, ~0.05 CPU s each: 5 s for the default 100 at 432x240)."""
     from tsam_cli.masking.appearance import AppearanceModel
 
-    return AppearanceModel(frame, mask, opts.net_steps, opts.update_every)
+    return AppearanceModel(frame, mask, opts.net_steps, opts.update_every, opts.net_seed)
 
 
 # ---------------------------------------------------------------------------- a video
