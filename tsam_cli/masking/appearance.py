@@ -126,8 +126,8 @@ def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tupl
 
 def augmented_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A :func:`crop_origin` square of an :func:`augment` ed seed frame, ``((ch, cw, 3) uint8, (ch, cw) bool)``,
-    made on the crop only: the same random draws and the same pixels as augmenting the whole
-    frame and cropping it, at a tenth of the cost (the warp and the blur ran over all of the
+    made on the crop only: the same random draws, the same mask and pixels within 2 grey levels
+    (rounding) of augmenting the whole frame and cropping it, at under a third of the cost (the warp and the blur ran over all of the
     frame for a 96 px square, 740 times in a 40-frame track: 15 % of its CPU)."""
     aug = _draw_augment(mask, rng)
     y0, x0, ch, cw = crop_origin(aug.mask, rng)
@@ -227,9 +227,9 @@ class AppearanceModel:
         if net_steps > 0:
             with _one_thread(), torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's RNG
                 torch.manual_seed(seed)
-                # channels-last: oneDNN's training kernels for 16 channels run ~15 % faster
-                # so (0.042 against 0.049-0.055 s a step of 4 crops, one thread); the whole-frame
-                # scoring gains nothing and takes the usual layout
+                # trained channels-last: oneDNN's kernels for 16 channels take 0.042 against
+                # 0.049-0.055 s a step of 4 crops on one thread; scoring a whole frame gains
+                # nothing that way, so its input keeps the usual layout
                 self.net = PixelNet().to(memory_format=torch.channels_last)
                 self.optimiser = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE)
                 for _ in range(net_steps):

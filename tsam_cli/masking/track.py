@@ -461,6 +461,9 @@ OWN_RATIO = 1.0
 REGROW_LOG_ODDS = 2.0
 #: parts smaller than this fraction of the largest are dropped (the outline mode: 0.1)
 KEEP_FRACTION = 0.05
+#: ... and is taken into the object within this many px of it (a limb, a wheel that the carried
+#: mask lost; 12 px grew the mask to 3x-6x the object, 6 px kept recall at 0.95-1.0)
+REGROW_PX = 6
 #: a connected part of the moving pixels counts as the object's own only when at least this
 #: fraction of it lies where the object may be (:func:`attached_motion`). A passing car is one
 #: moving part of thousands of pixels of which a few dozen touch the box around the person; a
@@ -469,9 +472,6 @@ KEEP_FRACTION = 0.05
 #: car-turn added over the clip and 7.6 k of 10 k on the highway, against 0.3 k of 4.2 k and 0 of
 #: 9.5 k object px; 0.6, 0.75 and 0.9 gave the same damage and recall within 0.001
 ATTACHED_INSIDE = 0.75
-#: ... and is taken into the object within this many px of it (a limb, a wheel that the carried
-#: mask lost; 12 px grew the mask to 3x-6x the object, 6 px kept recall at 0.95-1.0)
-REGROW_PX = 6
 #: the saved mask is the object grown by MARGIN_MIN px where its outline is sure, up to MARGIN_MAX
 #: px where it moves fast relative to its own motion (MARGIN_GAIN px of margin per px/frame)
 #: or where the carried mask and the re-fit disagree (MARGIN_UNSURE px)
