@@ -206,6 +206,7 @@ def track_from_box(frames: np.ndarray, truth0: np.ndarray) -> tuple[np.ndarray, 
     :class:`MaskStream` (same clipping and orientation rules), ``is_box=True`` cuts the object
     out of it (:func:`fit_box`).
     """
+    import tsam_cli.masking.appearance  # noqa: F401  (torch's import, ~2 s, out of the first case's CPU)
     from tsam_cli.masking.track import TrackOptions, seed_mask, track_frames
     from tsam_cli.ui import NullReporter
 
