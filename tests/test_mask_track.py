@@ -354,6 +354,13 @@ def test_loose_box_does_not_follow_the_background():
 
 
 # ---------------------------------------------------------------------------- bad input
+def test_range_errors_name_integer_bounds_as_typed():
+    with pytest.raises(UsageError, match=r"--net-seed -2 is out of range: give a value from 0 to 2147483647$"):
+        TrackOptions(box="20,30,24,24", net_seed=-2).validate()
+    with pytest.raises(UsageError, match=r"from 1 to 100$"):  # float bounds stay short (1.0 -> 1)
+        TrackOptions(box="20,30,24,24", area_change=0.5).validate()
+
+
 @pytest.mark.parametrize("opts, err", [
     (TrackOptions(), UsageError),  # no object
     (TrackOptions(box="1,2,3"), UsageError),

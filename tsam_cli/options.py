@@ -142,7 +142,12 @@ def _check_range(name: str, value, lo, hi) -> None:
     """``lo <= value <= hi`` and finite, else UsageError with the allowed range."""
     ok = isinstance(value, (int, float)) and math.isfinite(value) and lo <= value <= hi
     if not ok:
-        raise UsageError(f"{name} {value!r} is out of range: give a value from {lo:g} to {hi:g}")
+        raise UsageError(f"{name} {value!r} is out of range: give a value from {_number(lo)} to {_number(hi)}")
+
+
+def _number(x) -> str:
+    """A range bound as a user types it: integers whole (2147483647, not 2.14748e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
