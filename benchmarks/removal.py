@@ -381,9 +381,14 @@ def mean_row(label: str, rows: list[dict]) -> dict | None:
     """The mean of every number of :data:`NUMBERS` over ``rows`` (None for no rows)."""
     if not rows:
         return None
-    out: dict = {"case": f"**mean, {label}** ({len(rows)})"}
-    for k in NUMBERS:
-        vals = [r[k] for r in rows if k in r]
+    return {"case": f"**mean, {label}** ({len(rows)})", **number_means(rows, NUMBERS)}
+
+
+def number_means(rows: list[dict], keys: list[str]) -> dict:
+    """``key -> mean over rows`` for every key of ``keys`` that some row has a number for."""
+    out = {}
+    for k in keys:
+        vals = [r[k] for r in rows if r.get(k) is not None]
         if vals:
             out[k] = float(np.mean(vals))
     return out
@@ -404,10 +409,7 @@ def seed_mean(runs: list[list[dict]]) -> list[dict]:
     out = []
     for same in zip(*runs, strict=True):
         row = {k: v for k, v in same[0].items() if not k.endswith("_frame")}  # a worst frame is one seed's
-        for k in [*NUMBERS, "damage_tracked"]:
-            vals = [r[k] for r in same if r.get(k) is not None]
-            if vals:
-                row[k] = float(np.mean(vals))
+        row |= number_means(list(same), [*NUMBERS, "damage_tracked"])
         psnrs = [r["psnr_tracked"] for r in same if "psnr_tracked" in r]
         if psnrs:
             row["psnr_range"] = (min(psnrs), max(psnrs))

@@ -167,7 +167,11 @@ def test_augmented_crop_is_the_augmented_frame_cut():
     the edges and hold mirrored, blurred and shifted parts."""
     import cv2
 
-    from tsam_cli.masking.appearance import augment, augmented_crop, crop_origin
+    from tsam_cli.masking.appearance import _draw_augment, augmented_crop, crop_origin
+
+    def augment(img, mask, rng):  # the whole frame transformed: the reference
+        aug = _draw_augment(mask, rng)
+        return aug.image(img, 0, mask.shape[0], 0, mask.shape[1]), aug.mask
 
     rng = np.random.default_rng(1)
     img = cv2.GaussianBlur(rng.integers(0, 256, (120, 200, 3)).astype(np.uint8), (0, 0), 2)

@@ -115,17 +115,9 @@ def net_input(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))
 
 
-def augment(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random variant of the seed frame and its mask: scale 0.7-1.2 and rotation +-8 deg about
-    the object, shift up to 30 % of the frame, mirror (1/2), motion blur 3-15 px (1/2, mostly
-    horizontal: pans), brightness x0.8-1.2 and +-20."""
-    aug = _draw_augment(mask, rng)
-    h, w = mask.shape
-    return aug.image(img, 0, h, 0, w), aug.mask
-
-
 def augmented_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A :func:`crop_origin` square of an :func:`augment` ed seed frame, ``((ch, cw, 3) uint8, (ch, cw) bool)``,
+    """A :func:`crop_origin` square of a random variant of the seed frame (:func:`_draw_augment`),
+    ``((ch, cw, 3) uint8, (ch, cw) bool)``,
     made on the crop only: the same random draws, the same mask and pixels within 2 grey levels
     (rounding) of augmenting the whole frame and cropping it, at under a third of the cost (the warp and the blur ran over all of the
     frame for a 96 px square, 740 times in a 40-frame track: 15 % of its CPU)."""
@@ -135,7 +127,7 @@ def augmented_crop(img: np.ndarray, mask: np.ndarray, rng: np.random.Generator) 
 
 
 class _Augment:
-    """One draw of :func:`augment`'s random transform; ``mask`` = the transformed mask."""
+    """One draw of :func:`_draw_augment`'s random transform; ``mask`` = the transformed mask."""
 
     def __init__(self, mask: np.ndarray, m: np.ndarray, mirror: bool, kernel: np.ndarray | None,
                  gain: float, offset: float) -> None:
@@ -169,7 +161,10 @@ class _Augment:
 
 
 def _draw_augment(mask: np.ndarray, rng: np.random.Generator) -> _Augment:
-    """Draw :func:`augment`'s random parameters for the seed ``mask`` (``(h, w) bool``)."""
+    """A random variant of the seed frame, drawn for its ``mask`` (``(h, w) bool``): scale 0.7-1.2
+    and rotation +-8 deg about the object, shift up to 30 % of the frame, mirror (1/2), motion
+    blur 3-15 px (1/2, mostly horizontal: pans), brightness x0.8-1.2 and +-20. ``.image(img, 0,
+    h, 0, w)`` is the whole frame transformed, ``.mask`` its mask."""
     h, w = mask.shape
     ys, xs = np.nonzero(mask)
     m = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())), rng.uniform(-8, 8), rng.uniform(0.7, 1.2))

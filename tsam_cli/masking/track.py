@@ -1107,9 +1107,9 @@ class _Forward:
     seed_mask: np.ndarray  # the object on it (fitted when a box was given)
     lost: int | None  # first frame after the seed with an empty mask
     n_tracked: int
+    backdrop: Backdrop  # the still-camera peel (off with --tight)
     train_mask: np.ndarray | None = None  # what the appearance is learned from, when not seed_mask
     scores: list = field(default_factory=list)  # per frame (confidence, weakest signal), None before the seed
-    backdrop: Backdrop = field(default_factory=lambda: Backdrop(0, enabled=False))  # the still-camera peel (off with --tight)
 
 
 def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, opts, estimator, reporter,
@@ -1140,7 +1140,7 @@ def _track_forward(frames, n_frames: int, small, seed_small, seed_index: int, op
     if tracker is None:
         raise MaskError(f"--frame {seed_index} is past the end of the video ({plural(len(packed), 'frame')}): "
                         f"give a frame from 0 to {len(packed) - 1}")
-    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, outline, scores, backdrop)
+    return _Forward(packed, stash, tracker, seed_img, seed_small, lost, n_tracked, backdrop, outline, scores)
 
 
 def _fit_seed(img: np.ndarray, seed: np.ndarray, opts: TrackOptions, is_box: bool) -> tuple[np.ndarray, np.ndarray | None]:
