@@ -409,3 +409,62 @@ def test_the_filler_is_not_steadied_across_a_cut():
     frames, holes, flows = _window_left_to_the_filler(linked=False)
     out, _, _ = propagate(frames, holes, flows, _Flat(130))
     assert (out[1][holes[1]] == 130).all()
+
+
+def _window_filled_before_a_known_frame(linked: bool = True):
+    """Two 20x30 frames moving 2 px to the right; frame 0 has a hole no valid flow leaves (the
+    filler fills it), frame 1 is whole: grey 100 with a column band of 200 that the hole's
+    columns 12-15 land on. ``linked``: the pair's flow is valid outside the hole (False: a cut)."""
+    from tsam_cli.flow.pair import PairFlow
+
+    frames = np.full((2, 20, 30, 3), 100, np.uint8)
+    frames[1, :, 14:18] = 200
+    holes = np.zeros((2, 20, 30), bool)
+    holes[0, 5:15, 8:20] = True
+    fwd = np.zeros((20, 30, 2), np.float32)
+    fwd[..., 0] = 2.0
+    valid = ~holes[0] if linked else np.zeros((20, 30), bool)
+    return frames, holes, [PairFlow(fwd, -fwd, valid.copy(), valid.copy())]
+
+
+def test_the_filler_is_steadied_by_the_next_frame_where_its_colour_is_close():
+    from tsam_cli.core import propagate as prop
+
+    frames, holes, flows = _window_filled_before_a_known_frame()
+    out, hops, _ = propagate(frames, holes, flows, _Flat(130))
+    w = prop.FILLER_FUTURE_WEIGHT
+    hole = holes[0]
+    assert (hops[0][hole] == FILLER_HOPS).all()
+    # frame 1 seen at p + (2, 0): grey 100 (30 levels from the fill: blended) except its band of
+    # 200 over columns 12-15 (70 levels away, another surface: the fill stays)
+    blended = round(w * 100 + (1 - w) * 130)
+    assert (out[0, 5:15, 8:12] == blended).all() and (out[0, 5:15, 16:20] == blended).all()
+    assert (out[0, 5:15, 12:16] == 130).all()
+    assert (out[0][~hole] == frames[0][~hole]).all() and (out[1] == frames[1]).all()
+
+
+def test_the_filler_is_not_steadied_by_the_next_frame_across_a_cut():
+    frames, holes, flows = _window_filled_before_a_known_frame(linked=False)
+    out, _, _ = propagate(frames, holes, flows, _Flat(130))
+    assert (out[0][holes[0]] == 130).all()
+
+
+def test_propagated_pixels_are_not_blended_with_the_next_frame(monkeypatch):
+    """Only the filler's colours are steadied from the future: a colour chains brought (here the
+    blend of frame 0's 100 and frame 2's 160) stays what the chains gave."""
+    from tsam_cli.core import propagate as prop
+    from tsam_cli.flow.pair import PairFlow
+
+    frames = np.full((3, 20, 30, 3), 100, np.uint8)
+    frames[2] = 160
+    holes = np.zeros((3, 20, 30), bool)
+    holes[1, 5:15, 8:20] = True
+    zero = np.zeros((20, 30, 2), np.float32)
+    ok = np.ones((20, 30), bool)
+    flows = [PairFlow(zero, zero, ok.copy(), ok.copy()), PairFlow(zero, zero, ok.copy(), ok.copy())]
+    out, hops, _ = propagate(frames, holes, flows, _Flat(130))
+    assert (hops[1][holes[1]] < FILLER_HOPS).all()
+    monkeypatch.setattr(prop, "FILLER_FUTURE_WEIGHT", 0.0)
+    unblended, _, _ = propagate(frames, holes, flows, _Flat(130))
+    assert (out == unblended).all()
+    assert (out[1][holes[1]] != 160).all()  # a blend of both chains, not the next frame's colour
