@@ -319,21 +319,21 @@ def _complete_all(info, masks, writer, fill, flows: _FlowPool, plan: tuple, opts
     cache: dict[int, PairFlow | None] = {}  # pair (a, a + 1) by a, while it is inside the window
     cuts: set[int] = set()  # frame indices a with a shot cut between a and a + 1
     last: _Written | None = None
-    with _Encoder(writer, rep, threaded=(opts.threads or usable_cpus()) > 1) as encoder:
-        for items, n_out in _windows(info, masks, proc, window, lookahead, rep, canvas):
-            _warn_fully_masked(items[:n_out], rep)
-            with rep.timed("flow"):
-                _window_flows(([last.item] if last else []) + items, cache, cuts, flows, rep)
-            fill.new_window(1 + sum(it.index in cuts for it in items[:-1]))
-            win = _window(items, cache, last, n_out, proc if full_res else None)
-            completed, hops = complete_window(win, fill, opts.propagation, rep)
-            # copies: a view would keep this whole window's arrays alive into the next one
-            last = _Written(items[n_out - 1], completed[n_out - 1].copy(), hops[n_out - 1].copy())
-            encoder.put([(it, completed[i]) for i, it in enumerate(items[:n_out])])
-            del completed, hops, items, win
-            for key in [k for k in cache if k < last.item.index]:
-                del cache[key]
-        return encoder.finish()
+    n_done = 0
+    for items, n_out in _windows(info, masks, proc, window, lookahead, rep, canvas):
+        _warn_fully_masked(items[:n_out], rep)
+        with rep.timed("flow"):
+            _window_flows(([last.item] if last else []) + items, cache, cuts, flows, rep)
+        fill.new_window(1 + sum(it.index in cuts for it in items[:-1]))
+        win = _window(items, cache, last, n_out, proc if full_res else None)
+        completed, hops = complete_window(win, fill, opts.propagation, rep)
+        n_done += _paste_and_encode(items[:n_out], completed, writer, rep)
+        # copies: a view would keep this whole window's arrays alive into the next one
+        last = _Written(items[n_out - 1], completed[n_out - 1].copy(), hops[n_out - 1].copy())
+        del completed, hops, items, win
+        for key in [k for k in cache if k < last.item.index]:
+            del cache[key]
+    return n_done
 
 
 def _window_flows(chain: list[_Item], cache: dict, cuts: set[int], flows: _FlowPool, rep) -> None:
@@ -387,66 +387,15 @@ def _window(items: list[_Item], cache: dict, last: _Written | None, n_keep: int,
                   [cache.get(it.index) for it in items[:-1]], before, n_keep, full_res_from)
 
 
-class _Encoder:
-    """Pastes finished frames back and encodes them in order, on a thread of its own when
-    ``threaded``, while the main thread computes the next window: decoding, flows and propagation
-    do not wait for the encoder, and the encoder (libx264 releases the GIL) uses a core that
-    propagation leaves idle. At most one window is being written while the next is computed
-    (:meth:`put` first waits for the previous one), and each frame is dropped once encoded.
-    The frames and their order are those of the sequential loop, so the output is the same.
-
-    Use as a context manager: on leaving with an error the thread is told to stop after its
-    current frame and joined, before the caller's writer is closed; an error of the thread
-    (e.g. a full disk) is raised in the main thread by the next :meth:`put` or :meth:`finish`."""
-
-    def __init__(self, writer, rep, threaded: bool) -> None:
-        import threading
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.writer, self.rep, self.n_done = writer, rep, 0
-        self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tsam-encode") if threaded else None
-        self._pending = None
-
-    def __enter__(self) -> _Encoder:
-        return self
-
-    def __exit__(self, kind, exc, tb) -> None:
-        if self._pool is None:
-            return
-        if kind is not None:
-            self._stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-
-    def put(self, frames: list[tuple[_Item, np.ndarray]]) -> None:
-        """Write ``frames`` (each item with its completed ``(h, w, 3) uint8`` frame) after the
-        frames already given; returns once the previous window is written (at once unthreaded)."""
-        if self._pool is None:
-            self._write(frames)
-            return
-        self._wait()
-        self._pending = self._pool.submit(self._write, frames)
-
-    def finish(self) -> int:
-        """Wait until every frame is written; the number written."""
-        self._wait()
-        return self.n_done
-
-    def _wait(self) -> None:
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            pending.result()  # re-raises the thread's error here
-
-    def _write(self, frames: list[tuple[_Item, np.ndarray]]) -> None:
-        frames.reverse()  # popped from the end: each frame is freed once it is written
-        while frames and not self._stop.is_set():
-            it, done = frames.pop()
-            with self.rep.timed("paste"):
-                result = paste_back(it.full, it.mask, done) if it.hole.any() else it.full
-            with self.rep.timed("encode"):
-                self.writer.write(result, it.pts)
-            self.n_done += 1
-            self.rep.advance("inpaint")
+def _paste_and_encode(items: list[_Item], completed: np.ndarray, writer, rep) -> int:
+    """Paste the completed pixels into the full frames (inside the mask only) and encode them."""
+    for it, done in zip(items, completed, strict=False):
+        with rep.timed("paste"):
+            result = paste_back(it.full, it.mask, done) if it.hole.any() else it.full
+        with rep.timed("encode"):
+            writer.write(result, it.pts)
+        rep.advance("inpaint")
+    return len(items)
 
 
 def _warn_fully_masked(items, rep) -> None:
