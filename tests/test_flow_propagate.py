@@ -359,21 +359,21 @@ def test_computing_on_the_holes_box_gives_the_whole_frame_result(monkeypatch, fi
     assert (small[1] >= prop.FOLLOW_HOPS).any()  # chains long enough to be followed to their roots
 
 
-def _window_left_to_the_filler(linked: bool = True):
-    """Two 20x30 frames moving 2 px to the right; frame 1 has a hole no valid flow reaches (the
-    filler fills it). Frame 0 is grey 100, with a column band of 200 that lands in the hole's
-    left part. ``linked``: the pair's flow is valid outside the hole (False: a shot cut)."""
+def _filler_window(hole_at: int, band: tuple[int, int], linked: bool = True):
+    """Two 20x30 frames moving 2 px to the right, grey 100; frame ``hole_at`` has a hole (rows
+    5-14, columns 8-19) no valid flow leaves (the filler fills it), the other frame a column band
+    of 200 at columns ``band``. ``linked``: the pair's flow is valid outside the hole (False: a
+    shot cut)."""
     from tsam_cli.flow.pair import PairFlow
 
     frames = np.full((2, 20, 30, 3), 100, np.uint8)
-    frames[0, :, 6:10] = 200
+    frames[1 - hole_at, :, band[0]:band[1]] = 200
     holes = np.zeros((2, 20, 30), bool)
-    holes[1, 5:15, 8:20] = True
+    holes[hole_at, 5:15, 8:20] = True
     fwd = np.zeros((20, 30, 2), np.float32)
     fwd[..., 0] = 2.0
-    bwd = -fwd
-    valid = ~holes[1] if linked else np.zeros((20, 30), bool)
-    return frames, holes, [PairFlow(fwd, bwd, valid.copy(), valid.copy())]
+    valid = ~holes[hole_at] if linked else np.zeros((20, 30), bool)
+    return frames, holes, [PairFlow(fwd, -fwd, valid.copy(), valid.copy())]
 
 
 class _Flat:
@@ -390,63 +390,35 @@ class _Flat:
         return out
 
 
-def test_the_filler_is_steadied_by_the_previous_frame_where_its_colour_is_close():
+#: (frame with the hole, the other frame's band of 200, the hole's columns it lands on, weight):
+#: the last frame is steadied by the one before it, the first by the one after it
+_NEIGHBOURS = [(1, (6, 10), (8, 12), "FILLER_PAST_WEIGHT"), (0, (14, 18), (12, 16), "FILLER_FUTURE_WEIGHT")]
+
+
+@pytest.mark.parametrize("hole_at,band,lands,weight", _NEIGHBOURS)
+def test_the_filler_is_steadied_by_a_neighbouring_frame_where_its_colour_is_close(hole_at, band, lands, weight):
     from tsam_cli.core import propagate as prop
 
-    frames, holes, flows = _window_left_to_the_filler()
+    frames, holes, flows = _filler_window(hole_at, band)
     out, hops, _ = propagate(frames, holes, flows, _Flat(130))
-    w = prop.FILLER_PAST_WEIGHT
-    hole = holes[1]
-    assert (hops[1][hole] == FILLER_HOPS).all()
-    # frame 0 seen at p - (2, 0): grey 100 from column 12 on (30 levels from the fill: blended),
-    # its band of 200 at columns 8-11 (70 levels away, another surface: the fill stays)
-    assert (out[1, 5:15, 12:20] == round(w * 100 + (1 - w) * 130)).all()
-    assert (out[1, 5:15, 8:12] == 130).all()
-    assert (out[1][~hole] == frames[1][~hole]).all()
+    w = getattr(prop, weight)
+    hole = holes[hole_at]
+    assert (hops[hole_at][hole] == FILLER_HOPS).all()
+    # the neighbour seen along the flow: grey 100 (30 levels from the fill: blended), except its
+    # band of 200 (70 levels away, another surface: the fill stays)
+    on_band = np.zeros(30, bool)
+    on_band[lands[0]:lands[1]] = True
+    in_hole = out[hole_at, 5:15, 8:20]
+    assert (in_hole[:, ~on_band[8:20]] == round(w * 100 + (1 - w) * 130)).all()
+    assert (in_hole[:, on_band[8:20]] == 130).all()
+    assert (out[:, ~hole] == frames[:, ~hole]).all() and (out[1 - hole_at] == frames[1 - hole_at]).all()
 
 
-def test_the_filler_is_not_steadied_across_a_cut():
-    frames, holes, flows = _window_left_to_the_filler(linked=False)
+@pytest.mark.parametrize("hole_at,band,lands,weight", _NEIGHBOURS)
+def test_the_filler_is_not_steadied_across_a_cut(hole_at, band, lands, weight):
+    frames, holes, flows = _filler_window(hole_at, band, linked=False)
     out, _, _ = propagate(frames, holes, flows, _Flat(130))
-    assert (out[1][holes[1]] == 130).all()
-
-
-def _window_filled_before_a_known_frame(linked: bool = True):
-    """Two 20x30 frames moving 2 px to the right; frame 0 has a hole no valid flow leaves (the
-    filler fills it), frame 1 is whole: grey 100 with a column band of 200 that the hole's
-    columns 12-15 land on. ``linked``: the pair's flow is valid outside the hole (False: a cut)."""
-    from tsam_cli.flow.pair import PairFlow
-
-    frames = np.full((2, 20, 30, 3), 100, np.uint8)
-    frames[1, :, 14:18] = 200
-    holes = np.zeros((2, 20, 30), bool)
-    holes[0, 5:15, 8:20] = True
-    fwd = np.zeros((20, 30, 2), np.float32)
-    fwd[..., 0] = 2.0
-    valid = ~holes[0] if linked else np.zeros((20, 30), bool)
-    return frames, holes, [PairFlow(fwd, -fwd, valid.copy(), valid.copy())]
-
-
-def test_the_filler_is_steadied_by_the_next_frame_where_its_colour_is_close():
-    from tsam_cli.core import propagate as prop
-
-    frames, holes, flows = _window_filled_before_a_known_frame()
-    out, hops, _ = propagate(frames, holes, flows, _Flat(130))
-    w = prop.FILLER_FUTURE_WEIGHT
-    hole = holes[0]
-    assert (hops[0][hole] == FILLER_HOPS).all()
-    # frame 1 seen at p + (2, 0): grey 100 (30 levels from the fill: blended) except its band of
-    # 200 over columns 12-15 (70 levels away, another surface: the fill stays)
-    blended = round(w * 100 + (1 - w) * 130)
-    assert (out[0, 5:15, 8:12] == blended).all() and (out[0, 5:15, 16:20] == blended).all()
-    assert (out[0, 5:15, 12:16] == 130).all()
-    assert (out[0][~hole] == frames[0][~hole]).all() and (out[1] == frames[1]).all()
-
-
-def test_the_filler_is_not_steadied_by_the_next_frame_across_a_cut():
-    frames, holes, flows = _window_filled_before_a_known_frame(linked=False)
-    out, _, _ = propagate(frames, holes, flows, _Flat(130))
-    assert (out[0][holes[0]] == 130).all()
+    assert (out[hole_at][holes[hole_at]] == 130).all()
 
 
 def test_propagated_pixels_are_not_blended_with_the_next_frame(monkeypatch):
