@@ -2,7 +2,7 @@
 
 Given a window of frames with holes and the pair flows between neighbours, hole pixels
 take colours from other frames along chains of *valid* flow correspondences
-(:func:`tsam_cli.flow.validity`), in two sweeps:
+(:func:`tsam_cli.flow.validity`), in two sweeps and a last pass:
 
 1. backward sweep (content from the future), t = T-2 .. 0: a hole pixel p of frame t
    looks at ``p + fwd_t(p)`` in frame t+1 and takes its colour if that location is known
@@ -15,6 +15,8 @@ take colours from other frames along chains of *valid* flow correspondences
    a filled region is carried on to the next frames instead of being re-invented each
    frame (less flicker). Where the filler must fill again, its new pixels are blended with the
    completed previous frame seen along the flow (:func:`_steady_fill`), where the colours agree.
+3. once the window is complete, every pixel holding the filler's colour is also blended with the
+   completed next frame seen along the flow, last frame to first (:func:`_steady_from_future`).
 
 Deep inside large holes colours travel many frames; re-sampling them bilinearly at every hop
 would blur them a little more each time, so there both sweeps follow each colour's chain back
