@@ -147,6 +147,31 @@ def test_probe_rotation_is_clockwise_display_degrees(tmp_path, pyav_ccw, clockwi
     assert probe(src).rotation == clockwise
 
 
+class _SideData(dict):
+    """A frame's side data as PyAV 18.1.1 gives it (iterating yields the types) or, with
+    ``entries``, as PyAV up to 18.1.0 did (iterating yields the entries); both look up by name."""
+
+    def __init__(self, items: dict, entries: bool) -> None:
+        super().__init__(items)
+        self.entries = entries
+
+    def __iter__(self):
+        return iter(self.values() if self.entries else self.keys())
+
+
+@pytest.mark.parametrize("entries", [True, False])
+def test_display_matrix_is_read_whatever_iterating_side_data_yields(entries):
+    import struct
+    from types import SimpleNamespace
+
+    from tsam_cli.media.reader import _display_matrix
+
+    matrix = (0, 65536, 0, -65536, 0, 0, 0, 0, 1 << 30)  # 90 degrees
+    with_it = SimpleNamespace(side_data=_SideData({"DISPLAYMATRIX": struct.pack("=9i", *matrix)}, entries))
+    assert _display_matrix(with_it) == matrix
+    assert _display_matrix(SimpleNamespace(side_data=_SideData({}, entries))) is None
+
+
 @pytest.mark.parametrize("in_suffix,out_suffix", [(".mp4", ".mp4"), (".mov", ".mov"), (".mkv", ".mkv"), (".mp4", ".mkv"), (".mkv", ".mov")])
 def test_rotation_survives_inpaint(tmp_path, in_suffix, out_suffix):
     import av

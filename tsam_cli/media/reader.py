@@ -430,13 +430,15 @@ def _read_picture_meta(info: VideoInfo, vs, first) -> None:
 
 
 def _display_matrix(frame) -> tuple[int, ...] | None:
-    """The frame's DISPLAYMATRIX side data (9 native-endian int32, libavutil/display.h)."""
-    for sd in frame.side_data:
-        if getattr(sd.type, "name", "") == "DISPLAYMATRIX":
-            raw = bytes(sd)
-            if len(raw) == 36:
-                return struct.unpack("=9i", raw)
-    return None
+    """The frame's DISPLAYMATRIX side data (9 native-endian int32, libavutil/display.h).
+
+    Looked up by its type's name, which every PyAV since 12 accepts: iterating ``side_data``
+    gave the entries up to PyAV 18.1.0 and gives their types (a mapping's keys) from 18.1.1."""
+    try:
+        raw = bytes(frame.side_data["DISPLAYMATRIX"])
+    except KeyError:  # no such side data on this frame
+        return None
+    return struct.unpack("=9i", raw) if len(raw) == 36 else None
 
 
 def display_rotation(matrix: tuple[int, ...] | None) -> int:
