@@ -432,8 +432,8 @@ def _read_picture_meta(info: VideoInfo, vs, first) -> None:
 def _display_matrix(frame) -> tuple[int, ...] | None:
     """The frame's DISPLAYMATRIX side data (9 native-endian int32, libavutil/display.h).
 
-    Looked up by its type's name, which every PyAV since 12 accepts: iterating ``side_data``
-    gave the entries up to PyAV 18.1.0 and gives their types (a mapping's keys) from 18.1.1."""
+    Looked up by its type's name (checked on PyAV 18.1.0 and 18.1.1): iterating ``side_data``
+    gave the entries up to 18.1.0 and gives their types (a mapping's keys) from 18.1.1."""
     try:
         raw = bytes(frame.side_data["DISPLAYMATRIX"])
     except KeyError:  # no such side data on this frame
