@@ -57,11 +57,11 @@ FORWARD_WEIGHT = 0.5
 #: removal, and steadier fills"): removal flicker on the fast clips 1.82x -> 1.71x (dev) and
 #: 1.82x -> 1.63x (held-out); 0.3: 1.73x (dev); 0.8 was worse than 0.5 (with a 6 px layer check)
 FILLER_PAST_WEIGHT = 0.5
-#: ... only where the two colours differ by less than this (grey levels, largest channel): a
-#: larger difference is another surface (the chain was refused for a reason: a subject next to a
+#: ... and the blend with the next frame (:data:`FILLER_FUTURE_WEIGHT`) only where the two colours
+#: differ by less than this (grey levels, largest channel): a larger difference is another surface (the chain was refused for a reason: a subject next to a
 #: hole ring), not the fill's frame-to-frame noise. Without it a ring around the bmx rider lost
 #: 0.4-0.6 dB; 60 keeps it within 0.1 dB and the whole removal gain; 30 keeps less (1.75x)
-FILLER_PAST_MAX_DIFF = 60.0
+FILLER_BLEND_MAX_DIFF = 60.0
 #: weight of the completed *next* frame, seen along the completed flow, in every pixel of a frame
 #: that holds the filler's colour (made there or carried on), blended once the forward sweep has
 #: completed the window, from its last frame to its first (:func:`_steady_from_future`; the same
@@ -560,7 +560,7 @@ def _steady_fill(img: np.ndarray, made: np.ndarray, before, box: _Box, past: np.
     """Blend the filler's pixels ``made`` (``(h, w) bool`` on the ``box``) of ``img`` (``(h, w, 3)
     uint8``, in place) with the completed previous frame seen along the completed flow
     (``before`` = ``(image, ok, hops, PairFlow)``), by :data:`FILLER_PAST_WEIGHT`, where the two
-    colours are within :data:`FILLER_PAST_MAX_DIFF`; nothing when no pixel of the box links the
+    colours are within :data:`FILLER_BLEND_MAX_DIFF`; nothing when no pixel of the box links the
     two frames (a shot cut). ``past`` (``(h, w, 3) float32``): that frame already sampled along
     the flow on the box (the forward sweep's own sample, when it made one); else sampled here."""
     prev_img, _, _, prev_flow = before
@@ -594,9 +594,9 @@ def _blend_close(img: np.ndarray, made: np.ndarray, other: np.ndarray, flow: np.
                  weight: float) -> None:
     """``img`` (``(h, w, 3) uint8``, the box, in place) at ``made`` (``(h, w) bool``) blended with
     ``other`` (``(h, w, 3) float32``, a neighbouring frame sampled along ``flow``) by ``weight``,
-    where ``flow`` lands in the frame and the colours differ by less than :data:`FILLER_PAST_MAX_DIFF`
+    where ``flow`` lands in the frame and the colours differ by less than :data:`FILLER_BLEND_MAX_DIFF`
     (largest channel): a larger difference is another surface, not the fill's noise."""
-    sel = made & in_bounds(flow, box.at, (box.H, box.W)) & (np.abs(other - img).max(axis=2) < FILLER_PAST_MAX_DIFF)
+    sel = made & in_bounds(flow, box.at, (box.H, box.W)) & (np.abs(other - img).max(axis=2) < FILLER_BLEND_MAX_DIFF)
     mixed = weight * other[sel] + (1 - weight) * img[sel]
     img[sel] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
 
