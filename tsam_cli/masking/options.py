@@ -154,6 +154,11 @@ class TrackOptions(OutputFlags):
     # benchmarks/removal_notes.md). --tight: the object's outline, the tracker as it was before
     tight: bool = _opt(False, "--tight", "Follow the object's outline instead of a recall-first mask for removal "
                        "(which also takes limbs, thin parts and a margin that widens where they move fast).")
+    # removal mode: a Siamese box tracker (NanoTrack, shipped) keeps the mask inside the object's
+    # box, so a car or a person passing by is not carried on with it (an 80-frame composite: the
+    # mask's area 6.9x the person's without it, 1.6x with it; docs/benchmarks.md)
+    box_guard: bool = _opt(True, "--no-box-guard", "Removal mode: do not keep the mask inside the box a learned "
+                           "box tracker follows (NanoTrack, shipped).", invert=True)
     # the saved mask is the object; tsam inpaint grows it by its own --dilate (4) again
     dilate: int = _opt(0, "--dilate", "Grow the saved masks by this many pixels.")
     invert_seed: bool = _opt(False, "--invert-seed", "Black/zero = object in the seed mask.")

@@ -780,6 +780,11 @@ class MaskTracker:
         self.extent = (int(np.ptp(ys)) + 1, int(np.ptp(xs)) + 1)  # the seed's box (height, width)
         train = mask if train_mask is None else train_mask  # removal mode trains on the outline
         self._seed = (frame, train) if appearance is None and opts.refine and opts.refit == "learned" else None
+        self.guard = None  # removal mode: the box the core is kept inside (:class:`BoxGuard`)
+        if opts.box_guard and not opts.tight and opts.refine:
+            from tsam_cli.masking.boxguard import BoxGuard
+
+            self.guard = BoxGuard.create(frame, mask)
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """The object's mask on ``frame`` (``(h, w, 3) uint8``): ``(h, w) bool``; in removal mode
@@ -796,6 +801,8 @@ class MaskTracker:
         self._log_odds, prev_area = None, int(self.prev_mask.sum())
         if int(mask.sum()) >= self.opts.min_area and self.opts.refine:
             mask = self._refit(frame, soft, mask)
+        if self.guard is not None:
+            mask = self.guard.clamp(frame, mask, self.prev_mask)
         mask = self._check_lost(frame, mask)
         self.confidence = frame_confidence(carried, mask, prev_area, self._log_odds)
         self.prev_frame, self.prev_mask = frame, mask
