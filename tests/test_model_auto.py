@@ -397,8 +397,10 @@ def test_gpu_check_cpu_dry_run(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", "cpu", "--quick",
                            "--json", str(out)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "| parity" in proc.stdout and "| speed" in proc.stdout
+    assert "| speed" in proc.stdout
     fixture = ROOT.parent / "shared" / "reference" / "tsam_parity"
+    # without ../shared (a clean clone, as CI has it) the parity section says it was skipped
+    assert ("| parity" in proc.stdout) if fixture.is_dir() else ("parity/precision: skipped" in proc.stdout)
     if fixture.is_dir():  # fp32 on the CPU matches the official outputs
         assert proc.stdout.count("| fp32, TF32 off |") == 3 and "FAIL" not in proc.stdout
     import json
