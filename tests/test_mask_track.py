@@ -497,7 +497,39 @@ def test_frame_confidence_is_the_weakest_signal():
     log_odds = np.full((40, 40), 3.0, np.float32)
     log_odds[10:30, 10:20] = -5  # half of the mask looks like background
     assert frame_confidence(m, m, 400, log_odds) == (0.5, "appearance")
+    # grown slowly to 2x / 4x what it was near the seed (no jump from the previous frame)
+    assert frame_confidence(m, m, 400, None, early_area=200) == (pytest.approx(0.5), "growth")
+    assert frame_confidence(m, m, 400, None, early_area=100) == (0.0, "growth")
+    assert frame_confidence(m, m, 400, None, early_area=800)[1] == "agreement"  # shrinking is not growth
     assert low_ranges([1, 0.2, 0.1, 0.9, 0.3, 1]) == [(1, 2), (4, 4)]
+
+
+def test_a_mask_that_grows_slowly_is_flagged_by_its_growth():
+    """After GROWTH_MEMORY still frames the mask grows by 12-20 % a frame (the area score, which
+    compares with the previous frame only, stays above 0.5): the growth score, against the
+    median area of the first frames from the seed, flags it once the mask holds about twice that."""
+    from tsam_cli.masking.track import GROWTH_MEMORY, MaskTracker
+
+    h = w = 120
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    zoom = np.stack([(60 - xx) * 0.055, (60 - yy) * 0.055], axis=2)  # new -> previous: samples nearer the centre
+    calls = []
+
+    def estimator(a, b):
+        calls.append(1)
+        return zoom if len(calls) > GROWTH_MEMORY else np.zeros_like(zoom)
+
+    seed = np.zeros((h, w), bool)
+    seed[50:70, 50:70] = True
+    frame = np.zeros((h, w, 3), np.uint8)
+    tracker = MaskTracker(frame, seed, TrackOptions(box="1,1,2,2", motion="flow", refine=False), estimator)
+    scores = []
+    for _ in range(GROWTH_MEMORY + 8):
+        tracker.step(frame)
+        scores.append(tracker.confidence)
+    assert all(c == 1.0 for c, _ in scores[:GROWTH_MEMORY])
+    assert all(c > 0.5 for c, _ in scores[GROWTH_MEMORY : GROWTH_MEMORY + 3])  # not yet twice the start
+    assert scores[-1][1] == "growth" and scores[-1][0] < 0.5, scores
 
 
 @pytest.mark.parametrize("tight", [False, True])
