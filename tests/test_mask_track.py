@@ -559,7 +559,7 @@ def test_confidence_is_zero_after_a_jump_and_the_sidecar_round_trips(tmp_path, c
     out = tmp_path / "masks"
     code = main(["mask", "track", str(video), "--seed", str(seed), "--tight", "--net-steps", "20", "-o", str(out)])
     err = capsys.readouterr().err
-    assert code == 0 and "low confidence: 8 frames (8-15): check them with tsam preview" in err, err
+    assert code == 0 and "low confidence: 8 frames (8-15; mostly: the object was lost): check them with tsam preview" in err, err
     conf, threshold = read_confidence(confidence_path(out))
     assert threshold == LOW_CONFIDENCE and len(conf) == 16
     assert min(conf[1:8]) > 0.75 and max(conf[8:]) == 0.0, conf
@@ -572,6 +572,14 @@ def test_confidence_is_zero_after_a_jump_and_the_sidecar_round_trips(tmp_path, c
     assert code == 5 and not (tmp_path / "m.mkv").exists()
     assert confidence_path(tmp_path / "m.mkv").read_text() == "a user's file"
     assert confidence_path(out).read_bytes() == before
+
+
+def test_the_summary_names_what_most_low_frames_have_in_common():
+    from tsam_cli.masking.track import LOW_REASONS, low_reason
+
+    scores = [(1.0, "seed"), None, (0.3, "growth"), (0.2, "growth"), (0.4, "agreement"), (0.9, "area")]
+    assert low_reason(scores) == LOW_REASONS["growth"]
+    assert low_reason([(1.0, "seed"), (0.9, "agreement")]) is None
 
 
 def test_sidecar_text_reads_back():

@@ -748,6 +748,27 @@ def frame_confidence(carried: np.ndarray, mask: np.ndarray, prev_area: int,
     return float(scores[why]), why
 
 
+#: what each weakest signal (:func:`frame_confidence`) means for the user, in the summary line
+LOW_REASONS = {
+    "lost": "the object was lost",
+    "agreement": "the flow and the re-fit disagree (an occluder, or the mask slipped)",
+    "area": "the mask's size jumped from one frame to the next",
+    "appearance": "much of the mask does not look like the object",
+    "growth": "the mask grew to twice or more its size near the seed (something beside the object may have joined it)",
+}
+
+
+def low_reason(scores: list, threshold: float = LOW_CONFIDENCE) -> str | None:
+    """The :data:`LOW_REASONS` text of the signal that is weakest on most low frames (``scores``:
+    per frame ``(confidence, weakest signal)`` or None), or None when no frame is low."""
+    from collections import Counter
+
+    weakest = Counter(why for s in scores if s is not None and s[0] < threshold for why in [s[1]])
+    if not weakest:
+        return None
+    return LOW_REASONS.get(weakest.most_common(1)[0][0])
+
+
 def low_ranges(confidence: list[float], threshold: float = LOW_CONFIDENCE) -> list[tuple[int, int]]:
     """``(first, last)`` frame ranges (inclusive) whose confidence is below ``threshold``."""
     out: list[tuple[int, int]] = []
@@ -1266,6 +1287,7 @@ class TrackReport:
     lost_backward: int | None
     low: list = field(default_factory=list)  # (first, last) frame ranges of low confidence (:func:`low_ranges`)
     confidence_file: Path | None = None  # the sidecar written beside the masks
+    low_reason: str | None = None  # what most low frames have in common (:func:`low_reason`)
 
     def summary(self) -> str:
         lost = [f"lost after frame {self.lost_forward - 1}" if self.lost_forward is not None else "",
@@ -1274,8 +1296,9 @@ class TrackReport:
         text = (f"wrote {self.output}: {self.n_frames} mask frames ({lost_text}), "
                 f"{self.seconds_per_frame:.3f} s per tracked frame")
         if self.low:
+            why = f"; mostly: {self.low_reason}" if self.low_reason else ""
             text += (f"\nlow confidence: {plural(sum(b - a + 1 for a, b in self.low), 'frame')} "
-                     f"({format_ranges(self.low)}): check them with tsam preview VIDEO --mask {self.output}, "
+                     f"({format_ranges(self.low)}{why}): check them with tsam preview VIDEO --mask {self.output}, "
                      f"fix with --seed MASK@N")
         return text
 
@@ -1321,4 +1344,4 @@ def track_video(video: str | Path, out: str | Path, opts: TrackOptions, reporter
         sidecar.write_with(lambda tmp: tmp.write_text(confidence_json(result.scores, result.seeds, LOW_CONFIDENCE),
                                                       encoding="utf-8"))
     return TrackReport(Path(out), n, result.seconds_per_frame, result.lost_forward, result.lost_backward,
-                       low_ranges(result.confidence), sidecar.path)
+                       low_ranges(result.confidence), sidecar.path, low_reason(result.scores))
