@@ -559,7 +559,7 @@ def test_confidence_is_zero_after_a_jump_and_the_sidecar_round_trips(tmp_path, c
     out = tmp_path / "masks"
     code = main(["mask", "track", str(video), "--seed", str(seed), "--tight", "--net-steps", "20", "-o", str(out)])
     err = capsys.readouterr().err
-    assert code == 0 and "low confidence: 8 frames (8-15; mostly: the object was lost): check them with tsam preview" in err, err
+    assert code == 0 and "low confidence: 8 frames (8-15), mostly because the object was lost: check them with tsam preview" in err, err
     conf, threshold = read_confidence(confidence_path(out))
     assert threshold == LOW_CONFIDENCE and len(conf) == 16
     assert min(conf[1:8]) > 0.75 and max(conf[8:]) == 0.0, conf

@@ -751,10 +751,10 @@ def frame_confidence(carried: np.ndarray, mask: np.ndarray, prev_area: int,
 #: what each weakest signal (:func:`frame_confidence`) means for the user, in the summary line
 LOW_REASONS = {
     "lost": "the object was lost",
-    "agreement": "the flow and the re-fit disagree (an occluder, or the mask slipped)",
+    "agreement": "the flow and the re-fit disagree, as at an occluder or where the mask slipped",
     "area": "the mask's size jumped from one frame to the next",
     "appearance": "much of the mask does not look like the object",
-    "growth": "the mask grew to twice or more its size near the seed (something beside the object may have joined it)",
+    "growth": "the mask grew to twice or more its size near the seed, as when something beside the object joins it",
 }
 
 
@@ -1296,9 +1296,9 @@ class TrackReport:
         text = (f"wrote {self.output}: {self.n_frames} mask frames ({lost_text}), "
                 f"{self.seconds_per_frame:.3f} s per tracked frame")
         if self.low:
-            why = f"; mostly: {self.low_reason}" if self.low_reason else ""
+            why = f", mostly because {self.low_reason}" if self.low_reason else ""
             text += (f"\nlow confidence: {plural(sum(b - a + 1 for a, b in self.low), 'frame')} "
-                     f"({format_ranges(self.low)}{why}): check them with tsam preview VIDEO --mask {self.output}, "
+                     f"({format_ranges(self.low)}){why}: check them with tsam preview VIDEO --mask {self.output}, "
                      f"fix with --seed MASK@N")
         return text
 
