@@ -763,7 +763,7 @@ def low_reason(scores: list, threshold: float = LOW_CONFIDENCE) -> str | None:
     per frame ``(confidence, weakest signal)`` or None), or None when no frame is low."""
     from collections import Counter
 
-    weakest = Counter(why for s in scores if s is not None and s[0] < threshold for why in [s[1]])
+    weakest = Counter(s[1] for s in scores if s is not None and s[0] < threshold)
     if not weakest:
         return None
     return LOW_REASONS.get(weakest.most_common(1)[0][0])
@@ -827,8 +827,9 @@ class MaskTracker:
 
     def step(self, frame: np.ndarray) -> np.ndarray:
         """The object's mask on ``frame`` (``(h, w, 3) uint8``): ``(h, w) bool``; in removal mode
-        grown by :func:`adaptive_margin` and joined with :func:`regained` (the tracked core,
-        without either, is carried on)."""
+        the tracked core is cut to the box of :attr:`guard` (:class:`BoxGuard`, where it is
+        trusted), then grown by :func:`adaptive_margin` and joined with :func:`regained` (the
+        core, without either, is carried on)."""
         if self.lost:
             self.prev_frame, self.confidence = frame, (0.0, "lost")
             return self.prev_mask
