@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tsam_cli.masking import boxguard
-from tsam_cli.masking.boxguard import BoxGuard, bounding_box, grown_box
+from tsam_cli.masking.boxguard import BoxGuard, box_xywh, grown_box
 
 H, W = 120, 200
 
@@ -44,7 +44,7 @@ def test_grown_box_is_the_box_with_a_relative_margin_clipped_to_the_frame():
     assert (ys.min(), ys.max() + 1) == (int(40 - my), int(70 + my))
     edge = grown_box((H, W), (-5, -5, 20, 20))  # a box past the frame's corner is clipped, not wrapped
     assert edge[0, 0] and not edge[:, -1].any() and not edge[-1, :].any()
-    assert bounding_box(m) == (int(50 - mx), int(40 - my), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+    assert box_xywh(m) == (int(50 - mx), int(40 - my), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
 
 
 def test_the_guard_cuts_a_bystander_joined_to_the_core_and_keeps_the_object():

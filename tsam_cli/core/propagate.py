@@ -57,9 +57,10 @@ FORWARD_WEIGHT = 0.5
 #: removal, and steadier fills"): removal flicker on the fast clips 1.82x -> 1.71x (dev) and
 #: 1.82x -> 1.63x (held-out); 0.3: 1.73x (dev); 0.8 was worse than 0.5 (with a 6 px layer check)
 FILLER_PAST_WEIGHT = 0.5
-#: ... and the blend with the next frame (:data:`FILLER_FUTURE_WEIGHT`) only where the two colours
-#: differ by less than this (grey levels, largest channel): a larger difference is another surface (the chain was refused for a reason: a subject next to a
-#: hole ring), not the fill's frame-to-frame noise. Without it a ring around the bmx rider lost
+#: ... and the blend with the next frame (:data:`FILLER_FUTURE_WEIGHT`) only where the two
+#: colours differ by less than this (grey levels, largest channel): a larger difference is another
+#: surface (the chain was refused for a reason: a subject next to a hole ring), not the fill's
+#: frame-to-frame noise. Without it a ring around the bmx rider lost
 #: 0.4-0.6 dB; 60 keeps it within 0.1 dB and the whole removal gain; 30 keeps less (1.75x)
 FILLER_BLEND_MAX_DIFF = 60.0
 #: weight of the completed *next* frame, seen along the completed flow, in every pixel of a frame

@@ -43,10 +43,13 @@ def _model_files() -> tuple[str, str] | None:
     return (str(files[0]), str(files[1])) if all(f.is_file() for f in files) else None
 
 
-def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """``(x, y, w, h)`` of a non-empty ``(h, w) bool`` mask."""
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1
+def box_xywh(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """``(x, y, w, h)`` (what OpenCV's trackers take) of a non-empty ``(h, w) bool`` mask:
+    :func:`tsam_cli.flow.warp.bounding_box` in that order."""
+    from tsam_cli.flow.warp import bounding_box
+
+    y0, y1, x0, x1 = bounding_box(mask)
+    return x0, y0, x1 - x0, y1 - y0
 
 
 def grown_box(shape: tuple[int, int], box) -> np.ndarray:
@@ -87,7 +90,7 @@ class BoxGuard:
         import cv2
 
         self._tracker = self._factory()
-        self._tracker.init(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), bounding_box(mask))
+        self._tracker.init(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), box_xywh(mask))
 
     def clamp(self, frame: np.ndarray, core: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """``core`` (this frame's tracked object) less what lies outside the box grown by
