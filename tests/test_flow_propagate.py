@@ -275,7 +275,7 @@ def test_a_root_with_no_colour_at_the_chained_position_keeps_the_one_hop_colour(
     images[2] = 200.0
     vals = np.full((h, w, 3), 50.0, np.float32)  # the one-hop colours
     ok = holes[0].copy()
-    roots.trace(0, np.zeros((h, w, 2), np.float32), ok, ok, vals, images, ~holes)
+    roots.trace(0, np.zeros((h, w, 2), np.float32), ok, ok, vals, lambda k: (images[k], ~holes[k]))
     assert np.all(vals == 50.0)
     assert np.all(roots.frame[ok] == 1)
 

@@ -28,7 +28,7 @@ Known pixels are never changed. Arrays: frames ``(T, H, W, 3)``, holes ``(T, H, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -433,26 +433,61 @@ def _backward_sweep(frames: np.ndarray, holes: np.ndarray, flows: Sequence[PairF
 
     Colours of ``deep`` pixels (``(T, h, w) bool``, the ``box``) that travelled ``FOLLOW_HOPS``
     frames or more are sampled once from the frame they were copied from (:class:`_Roots`).
-    Returns ``(values (T,H,W,3) float32, ok (T,H,W) bool, hops (T,H,W) float32)``: hole
-    pixels reached have ``ok`` set and the number of frames their colour travelled.
+    Returns ``(values (T,h,w,3) float32, ok (T,h,w) bool, hops (T,h,w) float32)`` on the box:
+    hole pixels reached have ``ok`` set and the number of frames their colour travelled.
     """
-    b_val = frames.astype(np.float32)
-    b_ok = ~holes
-    b_dist = np.where(holes, np.inf, 0.0).astype(np.float32)
+    swept = _Swept(frames, holes, box)
     roots = _Roots(box.of_window(holes), box)
     for t in range(frames.shape[0] - 2, -1, -1):
         want, vals = box(holes[t]), None
         fwd = box(flows[t].fwd)
         if want.any():
-            vals, ok, dist = _take_from(b_val[t + 1], b_ok[t + 1], b_dist[t + 1], fwd, box(flows[t].valid_f), want, box)
+            vals, ok, dist = _take_from(*swept.whole(t + 1), fwd, box(flows[t].valid_f), want, box)
         if vals is None:
             roots.skip(t)
             continue
-        roots.trace(t, fwd, ok, ok & _followed(dist, deep[t]), vals, b_val, b_ok)
-        box(b_val[t])[ok] = vals[ok]
-        box(b_dist[t])[ok] = dist[ok]
-        box(b_ok[t])[...] |= ok
-    return b_val, b_ok, b_dist
+        roots.trace(t, fwd, ok, ok & _followed(dist, deep[t]), vals, swept.colours)
+        swept.vals[t][ok] = vals[ok]
+        swept.dist[t][ok] = dist[ok]
+        swept.ok[t] |= ok
+    return swept.vals, swept.ok, swept.dist
+
+
+class _Swept:
+    """The backward sweep's result, kept on the ``box`` only: outside it every pixel is known and
+    is its own frame's colour, so whole frames (which a flow may point anywhere in) are made from
+    ``frames`` when a frame is sampled, instead of a float copy of the whole window (at 960x540,
+    50 frames: 311 MB, and most of the sweep's time went to making it).
+
+    ``vals`` ``(T, h, w, 3) float32``, ``ok`` ``(T, h, w) bool`` (known or reached), ``dist``
+    ``(T, h, w) float32`` (hops; 0 known, inf not reached). A frame is read whole only once the
+    sweep has finished it, so the few kept whole are never stale."""
+
+    KEEP = 4  # whole frames kept: the sweep reads t + 1, and the roots of its chains
+
+    def __init__(self, frames: np.ndarray, holes: np.ndarray, box: _Box) -> None:
+        self.frames, self.box = frames, box
+        inside = box.of_window(holes)
+        self.vals = box.of_window(frames).astype(np.float32)
+        self.ok = ~inside
+        self.dist = np.where(inside, np.float32(np.inf), np.float32(0))
+        self._whole: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def whole(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame ``k`` whole: ``(values (H,W,3) float32, ok (H,W) bool, hops (H,W) float32)``."""
+        if k not in self._whole:
+            vals = self.frames[k].astype(np.float32)
+            ok = np.ones(vals.shape[:2], bool)
+            dist = np.zeros(vals.shape[:2], np.float32)
+            self.box(vals)[...], self.box(ok)[...], self.box(dist)[...] = self.vals[k], self.ok[k], self.dist[k]
+            if len(self._whole) >= self.KEEP:
+                self._whole.pop(next(iter(self._whole)))  # the oldest made
+            self._whole[k] = (vals, ok, dist)
+        return self._whole[k]
+
+    def colours(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame ``k`` whole: ``(values (H,W,3) float32, ok (H,W) bool)``."""
+        return self.whole(k)[:2]
 
 
 class _Roots:
@@ -480,10 +515,11 @@ class _Roots:
         self.xy = self.grid.copy()
 
     def trace(self, t: int, flow: np.ndarray, ok: np.ndarray, follow: np.ndarray, vals: np.ndarray,
-              images: np.ndarray, images_ok: np.ndarray) -> None:
+              whole: Callable[[int], tuple[np.ndarray, np.ndarray]]) -> None:
         """Pixels ``ok`` of frame ``t`` copy frame ``t + 1`` at ``p + flow(p)``: record their roots;
-        for those in ``follow``, replace ``vals`` (in place) by one cubic sample of ``images`` at
-        the root, where its 4 bilinear neighbours are all in ``images_ok`` (else the pixel keeps
+        for those in ``follow``, replace ``vals`` (in place) by one cubic sample of the root frame
+        (``whole(k)`` = its ``(colours (H,W,3) float32, known or reached (H,W) bool)``) at the
+        root, where its 4 bilinear neighbours are all known or reached (else the pixel keeps
         the one-hop value, and its chain restarts at frame ``t + 1``). Pixels not followed keep
         the one-hop value but pass their roots on: a chain is followed from where it began."""
         s = t + 1
@@ -493,8 +529,9 @@ class _Roots:
         want = follow[ys, xs] & (root != s)
         for k in np.unique(root[want]):
             sel = np.flatnonzero(want & (root == k))
-            avail = _sample_linear(images_ok[k].astype(np.float32), pos[sel]) > 0.999
-            vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(images[k], pos[sel[avail]])
+            image, image_ok = whole(k)
+            avail = _sample_linear(image_ok.astype(np.float32), pos[sel]) > 0.999
+            vals[ys[sel[avail]], xs[sel[avail]]] = _sample_cubic(image, pos[sel[avail]])
             bad = sel[~avail]  # their value is the one-hop sample: the chain restarts at frame s
             root[bad], pos[bad] = s, q[bad]
         self.skip(t)
@@ -521,7 +558,7 @@ def _forward_step(frame: np.ndarray, hole: np.ndarray, back, t: int, before, fil
     Returns, on the box, ``(image (h,w,3) uint8, hops (h,w) float32, unfilled (h,w) bool,
     carried (h,w) bool)``: ``carried`` = the pixels copied from the previous frame only.
     """
-    b_val, b_ok, b_dist = (box(a[t]) for a in back)
+    b_val, b_ok, b_dist = (a[t] for a in back)  # the backward sweep's result is on the box
     known, hole = box(frame), box(hole)
     cur = known.astype(np.float32)
     cur_hops = np.zeros(hole.shape, np.float32)
