@@ -388,3 +388,75 @@ def test_upscaled_flow_on_a_box_matches_the_whole(small, full, cropped):
     tiny = upscale_pair_flow(pf, full, (0, 1, 0, 1))  # only a corner is computed where that is exact
     computed = np.count_nonzero(tiny.fwd[..., 0]) / (W * H)
     assert computed < 0.01 if cropped else computed > 0.01
+
+
+def _blobs(rng, shape, n=3, noise=0.0):
+    """``(H, W) bool``: a few filled discs, plus scattered pixels when ``noise`` > 0."""
+    import cv2
+
+    m = np.zeros(shape, np.uint8)
+    for _ in range(n):
+        cy, cx = int(rng.integers(0, shape[0])), int(rng.integers(0, shape[1]))
+        cv2.circle(m, (cx, cy), int(rng.integers(2, max(3, min(shape) // 3))), 1, -1)
+    return (m > 0) | (rng.random(shape) < noise)
+
+
+def _smooth_fill_on_the_whole_frame(values, hole, iters=4):
+    """The push-pull fill and its masked blurs computed on every pixel, as written in the
+    first place: what :func:`smooth_fill` must give, pixel for pixel, on the box it computes."""
+    import cv2
+
+    known = (~hole).astype(np.float32)
+    nums, weights = [values * known[..., None]], [known]
+    while min(nums[-1].shape[:2]) > 4:
+        h, w = nums[-1].shape[:2]
+        size = ((w + 1) // 2, (h + 1) // 2)
+        nums.append(cv2.resize(nums[-1], size, interpolation=cv2.INTER_AREA).reshape(size[1], size[0], -1))
+        weights.append(cv2.resize(weights[-1], size, interpolation=cv2.INTER_AREA))
+    k = weights[-1][..., None]
+    est = nums[-1] / np.maximum(k, 1e-6)
+    if not (k > 1e-6).all():
+        est = np.where(k > 1e-6, est, nums[0].sum(axis=(0, 1)) / max(known.sum(), 1.0))
+    for n, k in zip(reversed(nums[:-1]), reversed(weights[:-1]), strict=True):
+        h, w = n.shape[:2]
+        up = cv2.resize(est, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+        k3 = k[..., None]
+        est = np.divide(n, np.maximum(k3, 1e-6))
+        est *= k3
+        up *= 1 - k3
+        est += up
+    hole_c = np.repeat(hole[..., None], values.shape[2], axis=2)
+    out = np.where(hole_c, est, values).astype(np.float32)
+    for _ in range(iters):
+        out = np.where(hole_c, cv2.blur(out, (5, 5)).reshape(out.shape), values).astype(np.float32)
+    return out
+
+
+@pytest.mark.parametrize("size", [(240, 432), (540, 960), (135, 241), (37, 5), (3, 3)])
+def test_smooth_fill_on_the_holes_box_matches_the_whole_frame(size):
+    """Only the box of the hole (or of the pixels read) is computed; every pixel the caller
+    reads must be bit for bit what the whole-frame computation gives, at even sizes (the
+    finest level resized on a part) and odd ones (resized whole)."""
+    rng = np.random.default_rng(sum(size))
+    for trial in range(6):
+        values = (rng.standard_normal((*size, 2)) * 3).astype(np.float32)
+        hole = _blobs(rng, size, noise=0.2 if trial % 2 else 0.0)
+        if hole.all() or not hole.any():
+            continue
+        whole = _smooth_fill_on_the_whole_frame(values, hole)
+        assert np.array_equal(smooth_fill(values, hole), whole)
+        read = _blobs(rng, size) & hole
+        assert np.array_equal(smooth_fill(values, hole, read=read)[read], whole[read])
+
+
+def test_nearest_outside_on_the_regions_box_matches_the_whole_frame():
+    from tsam_cli.flow.validity import _nearest_outside
+
+    rng = np.random.default_rng(5)
+    for trial in range(40):
+        shape = (int(rng.integers(8, 120)), int(rng.integers(8, 200)))
+        region = _blobs(rng, shape, noise=0.1 if trial % 3 == 0 else 0.0)
+        if region.all() or not region.any():
+            continue
+        values = rng.random((*shape, 3)).astype(np.float32)
+        assert np.array_equal(nearest_outside(values, region), _nearest_outside(values, region))

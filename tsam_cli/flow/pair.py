@@ -15,7 +15,7 @@ import numpy as np
 from tsam_cli.flow.beyond import picture_flows
 from tsam_cli.flow.complete import DEFAULT_MOTION, FLOW_MARGIN, complete_flow, untrusted
 from tsam_cli.flow.validity import nearest_outside, same_layer, validity
-from tsam_cli.flow.warp import bounding_box, grow
+from tsam_cli.flow.warp import bounding_box, grow, resized_part
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 
@@ -130,21 +130,20 @@ def upscale_pair_flow(pf: PairFlow, size: tuple[int, int], box: tuple[int, int, 
     size is 2 px at full size); validity masks are resized with nearest neighbour.
     ``box = (y0, y1, x0, x1)`` of the full size: only a part covering it is resized (zero flow,
     nothing valid elsewhere; for propagation, which reads its holes' box only), each pixel
-    exactly as resizing the whole gives it; see :func:`_source_span`.
+    exactly as resizing the whole gives it; see :func:`tsam_cli.flow.warp.resized_part`.
     """
     import cv2
 
     h, w = pf.fwd.shape[:2]
     W, H = size
     scale = np.array([W / w, H / h], np.float32)
-    (sy0, sy1, dy0, dy1), (sx0, sx1, dx0, dx1) = _source_span(box, (h, w), (H, W))
 
     def part(a, interp):
-        if (sy0, sy1, sx0, sx1) == (0, h, 0, w):  # the whole frame: no part to place
-            return cv2.resize(a, (W, H), interpolation=interp)
+        resized, (dy0, dx0) = resized_part(a, (W, H), box, interp)
+        if resized.shape[:2] == (H, W):  # the whole frame: no part to place
+            return resized
         out = np.zeros((H, W) + a.shape[2:], a.dtype)
-        resized = cv2.resize(a[sy0:sy1, sx0:sx1], (dx1 - dx0, dy1 - dy0), interpolation=interp)
-        out[dy0:dy1, dx0:dx1] = resized.reshape(out[dy0:dy1, dx0:dx1].shape)
+        out[dy0:dy0 + resized.shape[0], dx0:dx0 + resized.shape[1]] = resized
         return out
 
     def vec(f):
@@ -154,30 +153,3 @@ def upscale_pair_flow(pf: PairFlow, size: tuple[int, int], box: tuple[int, int, 
         return part(v.astype(np.uint8), cv2.INTER_NEAREST) > 0
 
     return PairFlow(vec(pf.fwd), vec(pf.bwd), val(pf.valid_f), val(pf.valid_b))
-
-
-def _source_span(box, small: tuple[int, int], full: tuple[int, int]) -> tuple[tuple[int, int, int, int], ...]:
-    """Per axis ``(s0, s1, d0, d1)``: the source rows (columns) ``s0..s1`` whose resize is the
-    full-size ``d0..d1``, which covers ``box`` (the whole axis when ``box`` is None).
-
-    OpenCV maps output pixel ``d`` to source ``(d + 0.5) * n / N - 0.5`` (``n`` source, ``N`` output
-    pixels). A part starting at source ``s0`` and output ``d0 = s0 * N / n``, of sizes in the same
-    ratio, maps its pixels to the same source positions less ``s0``: exactly, when ``n / N`` has a
-    power-of-two denominator (2x, 4x, 4/3x: the float arithmetic is then exact; a 3/2x upscale
-    differed by 1e-4 in a trial) and ``s0`` is a multiple of ``N / n``'s denominator. Two source
-    pixels of margin keep the bilinear footprint off the part's edges; otherwise the whole axis.
-    """
-    from fractions import Fraction
-
-    spans = []
-    for axis, (n, N) in enumerate(zip(small, full, strict=True)):
-        ratio, lo, hi = Fraction(N, n), (None if box is None else box[2 * axis]), (None if box is None else box[2 * axis + 1])
-        inv = Fraction(n, N).denominator
-        if lo is None or inv & (inv - 1):  # no box, or a ratio whose float arithmetic is inexact
-            spans.append((0, n, 0, N))
-            continue
-        q = ratio.denominator
-        s0 = max(0, (int(lo / ratio) - 2) // q * q)
-        s1 = min(n, -(-(int(hi / ratio) + 3) // q) * q)
-        spans.append((s0, s1, int(s0 * ratio), N if s1 == n else int(s1 * ratio)))
-    return tuple(spans)

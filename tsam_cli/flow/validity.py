@@ -56,10 +56,21 @@ def nearest_outside(values: np.ndarray, region: np.ndarray) -> np.ndarray:
     Returns:
         ``(H, W, C)``, ``values`` itself when ``region`` is empty or covers everything.
     """
-    import cv2
-
     if not region.any() or region.all():
         return values
+    # The region's box grown by the 5x5 mask's reach has a ring of outside pixels all round it
+    # (or the frame's edge), and the nearest outside pixel of a region pixel is never beyond
+    # that ring: so the labels are computed on that box only, each the same as on the frame
+    y0, y1, x0, x1 = bounding_box(region, 2)
+    out = values.copy()
+    out[y0:y1, x0:x1] = _nearest_outside(values[y0:y1, x0:x1], region[y0:y1, x0:x1])
+    return out
+
+
+def _nearest_outside(values: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """:func:`nearest_outside` of the whole of ``values`` (``region`` neither empty nor all)."""
+    import cv2
+
     zero = (~region).astype(np.uint8)  # distanceTransform measures to the nearest 0 pixel
     _, labels = cv2.distanceTransformWithLabels(1 - zero, cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL)
     outside = np.flatnonzero(zero.ravel())
