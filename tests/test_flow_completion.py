@@ -460,3 +460,22 @@ def test_nearest_outside_on_the_regions_box_matches_the_whole_frame():
             continue
         values = rng.random((*shape, 3)).astype(np.float32)
         assert np.array_equal(nearest_outside(values, region), _nearest_outside(values, region))
+
+
+@pytest.mark.parametrize("small, full", [((54, 96), (108, 192)), ((45, 80), (60, 107)), ((27, 48), (81, 144)),
+                                         ((30, 40), (30, 40))])
+def test_paste_back_upscales_the_masks_box_as_the_whole_frame(small, full):
+    """Pasting upscales only the mask's box: exact for 2x and 4/3x, the whole frame for 3x."""
+    import cv2
+
+    from tsam_cli.core.pipeline import paste_back
+
+    rng = np.random.default_rng(sum(full))
+    for trial in range(5):
+        done = rng.integers(0, 256, (*small, 3), dtype=np.uint8)
+        frame = rng.integers(0, 256, (*full, 3), dtype=np.uint8)
+        mask = _blobs(rng, full, n=trial) if trial else np.zeros(full, bool)
+        up = cv2.resize(done, full[::-1], interpolation=cv2.INTER_CUBIC) if small != full else done
+        out = paste_back(frame, mask, done)
+        assert np.array_equal(out, np.where(mask[..., None], up, frame))
+        assert out is not frame

@@ -37,6 +37,7 @@ from tsam_cli.errors import STOP_SIGNALS, signal_number
 from tsam_cli.flow.beyond import hold_still_beyond
 from tsam_cli.flow.estimate import make_estimator
 from tsam_cli.flow.pair import PairFlow, pair_flow, still_pair_flow
+from tsam_cli.flow.warp import bounding_box, resized_part
 from tsam_cli.media import VIDEO_OUT_SUFFIXES, OutputTarget, check_complete, iter_frames, open_writer, probe
 from tsam_cli.media.masks import MaskSpec, MaskStream, parse_box
 from tsam_cli.models import MODEL_CHOICES
@@ -108,12 +109,19 @@ def paste_back(full: np.ndarray, mask: np.ndarray, completed_small: np.ndarray) 
     """
     import cv2
 
-    h, w = full.shape[:2]
-    up = completed_small if completed_small.shape[:2] == (h, w) else cv2.resize(
-        completed_small, (w, h), interpolation=cv2.INTER_CUBIC
-    )
     out = full.copy()
-    out[mask] = up[mask]
+    box = bounding_box(mask)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
+    h, w = full.shape[:2]
+    if completed_small.shape[:2] == (h, w):
+        up = completed_small[y0:y1, x0:x1]
+    else:  # only the mask's box is upscaled, each pixel as upscaling the whole frame gives it
+        part, (ay, ax) = resized_part(completed_small, (w, h), box, cv2.INTER_CUBIC)
+        up = part[y0 - ay:y1 - ay, x0 - ax:x1 - ax]
+    inside = mask[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = up[inside]
     return out
 
 
