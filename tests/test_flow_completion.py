@@ -479,3 +479,18 @@ def test_paste_back_upscales_the_masks_box_as_the_whole_frame(small, full):
         out = paste_back(frame, mask, done)
         assert np.array_equal(out, np.where(mask[..., None], up, frame))
         assert out is not frame
+
+
+@pytest.mark.parametrize("full, small", [((108, 192), (54, 96)), ((216, 384), (54, 96)), ((60, 107), (45, 80)),
+                                         ((90, 160), (30, 80))])
+def test_reduced_mask_is_a_hole_wherever_a_covered_pixel_is(full, small):
+    """Whole blocks are reduced without the float resize; the result is the same as it."""
+    import cv2
+
+    from tsam_cli.core.pipeline import _reduce_mask
+
+    rng = np.random.default_rng(sum(full))
+    for noise in (0.0, 0.01, 0.3):
+        mask = _blobs(rng, full, noise=noise)
+        want = cv2.resize(mask.astype(np.float32), small[::-1], interpolation=cv2.INTER_AREA) > 0
+        assert np.array_equal(_reduce_mask(mask, small[::-1]), want)
