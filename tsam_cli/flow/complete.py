@@ -66,6 +66,8 @@ def smooth_fill(values: np.ndarray, hole: np.ndarray, smooth_iters: int = 4,
     for _ in range(smooth_iters):
         blurred = cv2.blur(out, (5, 5)).reshape(out.shape)
         out = np.where(hole_c, blurred, part).astype(np.float32, copy=False)
+    if out.shape[:2] == values.shape[:2]:  # the box is the whole frame (outpainting's strips)
+        return out
     whole = values.astype(np.float32)  # a copy
     whole[y0:y1, x0:x1] = out
     return whole

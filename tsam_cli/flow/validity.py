@@ -62,6 +62,8 @@ def nearest_outside(values: np.ndarray, region: np.ndarray) -> np.ndarray:
     # (or the frame's edge), and the nearest outside pixel of a region pixel is never beyond
     # that ring: so the labels are computed on that box only, each the same as on the frame
     y0, y1, x0, x1 = bounding_box(region, 2)
+    if (y1 - y0, x1 - x0) == region.shape:
+        return _nearest_outside(values, region)
     out = values.copy()
     out[y0:y1, x0:x1] = _nearest_outside(values[y0:y1, x0:x1], region[y0:y1, x0:x1])
     return out
