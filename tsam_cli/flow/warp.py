@@ -110,7 +110,8 @@ def _source_span(box, small: tuple[int, int], full: tuple[int, int]) -> tuple[tu
     ratio, maps its pixels to the same source positions less ``s0``: exactly, when ``n / N`` has a
     power-of-two denominator (2x, 4x, 4/3x: the float arithmetic is then exact; a 3/2x upscale
     differed by 1e-4 in a trial) and ``s0`` is a multiple of ``N / n``'s denominator. Two source
-    pixels of margin keep the bilinear footprint off the part's edges; otherwise the whole axis.
+    pixels of margin before and three after keep the bilinear footprint (and the cubic one, source
+    pixels -1 .. +2) off the part's edges; otherwise the whole axis.
     """
     from fractions import Fraction
 
