@@ -494,3 +494,22 @@ def test_reduced_mask_is_a_hole_wherever_a_covered_pixel_is(full, small):
         mask = _blobs(rng, full, noise=noise)
         want = cv2.resize(mask.astype(np.float32), small[::-1], interpolation=cv2.INTER_AREA) > 0
         assert np.array_equal(_reduce_mask(mask, small[::-1]), want)
+
+
+def test_untrusted_checks_eq2_on_the_models_landing_box_as_on_the_whole_frame():
+    """Eq. 2 on the measured flows is evaluated only where the model sends pixels into b's hole;
+    the result is the whole-frame formula's, pixel for pixel."""
+    from tsam_cli.flow.validity import validity
+    from tsam_cli.flow.warp import sample
+
+    rng = np.random.default_rng(8)
+    for trial in range(12):
+        shape = (int(rng.integers(30, 120)), int(rng.integers(30, 200)))
+        pan = np.array([rng.normal(0, 4), rng.normal(0, 4)], np.float32)
+        raw_ab = (pan + rng.standard_normal((*shape, 2)) * (0.2 + trial % 3)).astype(np.float32)
+        raw_ba = (-pan + rng.standard_normal((*shape, 2)) * (0.2 + trial % 3)).astype(np.float32)
+        model = np.broadcast_to(pan, (*shape, 2)).astype(np.float32)
+        grown_a, grown_b = grow(_blobs(rng, shape, n=2), 6), grow(_blobs(rng, shape, n=2), 6)
+        target = grown_b.astype(np.float32)
+        want = grown_a | (sample(target, raw_ab) > 0) | (~validity(raw_ab, raw_ba) & (sample(target, model) > 0))
+        assert np.array_equal(untrusted(grown_a, raw_ab, grown_b, raw_ba, model), want)

@@ -361,5 +361,10 @@ def untrusted(grown_a: np.ndarray, raw_ab: np.ndarray, grown_b: np.ndarray, raw_
     target = grown_b.astype(np.float32)
     out = grown_a | (sample(target, raw_ab) > 0)
     if model_ab is not None and raw_ba is not None:
-        out |= ~validity(raw_ab, raw_ba, delta) & (sample(target, model_ab) > 0)
+        into = sample(target, model_ab) > 0  # the model sends these into b's hole; Eq. 2 only there
+        box = bounding_box(into)
+        if box is not None:
+            y0, y1, x0, x1 = box
+            valid = validity(raw_ab[y0:y1, x0:x1], raw_ba, delta, at=(y0, x0))
+            out[y0:y1, x0:x1] |= ~valid & into[y0:y1, x0:x1]
     return out

@@ -13,7 +13,8 @@ from tsam_cli.flow.warp import bounding_box, in_bounds, magnitude, sample
 from tsam_cli.options import DEFAULT_DELTA  # paper Eq. 2's delta, defined and explained there
 
 
-def validity(flow_ab: np.ndarray, flow_ba: np.ndarray, delta: float = DEFAULT_DELTA) -> np.ndarray:
+def validity(flow_ab: np.ndarray, flow_ba: np.ndarray, delta: float = DEFAULT_DELTA,
+             at: tuple[int, int] | None = None) -> np.ndarray:
     """Forward-backward cycle consistency, paper Eq. 2.
 
     A pixel ``A`` of image a is valid when its flow lands inside image b and coming back
@@ -22,12 +23,14 @@ def validity(flow_ab: np.ndarray, flow_ba: np.ndarray, delta: float = DEFAULT_DE
     Args:
         flow_ab: ``(H, W, 2)`` flow a -> b on a's grid.
         flow_ba: ``(H, W, 2)`` flow b -> a on b's grid.
+        at: ``flow_ab`` is the crop ``(h, w, 2)`` of a's grid whose top-left pixel is ``at = (y0,
+            x0)``: the result is that crop, each pixel as the whole frame gives it.
     Returns:
-        ``(H, W) bool`` on a's grid, True = valid correspondence.
+        ``(H, W) bool`` on a's grid (or the crop), True = valid correspondence.
     """
-    back = sample(flow_ba, flow_ab)
+    back = sample(flow_ba, flow_ab, at=at)
     err = magnitude(flow_ab + back)
-    return (err < delta) & in_bounds(flow_ab)
+    return (err < delta) & in_bounds(flow_ab, at, flow_ba.shape[:2])
 
 
 #: A completed vector that lands on a known pixel whose measured flow is farther than this (px)
