@@ -97,7 +97,7 @@ def _reduce_mask(mask: np.ndarray, proc: tuple[int, int]) -> np.ndarray:
     (H, W), (w, h) = mask.shape, proc
     if H % h == 0 and W % w == 0:  # whole blocks (1080p -> 540p, 4K): any pixel of each block, exactly
         fy, fx = H // h, W // w  # what INTER_AREA's block mean > 0 says, without a float copy of the frame
-        out = mask[::fy, ::fx].copy()
+        out = np.zeros((h, w), bool)
         for dy in range(fy):
             for dx in range(fx):
                 out |= mask[dy::fy, dx::fx]

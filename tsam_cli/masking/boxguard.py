@@ -19,6 +19,8 @@ from importlib import resources
 
 import numpy as np
 
+from tsam_cli.flow.warp import bounding_box
+
 #: the box is grown by this fraction of its width / height on each side, at least GROW_MIN px:
 #: the box alone misses legs that swing out and an object that turns or grows faster than the
 #: box's scale follows. Removal composites, 40 frames (docs/benchmarks.md, "Bystanders kept out
@@ -46,8 +48,6 @@ def _model_files() -> tuple[str, str] | None:
 def box_xywh(mask: np.ndarray) -> tuple[int, int, int, int]:
     """``(x, y, w, h)`` (what OpenCV's trackers take) of a non-empty ``(h, w) bool`` mask:
     :func:`tsam_cli.flow.warp.bounding_box` in that order."""
-    from tsam_cli.flow.warp import bounding_box
-
     y0, y1, x0, x1 = bounding_box(mask)
     return x0, y0, x1 - x0, y1 - y0
 
