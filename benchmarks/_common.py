@@ -95,6 +95,13 @@ sys.meta_path[:] = [f for f in sys.meta_path if "__editable__" not in getattr(f,
 new = os.path.isfile(os.path.join("tsam_cli", "core", "pipeline.py"))
 pipe = importlib.import_module("tsam_cli.core.pipeline" if new else "tsam_cli.pipeline")
 InpaintOptions, inpaint = pipe.InpaintOptions, pipe.inpaint
+# a module constant tried in place of the shipped one (read where it is used, at call time)
+for name, value in json.loads(sys.argv[4] if len(sys.argv) > 4 else "{}").items():
+    module, attr = name.split(":")
+    mod = importlib.import_module(module)
+    if not hasattr(mod, attr):
+        raise SystemExit(f"{module} has no constant {attr}")
+    setattr(mod, attr, type(getattr(mod, attr))(value))
 opts = InpaintOptions(**json.loads(sys.argv[3]))
 rep = inpaint(sys.argv[1], sys.argv[2], opts)
 # VmHWM: peak RSS of this process image. (ru_maxrss is not used: Linux carries the parent's
@@ -104,16 +111,28 @@ print(json.dumps({"frames": rep.n_frames, "seconds": rep.seconds, "timings": rep
 """
 
 
-def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, prefix: tuple[str, ...] = (), **opts) -> dict:
+def run_inpaint(video: Path, mask: Path, out: Path, root: Path = ROOT, prefix: tuple[str, ...] = (),
+                constants: dict[str, float] | None = None, **opts) -> dict:
     """Run one ``inpaint`` in a fresh interpreter (so peak RSS is this run's alone), with the
     ``tsam_cli`` of the source tree ``root`` (another checkout for a baseline); ``prefix``: a
-    command the interpreter runs under (``("taskset", "-c", "0")``)."""
+    command the interpreter runs under (``("taskset", "-c", "0")``); ``constants``:
+    ``{"module:NAME": value}`` set in that interpreter before the run (:func:`parse_constant`)."""
     opts = {"mask": str(mask), "overwrite": True, "quiet": True, **opts}
-    r = subprocess.run([*prefix, sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts)],
-                       capture_output=True, text=True, cwd=root)
+    r = subprocess.run([*prefix, sys.executable, "-c", RUNNER, str(video), str(out), json.dumps(opts),
+                        json.dumps(constants or {})], capture_output=True, text=True, cwd=root)
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def parse_constant(spec: str) -> tuple[str, float]:
+    """``"tsam_cli.flow.pair:FLOW_MARGIN=3"`` -> ``("tsam_cli.flow.pair:FLOW_MARGIN", 3.0)``: a
+    module constant to try (set in the module that *reads* it: a name imported elsewhere with
+    ``from ... import`` or bound as a default argument keeps the shipped value there)."""
+    name, sep, value = spec.partition("=")
+    if not sep or ":" not in name:
+        raise SystemExit(f"--try {spec!r}: expected module:NAME=value, e.g. tsam_cli.flow.pair:FLOW_MARGIN=3")
+    return name, float(value)
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:

@@ -15,9 +15,13 @@ the hole (warped along the clean clip's true motion) over the clean clip's own t
 above 4 px/frame); frame-weighted means over every frame of every clip of the set.
 
     python benchmarks/fast_removal.py [--set dev|held-out] [--frames 60] [--methods default,telea,baseline]
-                                      [--baseline REV]
+                                      [--baseline REV] [--try module:NAME=value ...] [--dilate 0]
 
 ``baseline`` (with ``--baseline REV``): the defaults of that git revision, in the same run.
+``--try tsam_cli.flow.pair:FLOW_MARGIN=3`` (repeatable): the defaults with that module constant
+set to the value, one more method each (several constants in one run: join them with ``+``).
+``--dilate N``: every method with ``--dilate N`` (the benchmark's masks are exact: 0; inpaint's
+default is 4).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import baseline_tree, clip_sets, loop_index
+from _common import baseline_tree, clip_sets, loop_index, parse_constant
 from fill_quality import (
     clip_source,
     fast_frames,
@@ -97,11 +101,18 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--methods", default="default,telea", help="default, telea, baseline (with --baseline)")
     ap.add_argument("--baseline", default=None, metavar="REV", help="also run the defaults of this git revision")
+    ap.add_argument("--try", dest="tries", action="append", default=[], metavar="module:NAME=value[+...]",
+                    help="also run the defaults with these module constants changed")
+    ap.add_argument("--dilate", type=int, default=0, help="--dilate of every method (default 0: exact masks)")
     args = ap.parse_args()
     names = args.methods.split(",") + (["baseline"] if args.baseline and "baseline" not in args.methods else [])
+    tries = {spec: dict(parse_constant(one) for one in spec.split("+")) for spec in args.tries}
     runs = {}
     with baseline_tree(args.baseline) as tree, tempfile.TemporaryDirectory() as tmp:
         methods = method_table(names, args.baseline, tree)
+        methods.update({spec: ({"constants": c}, None) for spec, c in tries.items()})
+        for label, (opts, root) in methods.items():
+            methods[label] = ({**opts, "dilate": args.dilate}, root)
         for clip in clip_sets()[args.set]:
             src = clip_source(clip)
             if src is None:
@@ -110,7 +121,7 @@ def main() -> None:
             for obj in OBJECTS:
                 runs[(clip, obj)] = score(bg, obj, methods, Path(tmp) / clip / obj)
                 print(f"  {clip} {obj} done", flush=True)
-    print(f"\n{args.set} set, {args.frames} frames, exact masks, --dilate 0\n")
+    print(f"\n{args.set} set, {args.frames} frames, exact masks, --dilate {args.dilate}\n")
     report(runs, list(methods))
 
 

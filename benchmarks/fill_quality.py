@@ -296,8 +296,9 @@ def run_method(opts: dict, root: Path | None, video: Path, mask: Path, out: Path
     from tsam_cli.media import iter_frames, probe
 
     extra = {"root": root} if root is not None else {}
-    # only options every revision since 3e87966 knows (old InpaintOptions reject unknown fields)
-    rep = run_inpaint(video, mask, out, dilate=0, lossless=True, fps=FPS, **opts, **extra)
+    # only options every revision since 3e87966 knows (old InpaintOptions reject unknown fields);
+    # ``opts`` may also carry run_inpaint's ``constants`` and another ``dilate``
+    rep = run_inpaint(video, mask, out, **{"dilate": 0, "lossless": True, "fps": FPS, **opts}, **extra)
     return np.stack([f.rgb for f in iter_frames(probe(out))]), float(rep["seconds"])
 
 
