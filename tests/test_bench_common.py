@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from _common import parse_constant, run_inpaint
+# benchmarks/ is on the path only for this import: its script names must not shadow other imports
+BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+sys.path.insert(0, BENCHMARKS)
+try:
+    from _common import parse_constant, run_inpaint
+finally:
+    sys.path.remove(BENCHMARKS)
 
 
 def test_parse_constant_reads_module_name_and_value():
