@@ -101,7 +101,10 @@ for name, value in json.loads(sys.argv[4] if len(sys.argv) > 4 else "{}").items(
     mod = importlib.import_module(module)
     if not hasattr(mod, attr):
         raise SystemExit(f"{module} has no constant {attr}")
-    setattr(mod, attr, type(getattr(mod, attr))(value))
+    kind = type(getattr(mod, attr))
+    if kind(value) != value:  # an int constant given 3.5 would silently run as 3
+        raise SystemExit(f"{module}.{attr} is {kind.__name__}: {value} is not one")
+    setattr(mod, attr, kind(value))
 opts = InpaintOptions(**json.loads(sys.argv[3]))
 rep = inpaint(sys.argv[1], sys.argv[2], opts)
 # VmHWM: peak RSS of this process image. (ru_maxrss is not used: Linux carries the parent's

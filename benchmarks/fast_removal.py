@@ -111,8 +111,7 @@ def main() -> None:
     with baseline_tree(args.baseline) as tree, tempfile.TemporaryDirectory() as tmp:
         methods = method_table(names, args.baseline, tree)
         methods.update({spec: ({"constants": c}, None) for spec, c in tries.items()})
-        for label, (opts, root) in methods.items():
-            methods[label] = ({**opts, "dilate": args.dilate}, root)
+        methods = {label: ({**opts, "dilate": args.dilate}, root) for label, (opts, root) in methods.items()}
         for clip in clip_sets()[args.set]:
             src = clip_source(clip)
             if src is None:

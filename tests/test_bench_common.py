@@ -32,3 +32,9 @@ def test_runner_refuses_a_constant_the_module_lacks(tmp_path):
     with pytest.raises(RuntimeError, match="tsam_cli.flow.pair has no constant NO_SUCH_NAME"):
         run_inpaint(tmp_path / "in.mp4", tmp_path / "mask", tmp_path / "out.mkv",
                     constants={"tsam_cli.flow.pair:NO_SUCH_NAME": 1.0})
+
+
+def test_runner_refuses_a_value_an_int_constant_cannot_hold(tmp_path):
+    with pytest.raises(RuntimeError, match="FLOW_MARGIN is int: 3.5 is not one"):
+        run_inpaint(tmp_path / "in.mp4", tmp_path / "mask", tmp_path / "out.mkv",
+                    constants={"tsam_cli.flow.pair:FLOW_MARGIN": 3.5})
